@@ -1,0 +1,111 @@
+"""The ``snr`` job as library calls: clip → latents → bands → per-band SNR, and the summary over clips."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+
+from .bands import DEFAULT_EDGES, BandSet, make_bands, rapsd
+from .schedule import Schedule
+from .snr import BandSNR, band_snr, crossing_timesteps
+from .video import read_video
+
+__all__ = ["ClipResult", "Summary", "analyze_latent", "analyze_video", "summarize"]
+
+
+@dataclass
+class ClipResult:
+    """Per-band SNR of one clip (or one latent) under one schedule."""
+
+    video: dict  # VideoInfo.to_dict(), or {"path": None} for a bare latent
+    encoder: dict  # EncoderInfo.to_dict()
+    latent_shape: tuple[int, ...]  # (b, c, t, h, w)
+    bands: BandSet
+    snr: BandSNR
+    rapsd: tuple[torch.Tensor, torch.Tensor]  # (radius, power)
+
+
+@dataclass
+class Summary:
+    """Mean and spread over clips, per band (dB curves averaged in dB)."""
+
+    clips: list[ClipResult]
+    schedule: Schedule
+    power: torch.Tensor  # (n_bands,) mean over clips
+    energy_fraction: torch.Tensor  # (n_bands,)
+    snr_db: torch.Tensor  # (n_bands, N) mean over clips
+    snr_db_std: torch.Tensor  # (n_bands, N) spread over clips (0 for one clip)
+    crossing: list[int | None] = field(default_factory=list)
+
+    @property
+    def bands(self) -> BandSet:
+        return self.clips[0].bands
+
+
+def analyze_latent(
+    z0: torch.Tensor,
+    schedule: Schedule,
+    *,
+    edges: tuple[float, ...] = DEFAULT_EDGES,
+    decomposition: str = "spatiotemporal",
+    time_scale: float = 1.0,
+    seeds: int = 0,
+    generator: torch.Generator | None = None,
+    video: dict | None = None,
+    encoder: dict | None = None,
+    progress=None,
+) -> ClipResult:
+    """Per-band SNR of a latent ``z0`` of shape ``(b, c, t, h, w)`` at every timestep of ``schedule``."""
+    if z0.ndim != 5:
+        raise ValueError(f"z0 must be (b, c, t, h, w), got shape {tuple(z0.shape)}")
+    bands = make_bands(tuple(z0.shape[-3:]), edges, decomposition=decomposition, time_scale=time_scale,
+                       device=z0.device)
+    empty = [b.name for b in bands.bands if b.n_bins == 0]
+    if empty:
+        warnings.warn(f"band(s) {', '.join(empty)} hold no frequency bin of the {'×'.join(map(str, bands.shape))} "
+                      "latent grid and are reported as empty; use coarser --bands or more frames/pixels", stacklevel=2)
+    res = band_snr(z0, bands, schedule, seeds=seeds, generator=generator, progress=progress)
+    return ClipResult(video or {"path": None}, encoder or {}, tuple(z0.shape), bands, res,
+                      rapsd(z0, decomposition=decomposition, time_scale=time_scale))
+
+
+def analyze_video(
+    path,
+    encoder,
+    schedule: Schedule,
+    *,
+    frames: int = 16,
+    stride: int = 1,
+    fps: float | None = None,
+    start: float = 0.0,
+    size: int | None = None,
+    generator: torch.Generator | None = None,
+    progress=None,
+    **kwargs,
+) -> ClipResult:
+    """Read a clip, encode it with ``encoder`` (see :mod:`freqscope.encode`) and analyse its latent."""
+    x, info = read_video(path, frames=frames, stride=stride, fps=fps, start=start, size=size)
+    z0 = encoder(x, progress=progress, generator=generator)
+    if z0.shape[2] < 2:
+        raise ValueError(f"{path}: the latent has {z0.shape[2]} frame(s); spatio-temporal bands need 2 or more "
+                         "(ask for more --frames)")
+    return analyze_latent(z0.float(), schedule, video=info.to_dict(), encoder=encoder.info.to_dict(),
+                          generator=generator, progress=progress, **kwargs)
+
+
+def summarize(clips: list[ClipResult], schedule: Schedule) -> Summary:
+    """Mean and spread over clips. Clips may differ in size: bands are in normalised frequency."""
+    if not clips:
+        raise ValueError("no clip to summarize")
+    names = [c.bands.names for c in clips]
+    if any(n != names[0] for n in names):
+        raise ValueError("clips gave different band sets (a grid too small for an edge?); use the same --bands")
+    power = torch.stack([c.snr.power for c in clips])  # (n_clips, n_bands)
+    ef = torch.stack([c.snr.energy_fraction for c in clips])
+    db = torch.stack([c.snr.snr_db for c in clips])  # (n_clips, n_bands, N)
+    mean_db = db.mean(dim=0)
+    std_db = db.std(dim=0) if len(clips) > 1 else torch.zeros_like(mean_db)
+    return Summary(clips, schedule, power.mean(dim=0), ef.mean(dim=0), mean_db, std_db,
+                   crossing_timesteps(mean_db))

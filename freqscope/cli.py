@@ -1,0 +1,206 @@
+"""Command line: ``freqscope snr`` and ``freqscope freeinit``. Thin: parse, call the library, write files.
+
+Options left unset are not passed on, so every default lives once, in the library function.
+Errors in the input end with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import warnings
+
+import click
+import torch
+
+from . import __version__
+from .bands import DECOMPOSITIONS, DEFAULT_EDGES, parse_edges
+from .encode import ENCODERS
+from .schedule import DEFAULT_PRESET, PRESETS
+from .video import DEFAULT_MAX_SHORT_SIDE
+
+__all__ = ["main"]
+
+
+class UserError(click.ClickException):
+    """One line on stderr, exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"freqscope: error: {self.format_message()}", err=True)
+
+
+def _given(**kw) -> dict:
+    """The options the user set (click gives None for the rest)."""
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+def _progress(quiet: bool):
+    from tqdm.auto import tqdm
+
+    # disable=None: bars on a terminal, none in logs and pipes; --quiet: none at all.
+    return functools.partial(tqdm, disable=True if quiet else None, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+def _run(fn, quiet: bool):
+    """Run ``fn`` turning input errors into one line + exit 2 and warnings into one line each."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not quiet:
+            click.echo(f"freqscope: warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        try:
+            return fn()
+        except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+            raise UserError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+        except OSError as e:
+            raise UserError(f"{e.strerror or e}: {e.filename}" if e.filename else str(e)) from None
+
+
+def _device(device: str | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        d = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device!r}: not a device; use cpu, cuda or cuda:N") from None
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    return d
+
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class _Group(click.Group):
+    """Usage errors as one line too (click prints usage and a hint by default)."""
+
+    def main(self, args=None, prog_name=None, **kw):
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "freqscope", standalone_mode=False, **kw)
+        except click.UsageError as e:
+            hint = f" (see freqscope {e.ctx.command.name if e.ctx and e.ctx.parent else ''} --help)".replace("  ", " ")
+            click.echo(f"freqscope: error: {e.format_message()}{hint}", err=True)
+            sys.exit(2)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("freqscope: aborted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="freqscope")
+def main() -> None:
+    """Frequency analysis and SNR diagnostics for video diffusion models."""
+
+
+def video_options(f):
+    opts = [
+        click.option("--video", "videos", multiple=True, required=True, metavar="PATH",
+                     help="Video file or folder of videos; repeat for several clips."),
+        click.option("--frames", type=click.IntRange(min=1), help="Frames to read.  [default: 16]"),
+        click.option("--stride", type=click.IntRange(min=1), help="Take every K-th frame.  [default: 1]"),
+        click.option("--fps", type=float, help="Resample to F frames/s by timestamp (instead of --stride)."),
+        click.option("--start", type=float, help="Start time in seconds.  [default: 0]"),
+        click.option("--size", type=click.IntRange(min=1),
+                     help=f"Resize so the short side is S (antialiased), then centre-crop to a multiple of 8. "
+                          f"[default: the clip's size, short side capped at {DEFAULT_MAX_SHORT_SIDE}]"),
+        click.option("--encoder", type=click.Choice(ENCODERS), help="pixel, vae, or auto (vae if --vae is given)."),
+        click.option("--vae", metavar="PATH_OR_ID", help="diffusers autoencoder: local folder or hub id."),
+        click.option("--vae-subfolder", metavar="NAME", help="Subfolder of --vae holding the VAE (e.g. vae)."),
+        click.option("--downsample", type=click.IntRange(min=1), help="pixel encoder: area-downsample by K."),
+        click.option("--sample-posterior", is_flag=True, default=None, help="Sample the VAE posterior (default: mean)."),
+        click.option("--dtype", type=click.Choice(list(DTYPES)), help="VAE dtype.  [default: float16 on CUDA]"),
+        click.option("--device", help="cpu, cuda or cuda:N.  [default: cuda if available]"),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random draw."),
+        click.option("--quiet", "-q", is_flag=True, help="Print only errors."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _load(videos, encoder, vae, vae_subfolder, downsample, sample_posterior, dtype, device):
+    from .encode import load_encoder
+    from .video import list_videos
+
+    paths = list_videos(list(videos))
+    dev = _device(device)
+    enc = load_encoder(**_given(encoder=encoder, vae=vae, vae_subfolder=vae_subfolder, downsample=downsample,
+                                sample_posterior=sample_posterior, dtype=DTYPES.get(dtype)), device=dev)
+    return paths, enc, dev
+
+
+def _outputs(**paths) -> None:
+    from .report import check_writable
+
+    for what, p in paths.items():
+        if p is not None:
+            check_writable(p, what.replace("_", " "))
+
+
+@main.command()
+@video_options
+@click.option("--schedule", "schedule_name", type=click.Choice(list(PRESETS)),
+              help=f"Preset noise schedule.  [default: {DEFAULT_PRESET}]")
+@click.option("--scheduler-config", metavar="FILE_OR_FOLDER", help="A diffusers scheduler config (overrides --schedule).")
+@click.option("--zero-terminal-snr", is_flag=True, default=None, help="Rescale betas to zero terminal SNR.")
+@click.option("--shift", type=float, help="Flow matching: timestep shift.  [default: 1, or the config's]")
+@click.option("--bands", "bands_text", metavar="E1,E2,...",
+              help=f"Band edges in normalised frequency (Nyquist = 1).  [default: {','.join(map(str, DEFAULT_EDGES))}]")
+@click.option("--decomposition", type=click.Choice(DECOMPOSITIONS), help="Distance over (t,h,w), (h,w) or t.")
+@click.option("--time-scale", type=float, help="Weight of temporal frequency, d_s/d_t.  [default: 1]")
+@click.option("--seeds", type=click.IntRange(min=0), help="Also measure SNR with K real noise draws.  [default: 0]")
+@click.option("--json", "json_path", metavar="PATH", help="Write the full report as JSON.")
+@click.option("--csv", "csv_path", metavar="PATH", help="Write SNR per band and timestep as CSV.")
+@click.option("--plot", "plot_path", metavar="PATH", help="Write the SNR-vs-timestep figure (.png/.pdf/.svg).")
+def snr(videos, frames, stride, fps, start, size, encoder, vae, vae_subfolder, downsample, sample_posterior,
+        dtype, device, seed, quiet, schedule_name, scheduler_config, zero_terminal_snr, shift, bands_text,
+        decomposition, time_scale, seeds, json_path, csv_path, plot_path):
+    """Per-band SNR of real clips over every training timestep.
+
+    \b
+    Examples:
+      freqscope snr --video clip.mp4
+      freqscope snr --video clips/ --schedule animatediff --json snr.json --plot snr.png
+      freqscope snr --video clip.mp4 --vae ./sd-vae --device cuda --seeds 8
+    """
+    from .analysis import analyze_video, summarize
+    from .report import format_table, plot_snr, write_csv, write_json
+    from .schedule import get_schedule
+
+    def job():
+        if fps is not None and stride is not None:
+            raise ValueError("give --fps or --stride, not both")
+        _outputs(json=json_path, csv=csv_path, plot=plot_path)
+        edges = parse_edges(bands_text) if bands_text is not None else None
+        sched = get_schedule(scheduler_config or schedule_name or DEFAULT_PRESET,
+                             **_given(zero_terminal_snr=zero_terminal_snr, shift=shift))
+        paths, enc, dev = _load(videos, encoder, vae, vae_subfolder, downsample, sample_posterior, dtype, device)
+        progress = _progress(quiet)
+        gen = torch.Generator(dev).manual_seed(seed)
+        clips = [analyze_video(p, enc, sched, generator=gen, progress=progress,
+                               **_given(frames=frames, stride=stride, fps=fps, start=start, size=size, edges=edges,
+                                        decomposition=decomposition, time_scale=time_scale, seeds=seeds))
+                 for p in (progress(paths, desc="clips", unit="clip") if len(paths) > 1 else paths)]
+        summary = summarize(clips, sched)
+        if not quiet:
+            click.echo(format_table(summary))
+        for path, write in ((json_path, write_json), (csv_path, write_csv), (plot_path, plot_snr)):
+            if path is not None:
+                write(summary, path)
+                if not quiet:
+                    click.echo(f"wrote {path}", err=True)
+
+    _run(job, quiet)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

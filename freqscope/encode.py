@@ -1,0 +1,250 @@
+"""Encoders: frames ``(b, 3, t, H, W)`` in [-1, 1] → latents ``z0`` of shape ``(b, c, t', h, w)``.
+
+``pixel`` is weight-free (pixel-space diffusion). ``vae`` is any diffusers autoencoder loaded
+with ``from_pretrained``: image autoencoders (AutoencoderKL, AutoencoderTiny, …) encode the
+frames in batches; video autoencoders (AutoencoderKLCogVideoX, AutoencoderKLWan, …) encode the
+clip with their temporal compression. Latents are scaled as the model's pipelines do:
+``z0 = (μ − shift)·scale`` or, where the config has per-channel statistics,
+``z0 = (μ − latents_mean)·scale / latents_std``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["EncoderInfo", "PixelEncoder", "VAEEncoder", "load_encoder", "ENCODERS", "IMAGE_AUTOENCODERS"]
+
+ENCODERS = ("auto", "pixel", "vae")
+#: diffusers classes that encode single images (frames are batched through them).
+IMAGE_AUTOENCODERS = {"AutoencoderKL", "AutoencoderTiny", "AsymmetricAutoencoderKL", "AutoencoderDC",
+                      "ConsistencyDecoderVAE", "AutoencoderKLFlux2", "AutoencoderKLQwenImage"}
+
+
+@dataclass
+class EncoderInfo:
+    """How latents were made (recorded in every report)."""
+
+    name: str  # "pixel" or "vae"
+    source: str | None = None  # hub id or folder of the VAE
+    class_name: str | None = None
+    kind: str = "pixel"  # "pixel", "image" or "video"
+    scaling: dict = field(default_factory=dict)  # scaling_factor, shift_factor, latents_mean/std as applied
+    spatial_compression: int = 1
+    temporal_compression: int = 1
+    sample_posterior: bool = False
+    dtype: str = "float32"
+    device: str = "cpu"
+    frames_used: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_frames(frames: torch.Tensor) -> None:
+    if frames.ndim != 5 or frames.shape[1] != 3:
+        raise ValueError(f"frames must be (b, 3, t, H, W), got shape {tuple(frames.shape)}")
+
+
+def _check_finite(z: torch.Tensor, what: str) -> torch.Tensor:
+    if not torch.isfinite(z).all():
+        bad = int((~torch.isfinite(z)).sum())
+        raise ValueError(f"{what} produced {bad} NaN/Inf values; try --dtype float32 or check the model weights")
+    return z
+
+
+class PixelEncoder:
+    """Weight-free: the frames themselves, optionally area-downsampled by ``downsample`` in space."""
+
+    def __init__(self, *, downsample: int = 1):
+        if downsample < 1:
+            raise ValueError(f"downsample={downsample}: must be a whole number >= 1")
+        self.downsample = downsample
+        self.info = EncoderInfo("pixel", kind="pixel", spatial_compression=downsample,
+                                scaling={"scaling_factor": 1.0})
+
+    def __call__(self, frames: torch.Tensor, *, progress=None, generator=None) -> torch.Tensor:
+        _check_frames(frames)
+        k = self.downsample
+        if k > 1:
+            b, c, t, H, W = frames.shape
+            if H // k < 1 or W // k < 1:
+                raise ValueError(f"--downsample {k} is larger than the {H}×{W} frames; use a smaller factor")
+            frames = F.avg_pool3d(frames, kernel_size=(1, k, k), stride=(1, k, k))  # (b, 3, t, H/k, W/k)
+        self.info.frames_used = frames.shape[2]
+        return _check_finite(frames.float(), "the pixel encoder")
+
+
+def _temporal_ratio(config: dict) -> int:
+    for key in ("temporal_compression_ratio", "scale_factor_temporal"):
+        if config.get(key):
+            return int(config[key])
+    if "temperal_downsample" in config:  # Wan's spelling
+        return 2 ** sum(bool(x) for x in config["temperal_downsample"])
+    if "temporal_expansions" in config:  # Mochi
+        return math.prod(config["temporal_expansions"])
+    return 1
+
+
+def _spatial_ratio(config: dict, class_name: str) -> int:
+    for key in ("spatial_compression_ratio", "scale_factor_spatial"):
+        if config.get(key):
+            return int(config[key])
+    if class_name == "AutoencoderTiny":
+        return 2 ** (len(config.get("encoder_block_out_channels", (64,) * 4)) - 1)
+    if "block_out_channels" in config:
+        return 2 ** (len(config["block_out_channels"]) - 1)
+    return 8
+
+
+class VAEEncoder:
+    """A diffusers autoencoder loaded with ``from_pretrained`` (hub id or local folder)."""
+
+    def __init__(
+        self,
+        source: str | os.PathLike,
+        *,
+        subfolder: str | None = None,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None,
+        sample_posterior: bool = False,
+        batch_size: int = 8,
+    ):
+        import diffusers
+        from diffusers.utils import logging as dlogging
+
+        dlogging.set_verbosity_error()  # its load-time chatter (accelerate hints, ignored keys) is not ours to show
+        self.device = torch.device(device)
+        if dtype is None:
+            dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        src = str(source)
+        local = Path(src)
+        if local.exists() and not (local / (subfolder or "") / "config.json").is_file():
+            raise ValueError(f"no autoencoder config.json in {local / (subfolder or '')}; "
+                             "pass a folder saved with save_pretrained, or set --vae-subfolder (e.g. vae)")
+        if not local.exists() and (src.count("/") != 1 or src.startswith((".", "/"))):
+            raise FileNotFoundError(f"VAE {src!r} is neither a local folder nor a hub id (owner/name); check the path")
+        try:
+            config = diffusers.AutoencoderKL.load_config(src, subfolder=subfolder)
+        except Exception as e:  # noqa: BLE001 - diffusers raises many kinds (OSError, EnvironmentError, HTTP)
+            raise ValueError(f"cannot load the VAE config from {src!r}{f' (subfolder {subfolder})' if subfolder else ''}: "
+                             f"{str(e).splitlines()[0][:200]}") from None
+        cls_name = str(config.get("_class_name", ""))
+        cls = getattr(diffusers, cls_name, None)
+        if cls is None or not hasattr(cls, "encode"):
+            raise ValueError(f"{src!r} holds a {cls_name or 'model without _class_name'}, not a diffusers autoencoder")
+        force_upcast = bool(config.get("force_upcast", False)) and dtype == torch.float16
+        if force_upcast:
+            dtype = torch.float32  # as diffusers pipelines do: this VAE overflows in fp16
+        try:
+            model = cls.from_pretrained(src, subfolder=subfolder, torch_dtype=dtype)
+        except Exception as e:  # noqa: BLE001
+            raise ValueError(f"cannot load the {cls_name} weights from {src!r}: {str(e).splitlines()[0][:200]}") from None
+        self.model = model.to(self.device).eval()
+        self.dtype = dtype
+        self.config = dict(model.config)
+        self.kind = "image" if cls_name in IMAGE_AUTOENCODERS else "video"
+        self.sample_posterior = sample_posterior
+        self.batch_size = max(1, int(batch_size))
+        self.scale, self.shift, self.mean, self.std = self._scaling(self.config)
+        self.info = EncoderInfo(
+            "vae", source=src if not subfolder else f"{src} [{subfolder}]", class_name=cls_name, kind=self.kind,
+            scaling={"scaling_factor": self.scale, "shift_factor": self.shift,
+                     "latents_mean": self.mean, "latents_std": self.std},
+            spatial_compression=_spatial_ratio(self.config, cls_name),
+            temporal_compression=_temporal_ratio(self.config) if self.kind == "video" else 1,
+            sample_posterior=sample_posterior, dtype=str(dtype).replace("torch.", ""), device=str(self.device),
+        )
+
+    @staticmethod
+    def _scaling(config: dict):
+        scale = config.get("scaling_factor")
+        scale = 1.0 if scale is None else float(scale)
+        if config.get("invert_scale_latents"):
+            scale = 1.0 / scale  # CogVideoX 1.5 divides by its factor
+        shift = config.get("shift_factor")
+        shift = 0.0 if shift is None else float(shift)
+        mean, std = config.get("latents_mean"), config.get("latents_std")
+        if mean is None or std is None:
+            mean = std = None
+        else:
+            mean, std = [float(v) for v in mean], [float(v) for v in std]
+        return scale, shift, mean, std
+
+    def _latent(self, x: torch.Tensor, generator) -> torch.Tensor:
+        out = self.model.encode(x)
+        if hasattr(out, "latent_dist"):
+            dist = out.latent_dist
+            if self.sample_posterior:
+                return dist.sample(generator)
+            return dist.mean if hasattr(dist, "mean") else dist.mode()
+        if hasattr(out, "latents"):
+            return out.latents
+        return out[0]
+
+    def _normalise(self, mu: torch.Tensor) -> torch.Tensor:
+        """Apply the model's latent scaling; ``mu`` is ``(b, c, t, h, w)``."""
+        mu = mu.float()
+        if self.mean is not None:
+            m = torch.tensor(self.mean, device=mu.device).view(1, -1, 1, 1, 1)
+            s = torch.tensor(self.std, device=mu.device).view(1, -1, 1, 1, 1)
+            return (mu - m) * self.scale / s
+        return (mu - self.shift) * self.scale
+
+    @torch.no_grad()
+    def __call__(self, frames: torch.Tensor, *, progress=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        _check_frames(frames)
+        b, _, t, H, W = frames.shape
+        x = frames.to(self.device, self.dtype)
+        if self.kind == "image":
+            flat = x.permute(0, 2, 1, 3, 4).reshape(b * t, 3, H, W)  # (b·t, 3, H, W)
+            chunks = range(0, b * t, self.batch_size)
+            outs = [self._latent(flat[i : i + self.batch_size], generator)
+                    for i in (progress(chunks, desc="encode", unit="batch") if progress else chunks)]
+            mu = torch.cat(outs)  # (b·t, c, h, w)
+            mu = mu.reshape(b, t, *mu.shape[1:]).permute(0, 2, 1, 3, 4)  # (b, c, t, h, w)
+            self.info.frames_used = t
+        else:
+            r = self.info.temporal_compression
+            keep = 1 + (t - 1) // r * r if r > 1 else t  # causal video VAEs take 1 + k·r frames
+            if keep < t:
+                warnings.warn(f"{self.info.class_name} compresses time by {r}: using the first {keep} of {t} frames "
+                              f"(1 + k·{r}); ask for {keep} or {keep + r} frames to use them all", stacklevel=2)
+            x = x[:, :, :keep]
+            self.info.frames_used = keep
+            mu = self._latent(x, generator)  # (b, c, t', h, w)
+        return _check_finite(self._normalise(mu), f"the VAE {self.info.source}")
+
+
+def load_encoder(
+    encoder: str = "auto",
+    *,
+    vae: str | None = None,
+    vae_subfolder: str | None = None,
+    downsample: int = 1,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    sample_posterior: bool = False,
+    batch_size: int = 8,
+):
+    """``auto`` → ``vae`` when a VAE is given, else ``pixel``."""
+    if encoder not in ENCODERS:
+        raise ValueError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
+    if encoder == "auto":
+        encoder = "vae" if vae else "pixel"
+    if encoder == "pixel":
+        if vae:
+            raise ValueError("--vae was given with --encoder pixel; drop one of them")
+        return PixelEncoder(downsample=downsample)
+    if not vae:
+        raise ValueError("--encoder vae needs --vae PATH_OR_ID (a diffusers autoencoder folder or hub id)")
+    if downsample != 1:
+        raise ValueError("--downsample applies to the pixel encoder only; a VAE sets its own compression")
+    return VAEEncoder(vae, subfolder=vae_subfolder, device=device, dtype=dtype,
+                      sample_posterior=sample_posterior, batch_size=batch_size)

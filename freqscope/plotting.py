@@ -1,0 +1,44 @@
+"""One figure style for every plot freqscope draws: column width, colour-blind-safe colours, Agg backend."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures are files
+import matplotlib.pyplot as plt  # noqa: E402
+
+__all__ = ["STYLE", "OKABE_ITO", "band_colors", "new_figure", "save_figure"]
+
+STYLE = str(Path(__file__).with_name("freqscope.mplstyle"))
+#: Okabe & Ito (2008) colour-blind-safe palette.
+OKABE_ITO = ["#000000", "#0072B2", "#009E73", "#E69F00", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442"]
+
+
+def band_colors(n: int) -> list[str]:
+    """``n`` colour-blind-safe colours, lowest band darkest."""
+    return [OKABE_ITO[i % len(OKABE_ITO)] for i in range(n)]
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 3.5, height: float | None = None, **kw):
+    """A figure at column width (3.5 in) by default, in freqscope's style."""
+    plt.style.use(STYLE)
+    height = height or width * 0.72 * nrows / ncols
+    fig, ax = plt.subplots(nrows, ncols, figsize=(width, height), **kw)
+    return fig, ax
+
+
+def save_figure(fig, path: str | os.PathLike) -> None:
+    """Save atomically in the format of the suffix (``.png``, ``.pdf``, ``.svg``), then close."""
+    from .report import atomic_write
+
+    p = Path(path)
+    fmt = p.suffix.lstrip(".").lower() or "png"
+    if fmt not in ("png", "pdf", "svg"):
+        raise ValueError(f"plot {p}: unknown image format {p.suffix!r}; use .png, .pdf or .svg")
+    try:
+        atomic_write(p, lambda tmp: fig.savefig(tmp, format=fmt))
+    finally:
+        plt.close(fig)

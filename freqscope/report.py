@@ -1,0 +1,188 @@
+"""Reports of an SNR summary: a text table, JSON (schema below), CSV and a figure, written atomically.
+
+JSON schema ``freqscope.snr/1`` (non-finite numbers, e.g. −inf dB at a zero-SNR timestep, are ``null``)::
+
+    schema            "freqscope.snr/1"
+    video             path of the clip (a list of paths for several clips)
+    encoder           {name, source, class_name, kind, scaling, spatial_compression, ...}
+    latent_shape      [b, c, t, h, w] (a list of shapes for several clips)
+    schedule          {name, kind, num_train_timesteps, source, alphas_cumprod | sigmas}
+    timesteps         [0, 1, ..., N-1]
+    decomposition     "spatiotemporal" | "spatial" | "temporal";  time_scale: d_s/d_t
+    bands             [{name, lo, hi, n_bins, power, energy_fraction, crossing_timestep}]
+    snr_db            one row per band, one value per timestep (mean over clips)
+    snr_db_std        same shape: spread over clips (zeros for one clip)
+    crossing_timestep one per band: first t with SNR < 0 dB, or null
+    snr_db_sampled    only with seeds: {seeds, mean, std}: measured with real noise draws
+    rapsd             {radius, power} of z0 (first clip)
+    clips             per clip: {video, encoder, latent_shape, bands, snr_db, crossing_timestep}
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .analysis import Summary
+
+__all__ = ["SCHEMA", "TABLE_TIMESTEPS", "summary_to_dict", "format_table", "write_json", "write_csv",
+           "plot_snr", "atomic_write", "check_writable"]
+
+SCHEMA = "freqscope.snr/1"
+TABLE_TIMESTEPS = (0, 250, 500, 750, 999)
+
+
+def _clean(x):
+    """Tensors → lists, non-finite floats → None (JSON has no inf/NaN)."""
+    if isinstance(x, torch.Tensor):
+        x = x.tolist()
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def _bands(bs, power, ef, crossing) -> list[dict]:
+    return [{**b.to_dict(), "power": float(p), "energy_fraction": float(e), "crossing_timestep": c}
+            for b, p, e, c in zip(bs.bands, power.tolist(), ef.tolist(), crossing)]
+
+
+def summary_to_dict(s: Summary) -> dict:
+    one = len(s.clips) == 1
+    first = s.clips[0]
+    d = {
+        "schema": SCHEMA,
+        "video": first.video.get("path") if one else [c.video.get("path") for c in s.clips],
+        "encoder": first.encoder,
+        "latent_shape": list(first.latent_shape) if one else [list(c.latent_shape) for c in s.clips],
+        "schedule": s.schedule.to_dict(),
+        "timesteps": s.schedule.timesteps.tolist(),
+        "decomposition": first.bands.decomposition,
+        "time_scale": first.bands.time_scale,
+        "bands": _bands(first.bands, s.power, s.energy_fraction, s.crossing),
+        "snr_db": s.snr_db,
+        "snr_db_std": s.snr_db_std,
+        "crossing_timestep": s.crossing,
+        "rapsd": {"radius": first.rapsd[0], "power": first.rapsd[1]},
+        "clips": [{"video": c.video, "encoder": c.encoder, "latent_shape": list(c.latent_shape),
+                   "bands": _bands(c.bands, c.snr.power, c.snr.energy_fraction, c.snr.crossing),
+                   "snr_db": c.snr.snr_db, "crossing_timestep": c.snr.crossing} for c in s.clips],
+    }
+    if first.snr.sampled_db_mean is not None:
+        d["snr_db_sampled"] = {"mean": first.snr.sampled_db_mean, "std": first.snr.sampled_db_std}
+    return _clean(d)
+
+
+def _fmt_db(v: float, sd: float | None = None) -> str:
+    if not math.isfinite(v):
+        return "-inf" if v < 0 else ("inf" if v > 0 else "nan")
+    return f"{v:7.1f}" + (f"±{sd:.1f}" if sd is not None and math.isfinite(sd) and sd > 0 else "")
+
+
+def format_table(s: Summary, *, timesteps: tuple[int, ...] = TABLE_TIMESTEPS) -> str:
+    """Bands × a few timesteps (SNR in dB), energy share and the 0 dB crossing."""
+    N = s.schedule.num_train_timesteps
+    ts = [t for t in timesteps if t < N]
+    if N - 1 not in ts:
+        ts.append(N - 1)
+    multi = len(s.clips) > 1
+    sampled = s.clips[0].snr.sampled_db_mean if not multi else None
+    head = ["band", "energy"] + [f"t={t}" for t in ts] + ["0 dB at t"]
+    if sampled is not None:
+        head.insert(-1, f"t={N - 1} measured")
+    rows = []
+    for i, b in enumerate(s.bands.bands):
+        ef = s.energy_fraction[i].item()
+        row = [b.name, f"{100 * ef:.2f}%" if b.n_bins else "empty"]
+        row += [_fmt_db(s.snr_db[i, t].item(), s.snr_db_std[i, t].item() if multi else None) for t in ts]
+        if sampled is not None:
+            row.append(_fmt_db(sampled[i, N - 1].item(), s.clips[0].snr.sampled_db_std[i, N - 1].item()))
+        c = s.crossing[i]
+        row.append("never" if c is None else str(c))
+        rows.append(row)
+    widths = [max(len(r[j]) for r in [head] + rows) for j in range(len(head))]
+    line = lambda r: "  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    first = s.clips[0]
+    clips = f"{len(s.clips)} clips (mean ± spread)" if multi else first.video.get("path")
+    title = (f"per-band SNR (dB) of {clips} | encoder {first.encoder.get('name')} "
+             f"| latent {tuple(first.latent_shape)} | schedule {s.schedule.name} ({s.schedule.kind})")
+    return "\n".join([title, line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+
+
+def check_writable(path: str | os.PathLike, what: str) -> Path:
+    """Fail early, before any work, if ``path`` cannot be written."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise ValueError(f"{what} {p} is a folder; give a file name")
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {what} {p}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"cannot write {what} {p}: folder {parent} is not writable")
+    return p
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it into place."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=p.suffix, dir=p.parent if str(p.parent) else ".")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(s: Summary | dict, path: str | os.PathLike) -> None:
+    d = summary_to_dict(s) if isinstance(s, Summary) else _clean(s)
+    text = json.dumps(d, indent=1, allow_nan=False)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_csv(s: Summary, path: str | os.PathLike) -> None:
+    """Long format: one row per (band, timestep): band, lo, hi, t, snr_db, snr_db_std."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["band", "lo", "hi", "timestep", "snr_db", "snr_db_std"])
+    for i, b in enumerate(s.bands.bands):
+        for t, (v, sd) in enumerate(zip(s.snr_db[i].tolist(), s.snr_db_std[i].tolist())):
+            w.writerow([b.name, b.lo, b.hi, t, f"{v:.6g}", f"{sd:.6g}"])
+    atomic_write(path, lambda tmp: Path(tmp).write_text(buf.getvalue()))
+
+
+def plot_snr(s: Summary, path: str | os.PathLike, *, title: str | None = None) -> None:
+    """SNR (dB) vs timestep, one curve per band with its spread, the 0 dB line and each crossing."""
+    from .plotting import band_colors, new_figure, save_figure
+
+    fig, ax = new_figure()
+    t = s.schedule.timesteps.numpy()
+    colors = band_colors(len(s.bands))
+    for i, b in enumerate(s.bands.bands):
+        if b.n_bins == 0:
+            continue
+        y = s.snr_db[i].numpy()
+        ax.plot(t, y, color=colors[i], label=b.name)
+        sd = s.snr_db_std[i].numpy()
+        if len(s.clips) > 1:
+            ax.fill_between(t, y - sd, y + sd, color=colors[i], alpha=0.2, linewidth=0)
+        c = s.crossing[i]
+        if c is not None:
+            ax.plot([c], [y[c]], "o", color=colors[i], markersize=4)
+    ax.axhline(0.0, color="0.3", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("timestep t")
+    ax.set_ylabel("SNR (dB)")
+    ax.set_title(title or f"per-band SNR, {s.schedule.name} schedule")
+    ax.legend(title="band (|f|, Nyquist = 1)", fontsize="small")
+    save_figure(fig, path)

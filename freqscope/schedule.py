@@ -1,0 +1,181 @@
+"""Noise schedules over every training timestep, in float64: presets and diffusers scheduler configs.
+
+A :class:`Schedule` holds the forward process ``z_t = a_t·z0 + s_t·ε`` for ``t = 0 … N−1``:
+VP (DDPM-style) ``a_t = √ᾱ_t, s_t = √(1−ᾱ_t)``; flow matching ``a_t = 1−σ_t, s_t = σ_t``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+__all__ = [
+    "Schedule",
+    "PRESETS",
+    "DEFAULT_PRESET",
+    "get_schedule",
+    "vp_schedule",
+    "flow_schedule",
+    "schedule_from_config",
+    "rescale_zero_terminal_snr",
+]
+
+#: name → diffusers-style config (beta schedules as in Stable Diffusion, AnimateDiff, DDPM, iDDPM).
+PRESETS: dict[str, dict] = {
+    "sd": {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012},
+    "animatediff": {"beta_schedule": "linear", "beta_start": 0.00085, "beta_end": 0.012},
+    "linear": {"beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02},
+    "cosine": {"beta_schedule": "squaredcos_cap_v2"},
+    "flow": {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 1.0},
+}
+DEFAULT_PRESET = "sd"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Forward-process coefficients at every training timestep (float64, ``(N,)`` each)."""
+
+    name: str
+    kind: str  # "vp" or "flow"
+    a: torch.Tensor  # signal coefficient: √ᾱ_t (vp) or 1−σ_t (flow)
+    s: torch.Tensor  # noise coefficient: √(1−ᾱ_t) (vp) or σ_t (flow)
+    source: dict = field(default_factory=dict)  # preset or config it came from, with its parameters
+
+    @property
+    def num_train_timesteps(self) -> int:
+        return self.a.numel()
+
+    @property
+    def timesteps(self) -> torch.Tensor:
+        return torch.arange(self.num_train_timesteps)
+
+    @property
+    def alpha_bar(self) -> torch.Tensor:
+        """ᾱ_t for VP; for flow matching the signal power (1−σ_t)² with noise power σ_t²."""
+        return self.a**2
+
+    @property
+    def snr(self) -> torch.Tensor:
+        """Whole-signal SNR factor ``a_t² / s_t²`` (inf where ``s_t = 0``, 0 where ``a_t = 0``)."""
+        return self.a**2 / self.s**2
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "kind": self.kind, "num_train_timesteps": self.num_train_timesteps,
+             "source": self.source}
+        if self.kind == "vp":
+            d["alphas_cumprod"] = self.alpha_bar.tolist()
+        else:
+            d["sigmas"] = self.s.tolist()
+        return d
+
+
+def rescale_zero_terminal_snr(alpha_bar: torch.Tensor) -> torch.Tensor:
+    """Shift and scale √ᾱ so that ᾱ_{N−1} = 0 and ᾱ_0 is kept (Lin et al. 2024, Algorithm 1)."""
+    r = alpha_bar.sqrt()
+    r0, rT = r[0].clone(), r[-1].clone()
+    r = (r - rT) * r0 / (r0 - rT)
+    return r**2
+
+
+def _betas(config: dict, n: int) -> torch.Tensor:
+    """β_t in float64 for diffusers' ``beta_schedule`` names (same formulas as diffusers)."""
+    if config.get("trained_betas") is not None:
+        return torch.tensor(config["trained_betas"], dtype=torch.float64)
+    kind = config.get("beta_schedule", "linear")
+    b0, b1 = float(config.get("beta_start", 1e-4)), float(config.get("beta_end", 0.02))
+    if kind == "linear":
+        return torch.linspace(b0, b1, n, dtype=torch.float64)
+    if kind == "scaled_linear":
+        return torch.linspace(b0**0.5, b1**0.5, n, dtype=torch.float64) ** 2
+    if kind == "squaredcos_cap_v2":
+        f = lambda t: math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+        return torch.tensor([min(1 - f((i + 1) / n) / f(i / n), 0.999) for i in range(n)], dtype=torch.float64)
+    if kind == "sigmoid":
+        return torch.sigmoid(torch.linspace(-6, 6, n, dtype=torch.float64)) * (b1 - b0) + b0
+    raise ValueError(
+        f"beta_schedule {kind!r} is not supported; use linear, scaled_linear, squaredcos_cap_v2 or sigmoid"
+    )
+
+
+def vp_schedule(config: dict, *, name: str = "custom", zero_terminal_snr: bool | None = None) -> Schedule:
+    """VP schedule from a diffusers-style config (``beta_schedule``, ``beta_start``, ``beta_end``, …)."""
+    n = int(config.get("num_train_timesteps", 1000))
+    if n < 2:
+        raise ValueError(f"num_train_timesteps={n}: need at least 2")
+    betas = _betas(config, n)
+    alpha_bar = torch.cumprod(1.0 - betas, dim=0)
+    zt = bool(config.get("rescale_betas_zero_snr", False)) if zero_terminal_snr is None else zero_terminal_snr
+    if zt:
+        alpha_bar = rescale_zero_terminal_snr(alpha_bar)
+    src = {k: config[k] for k in ("beta_schedule", "beta_start", "beta_end", "num_train_timesteps")
+           if k in config}
+    src["zero_terminal_snr"] = zt
+    return Schedule(name, "vp", alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt(), src)
+
+
+def flow_schedule(*, num_train_timesteps: int = 1000, shift: float = 1.0, name: str = "flow") -> Schedule:
+    """Flow matching (rectified flow) training schedule: ``σ_t = shift·u / (1 + (shift−1)·u)``,
+    ``u = (t+1)/N``, as diffusers' ``FlowMatchEulerDiscreteScheduler`` (σ_{N−1} = 1)."""
+    if not (shift > 0 and math.isfinite(shift)):
+        raise ValueError(f"shift={shift}: must be a number > 0")
+    n = int(num_train_timesteps)
+    u = torch.arange(1, n + 1, dtype=torch.float64) / n
+    sigma = shift * u / (1 + (shift - 1) * u)
+    return Schedule(name, "flow", 1.0 - sigma, sigma,
+                    {"class": "FlowMatchEulerDiscreteScheduler", "shift": shift, "num_train_timesteps": n})
+
+
+def _is_flow(config: dict) -> bool:
+    return "FlowMatch" in str(config.get("_class_name", "")) or (
+        "shift" in config and "beta_schedule" not in config)
+
+
+def schedule_from_config(
+    path: str | os.PathLike, *, zero_terminal_snr: bool | None = None, shift: float | None = None
+) -> Schedule:
+    """Schedule from a diffusers scheduler config: a ``scheduler_config.json`` file, a folder holding
+    one, or a pipeline folder with a ``scheduler/`` subfolder."""
+    p = Path(path)
+    candidates = [p] if p.is_file() else [p / "scheduler_config.json", p / "scheduler" / "scheduler_config.json"]
+    file = next((c for c in candidates if c.is_file()), None)
+    if file is None:
+        raise FileNotFoundError(
+            f"no scheduler config at {p}; pass a scheduler_config.json, its folder or a pipeline folder")
+    try:
+        config = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{file} is not valid JSON ({e.msg if hasattr(e, 'msg') else e}); "
+                         "pass a diffusers scheduler_config.json") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{file} does not hold a JSON object; pass a diffusers scheduler_config.json")
+    name = str(config.get("_class_name", file.stem))
+    if _is_flow(config):
+        if config.get("use_dynamic_shifting") and shift is None:
+            raise ValueError(f"{file} uses resolution-dependent shifting; give the shift with --shift")
+        sched = flow_schedule(num_train_timesteps=config.get("num_train_timesteps", 1000),
+                              shift=float(shift if shift is not None else config.get("shift", 1.0)), name=name)
+    else:
+        sched = vp_schedule(config, name=name, zero_terminal_snr=zero_terminal_snr)
+    sched.source["config"] = str(file)
+    return sched
+
+
+def get_schedule(
+    name_or_path: str = DEFAULT_PRESET, *, zero_terminal_snr: bool = False, shift: float | None = None
+) -> Schedule:
+    """A preset (``sd``, ``animatediff``, ``linear``, ``cosine``, ``flow``) or a scheduler config path."""
+    if name_or_path in PRESETS:
+        cfg = PRESETS[name_or_path]
+        if _is_flow(cfg):
+            return flow_schedule(shift=shift if shift is not None else cfg["shift"], name=name_or_path)
+        if shift is not None:
+            raise ValueError(f"--shift applies to flow matching; preset {name_or_path!r} is a beta schedule")
+        return vp_schedule(cfg, name=name_or_path, zero_terminal_snr=zero_terminal_snr)
+    if os.sep in name_or_path or name_or_path.endswith(".json") or Path(name_or_path).exists():
+        return schedule_from_config(name_or_path, zero_terminal_snr=zero_terminal_snr or None, shift=shift)
+    raise ValueError(f"unknown schedule {name_or_path!r}; use one of {', '.join(PRESETS)} or a scheduler config path")

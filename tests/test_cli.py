@@ -1,0 +1,149 @@
+"""``freqscope snr`` run as a user runs it: a subprocess, real clips, exit codes, files."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import numbered_frames, run_cli, write_clip
+
+
+def _ok(r):
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_snr_table_json_csv_plot(bikes, tmp_path):
+    j, c, p = tmp_path / "o.json", tmp_path / "o.csv", tmp_path / "o.png"
+    r = _ok(run_cli("snr", "--video", bikes, "--frames", "8", "--size", "64", "--json", j, "--csv", c,
+                    "--plot", p, "--seeds", "2"))
+    assert "per-band SNR" in r.stdout and "t=999" in r.stdout and "0 dB at t" in r.stdout
+    d = json.loads(j.read_text())
+    assert d["schema"] == "freqscope.snr/1" and d["video"] == bikes
+    assert d["encoder"]["name"] == "pixel" and d["latent_shape"] == [1, 3, 8, 64, 144]
+    assert d["timesteps"] == list(range(1000)) and len(d["schedule"]["alphas_cumprod"]) == 1000
+    assert d["schedule"]["alphas_cumprod"][999] == pytest.approx(0.0046600985, rel=2e-5)
+    assert [b["name"] for b in d["bands"]] == ["DC", "(0, 0.125)", "[0.125, 0.25)", "[0.25, 0.5)", "[0.5, 1.732]"]
+    assert d["bands"][0]["lo"] == d["bands"][0]["hi"] == 0
+    assert sum(b["energy_fraction"] for b in d["bands"]) == pytest.approx(1.0)
+    assert len(d["snr_db"]) == 5 and all(len(row) == 1000 for row in d["snr_db"])
+    assert len(d["crossing_timestep"]) == 5 and len(d["snr_db_sampled"]["mean"]) == 5
+    rows = list(csv.DictReader(c.open()))
+    assert len(rows) == 5 * 1000 and float(rows[999]["snr_db"]) == pytest.approx(d["snr_db"][0][999], rel=1e-5)
+    assert p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_quiet_prints_nothing(bikes, tmp_path):
+    r = _ok(run_cli("snr", "--video", bikes, "--frames", "4", "--size", "32", "-q", "--json", tmp_path / "q.json"))
+    assert r.stdout == "" and r.stderr == ""
+
+
+def test_several_clips_and_a_folder(bikes, bunny, tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copy(bikes, folder / "a.mp4")
+    shutil.copy(bunny, folder / "b.mp4")
+    j = tmp_path / "m.json"
+    r = _ok(run_cli("snr", "--video", folder, "--video", bikes, "--frames", "4", "--size", "32", "--json", j))
+    d = json.loads(j.read_text())
+    assert len(d["clips"]) == 3 and len(d["video"]) == 3 and "3 clips" in r.stdout
+    per = np.array([c["snr_db"] for c in d["clips"]], dtype=float)
+    assert np.allclose(np.array(d["snr_db"], dtype=float), per.mean(0))
+    assert max(max(row) for row in d["snr_db_std"]) > 0
+
+
+def test_vae_schedules_and_flow(bikes, vaes, tmp_path):
+    j = tmp_path / "v.json"
+    _ok(run_cli("snr", "--video", bikes, "--frames", "4", "--size", "32", "--vae", vaes["kl"], "--json", j,
+                "--schedule", "animatediff"))
+    d = json.loads(j.read_text())
+    assert d["encoder"]["name"] == "vae" and d["encoder"]["class_name"] == "AutoencoderKL"
+    assert d["encoder"]["scaling"]["scaling_factor"] == 0.18215 and d["latent_shape"] == [1, 4, 4, 16, 36]
+    _ok(run_cli("snr", "--video", bikes, "--frames", "4", "--size", "32", "--schedule", "flow", "--shift", "3",
+                "--json", j))
+    d = json.loads(j.read_text())
+    assert d["schedule"]["kind"] == "flow" and d["schedule"]["sigmas"][-1] == 1.0
+    assert all(row[-1] is None for row in d["snr_db"])  # −inf dB at σ = 1 is written as null
+    _ok(run_cli("snr", "--video", bikes, "--frames", "4", "--size", "32", "--zero-terminal-snr", "--json", j,
+                "--decomposition", "spatial", "--bands", "0.2,0.6"))
+    d = json.loads(j.read_text())
+    assert d["decomposition"] == "spatial" and len(d["bands"]) == 4
+    assert d["schedule"]["alphas_cumprod"][-1] == pytest.approx(0, abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory, vaes):
+    d = tmp_path_factory.mktemp("bad")
+    good = write_clip(d / "good.mp4", numbered_frames(12))
+    (d / "text.mp4").write_text("not a video")
+    data = good.read_bytes()
+    (d / "trunc.mp4").write_bytes(data[: len(data) // 3])
+    write_clip(d / "one.mp4", numbered_frames(1))
+    write_clip(d / "tiny.mp4", numbered_frames(3, h=6, w=6))
+    (d / "novae").mkdir()
+    import av
+
+    with av.open(str(d / "audio.m4a"), "w") as c:
+        s = c.add_stream("aac", rate=8000)
+        f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        f.sample_rate = 8000
+        for p in [*s.encode(f), *s.encode()]:
+            c.mux(p)
+    import diffusers
+    import torch
+
+    m = diffusers.AutoencoderKL.from_pretrained(vaes["kl"])
+    with torch.no_grad():
+        m.quant_conv.weight.fill_(float("inf"))
+    m.save_pretrained(d / "nanvae")
+    return d
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--video", "{d}/missing.mp4"], "not found"),
+    (["--video", "{d}/text.mp4"], "not a readable video"),
+    (["--video", "{d}/trunc.mp4"], "truncated|not a readable|no decodable"),
+    (["--video", "{d}/audio.m4a"], "no video stream"),
+    (["--video", "{d}/good.mp4", "--start", "100"], "no decodable frame"),
+    (["--video", "{d}/one.mp4"], "only 1 frame"),
+    (["--video", "{d}/tiny.mp4"], "too small"),
+    (["--video", "{d}/good.mp4", "--frames", "1"], "at least 2"),
+    (["--video", "{d}/good.mp4", "--bands", "0.5,0.25"], "strictly increasing"),
+    (["--video", "{d}/good.mp4", "--bands", "-0.1,0.2"], "> 0"),
+    (["--video", "{d}/good.mp4", "--bands", "0.5,3"], "largest distance"),
+    (["--video", "{d}/good.mp4", "--bands", "x"], "comma-separated"),
+    (["--video", "{d}/good.mp4", "--encoder", "clip"], "'--encoder'"),
+    (["--video", "{d}/good.mp4", "--schedule", "karras"], "'--schedule'"),
+    (["--video", "{d}/good.mp4", "--vae", "{d}/novae"], "no autoencoder config.json"),
+    (["--video", "{d}/good.mp4", "--vae", "{d}/nanvae"], "NaN/Inf"),
+    (["--video", "{d}/good.mp4", "--scheduler-config", "{d}/novae"], "no scheduler config"),
+    (["--video", "{d}/good.mp4", "--device", "cuda:0"] if not __import__("torch").cuda.is_available() else
+     ["--video", "{d}/good.mp4", "--device", "tpu"], "--device"),
+    (["--video", "{d}/good.mp4", "--fps", "5", "--stride", "2"], "not both"),
+])
+def test_bad_input_one_line_exit_2_no_file(bad_inputs, args, msg, tmp_path):
+    out = tmp_path / "out.json"
+    r = run_cli("snr", *[a.format(d=bad_inputs) for a in args], "--json", out, "--plot", tmp_path / "o.png")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("freqscope: warning:")]
+    assert len(lines) == 1 and lines[0].startswith("freqscope: error:"), r.stderr
+    assert "Traceback" not in r.stderr
+    import re
+
+    assert re.search(msg, lines[0]), lines[0]
+    assert not out.exists() and not (tmp_path / "o.png").exists()
+    assert not list(tmp_path.iterdir())  # no temporary file left either
+
+
+def test_unwritable_output(bad_inputs, tmp_path):
+    r = run_cli("snr", "--video", bad_inputs / "good.mp4", "--json", tmp_path / "no" / "such" / "dir.json")
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    r = run_cli("snr", "--video", bad_inputs / "good.mp4", "--plot", tmp_path / "x.gif")
+    assert r.returncode == 2 and "unknown image format" in r.stderr and not (tmp_path / "x.gif").exists()
+
+
+def test_fewer_frames_warns_and_runs(bad_inputs):
+    r = _ok(run_cli("snr", "--video", bad_inputs / "good.mp4", "--frames", "30"))
+    assert "warning: " in r.stderr and "asked for 30 frames, the clip gives 12" in r.stderr
