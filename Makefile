@@ -29,6 +29,7 @@ test: $(STAMP)
 ## bench: timing ratios measured in one run (see benchmarks/README.md)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_snr.py
+	$(PY) benchmarks/bench_freeinit.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache

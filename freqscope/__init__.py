@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from .analysis import analyze_latent, analyze_video, summarize
 from .bands import band_power, bandpass, distance, fft3, freq_grid, make_bands, parse_edges, rapsd
 from .encode import PixelEncoder, VAEEncoder, load_encoder
+from .filters import freq_mix, lowpass_filter
 from .schedule import PRESETS, Schedule, flow_schedule, get_schedule, schedule_from_config, vp_schedule
 from .snr import band_snr, crossing_timesteps, energy_fraction, snr_closed_form, snr_sampled, to_db
 from .video import read_video
@@ -21,7 +22,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "PRESETS", "PixelEncoder", "Schedule", "VAEEncoder",
     "analyze_latent", "analyze_video", "band_power", "band_snr", "bandpass", "crossing_timesteps", "distance",
-    "energy_fraction", "fft3", "flow_schedule", "freq_grid", "get_schedule", "load_encoder", "make_bands",
+    "energy_fraction", "fft3", "freq_mix", "lowpass_filter", "flow_schedule", "freq_grid", "get_schedule", "load_encoder", "make_bands",
     "parse_edges", "rapsd", "read_video", "schedule_from_config", "snr_closed_form", "snr_sampled",
     "summarize", "to_db", "vp_schedule",
 ]

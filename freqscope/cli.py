@@ -16,6 +16,9 @@ import torch
 from . import __version__
 from .bands import DECOMPOSITIONS, DEFAULT_EDGES, parse_edges
 from .encode import ENCODERS
+from .filters import FILTER_METHODS
+from .freeinit import PRIORS as PRIOR_CHOICES
+from .freeinit import RENOISE
 from .schedule import DEFAULT_PRESET, PRESETS
 from .video import DEFAULT_MAX_SHORT_SIDE
 
@@ -198,6 +201,144 @@ def snr(videos, frames, stride, fps, start, size, encoder, vae, vae_subfolder, d
                 write(summary, path)
                 if not quiet:
                     click.echo(f"wrote {path}", err=True)
+
+    _run(job, quiet)
+
+
+@main.command()
+@video_options
+@click.option("--schedule", "schedule_name", type=click.Choice(list(PRESETS)),
+              help=f"Reference model: preset schedule (DDIM sampler; flow: flow-matching Euler).  [default: {DEFAULT_PRESET}]")
+@click.option("--scheduler-config", metavar="FILE_OR_FOLDER", help="Reference model: any diffusers scheduler config.")
+@click.option("--shift", type=float, help="Flow matching: timestep shift.")
+@click.option("--prior", "priors", multiple=True, type=click.Choice(PRIOR_CHOICES),
+              help="Initial-noise method; repeat to compare.  [default: freeinit]")
+@click.option("--num-iters", type=click.IntRange(min=1), help="Total sampling passes (1 = plain sampling).  [default: 3]")
+@click.option("--steps", type=click.IntRange(min=1), help="Inference steps per pass.  [default: 50]")
+@click.option("--method", type=click.Choice(FILTER_METHODS), help="Low-pass filter.  [default: butterworth]")
+@click.option("--d-s", type=float, help="Spatial stop frequency (Nyquist = 1).  [default: 0.25]")
+@click.option("--d-t", type=float, help="Temporal stop frequency.  [default: 0.25]")
+@click.option("--order", type=click.IntRange(min=1), help="Butterworth order.  [default: 4]")
+@click.option("--renoise", type=click.Choice(RENOISE), help="Re-diffusion noise: reuse (official) or fresh.  [default: reuse]")
+@click.option("--diffuse-timestep", type=click.IntRange(min=0), help="Re-diffusion timestep.  [default: last, or intermediate where SNR is 0]")
+@click.option("--fast-sampling", is_flag=True, default=None, help="Coarse-to-fine: fewer steps in early passes.")
+@click.option("--bands", "bands_text", metavar="E1,E2,...", help="Band edges (Nyquist = 1).")
+@click.option("--pipeline", metavar="PATH_OR_ID", help="Run on a diffusers video pipeline instead of the reference model.")
+@click.option("--prompt", help="Pipeline prompt.")
+@click.option("--negative-prompt", help="Pipeline negative prompt.")
+@click.option("--guidance-scale", type=float, help="Pipeline guidance scale (the pipeline's default if unset).")
+@click.option("--height", type=click.IntRange(min=8), help="Pipeline video height.  [default: 256]")
+@click.option("--width", type=click.IntRange(min=8), help="Pipeline video width.  [default: 256]")
+@click.option("--out-dir", metavar="DIR", help="Pipeline: write the video of every pass here (mp4).")
+@click.option("--embedder", metavar="PATH_OR_ID", help="Image embedder for consistency (DINO ViT-S/16, CLIP).")
+@click.option("--json", "json_path", metavar="PATH", help="Write the report as JSON.")
+@click.option("--plot", "plot_path", metavar="PATH", help="Write the gap-per-pass figure.")
+def freeinit(videos, frames, stride, fps, start, size, encoder, vae, vae_subfolder, downsample, sample_posterior,
+             dtype, device, seed, quiet, schedule_name, scheduler_config, shift, priors, num_iters, steps, method,
+             d_s, d_t, order, renoise, diffuse_timestep, fast_sampling, bands_text, pipeline, prompt,
+             negative_prompt, guidance_scale, height, width, out_dir, embedder, json_path, plot_path):
+    """FreeInit and its peers: the initialization gap per band, pass by pass.
+
+    Without --pipeline, samples the weight-free reference model (the exact denoiser of a Gaussian video
+    with the clip's own latent spectrum) and prints measured and closed-form gaps. With --pipeline,
+    runs a real diffusers video pipeline and measures its passes against the clip encoded by the
+    pipeline's own VAE.
+
+    \b
+    Examples:
+      freqscope freeinit --video clip.mp4
+      freqscope freeinit --video clip.mp4 --prior freeinit --prior freqprior --prior pyoco-mixed --renoise fresh
+      freqscope freeinit --video clip.mp4 --pipeline ./animatediff --prompt "a boat" --device cuda --out-dir out/
+    """
+    from .experiment import REFERENCE_SIZE, gap_run, reference_scheduler, run_reference, single_pass
+    from .freeinit import PipelineSampler, sample
+    from .report import format_gap_table, freeinit_to_dict, plot_gap, write_json
+    from .video import list_videos, read_video, write_video
+
+    def job():
+        if fps is not None and stride is not None:
+            raise ValueError("give --fps or --stride, not both")
+        if pipeline is None and any(v is not None for v in (prompt, negative_prompt, guidance_scale, height, width,
+                                                             out_dir)):
+            raise ValueError("--prompt, --negative-prompt, --guidance-scale, --height, --width and --out-dir "
+                             "apply with --pipeline only")
+        if out_dir is not None:
+            from pathlib import Path
+
+            if not Path(out_dir).is_dir():
+                raise ValueError(f"--out-dir {out_dir}: no such folder; create it first")
+        _outputs(json=json_path, plot=plot_path)
+        edges = parse_edges(bands_text) if bands_text is not None else None
+        paths = list_videos(list(videos))
+        if len(paths) != 1:
+            raise ValueError(f"freeinit takes one reference clip, got {len(paths)}; pass a single --video file")
+        dev = _device(device)
+        progress = _progress(quiet)
+        kw = _given(num_iters=num_iters, num_inference_steps=steps, method=method, d_s=d_s, d_t=d_t, order=order,
+                    renoise=renoise, diffuse_timestep=diffuse_timestep, fast_sampling=fast_sampling)
+        read_kw = _given(frames=frames, stride=stride, fps=fps, start=start)
+        embed = None
+        if embedder is not None:
+            from .consistency import hf_image_embedder
+
+            embed = hf_image_embedder(embedder, device=dev)
+        videos_written = []
+        if pipeline is None:
+            enc = _load(videos, encoder, vae, vae_subfolder, downsample, sample_posterior, dtype, device)[1]
+            x, info = read_video(paths[0], size=size if size is not None else REFERENCE_SIZE, **read_kw)
+            z0 = enc(x, progress=progress).float().cpu()
+            sch = reference_scheduler(scheduler_config or schedule_name or DEFAULT_PRESET, **_given(shift=shift))
+            bands, P, runs = run_reference(z0, priors=tuple(priors) or ("freeinit",), scheduler=sch, edges=edges,
+                                           seed=seed, pixel_frames=enc.info.name == "pixel", progress=progress, **kw)
+            enc_info, shape = enc.info.to_dict(), tuple(z0.shape)
+        else:
+            from .bands import band_power, make_bands
+            from .pipelines import latent_shape, load_pipeline, pipeline_vae
+
+            if vae is not None or encoder not in (None, "auto", "vae"):
+                raise ValueError("with --pipeline the clip is encoded by the pipeline's own VAE; drop --vae/--encoder")
+            pipe = load_pipeline(pipeline, device=dev, dtype=DTYPES.get(dtype))
+            sch = pipe.scheduler
+            H, W = height or 256, width or 256
+            n_frames = read_kw.pop("frames", 16)
+            x, info = read_video(paths[0], frames=n_frames, size=(H, W), **read_kw)
+            penc = pipeline_vae(pipe, pipeline)
+            z0 = penc(x, progress=progress).float()
+            shape = latent_shape(pipe, num_frames=x.shape[2], height=H, width=W)
+            if tuple(z0.shape[1:]) != shape[1:]:
+                raise ValueError(f"the clip encodes to {tuple(z0.shape)} but the pipeline denoises {shape}; "
+                                 "choose --frames to suit the pipeline's VAE")
+            bands = make_bands(shape[-3:], **({"edges": edges} if edges is not None else {}))
+            P = band_power(z0, bands)
+            call = _given(prompt=prompt, negative_prompt=negative_prompt, guidance_scale=guidance_scale)
+            call |= {"num_frames": x.shape[2], "height": H, "width": W}
+            runs = []
+            for prior in tuple(priors) or ("freeinit",):
+                gen = torch.Generator(dev).manual_seed(seed)
+                res = sample(PipelineSampler(pipe, **call), shape, prior=prior, generator=gen, device=dev,
+                             **single_pass(prior, kw))
+                runs.append(gap_run(res, P.to(dev), bands, decode=penc.decode, embed=embed))
+                if out_dir is not None:
+                    for p in res.passes:
+                        path = f"{out_dir}/{prior}_pass{p.index}.mp4"
+                        write_video(path, penc.decode(p.latents), fps=8)
+                        videos_written.append(path)
+            enc_info = penc.info.to_dict()
+        title = (f"clip {info.path} | latent {shape} | {type(sch).__name__}"
+                 + (f" | pipeline {pipeline}" if pipeline else " | reference model (exact Gaussian denoiser)"))
+        if not quiet:
+            click.echo(format_gap_table(bands, runs, title=title))
+        doc = freeinit_to_dict(bands, P.cpu(), runs, video=info.path, encoder=enc_info, latent_shape=shape,
+                               scheduler=sch)
+        doc["videos"] = videos_written
+        for path, write in ((json_path, lambda p: write_json(doc, p)), (plot_path, lambda p: plot_gap(bands, runs, p))):
+            if path is not None:
+                write(path)
+                if not quiet:
+                    click.echo(f"wrote {path}", err=True)
+        for v in videos_written:
+            if not quiet:
+                click.echo(f"wrote {v}", err=True)
 
     _run(job, quiet)
 

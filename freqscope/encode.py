@@ -106,8 +106,29 @@ def _spatial_ratio(config: dict, class_name: str) -> int:
 class VAEEncoder:
     """A diffusers autoencoder loaded with ``from_pretrained`` (hub id or local folder)."""
 
-    def __init__(
-        self,
+    def __init__(self, model, *, source: str | None = None, sample_posterior: bool = False, batch_size: int = 8):
+        """Wrap a loaded diffusers autoencoder (see :meth:`load` to load one)."""
+        self.model = model.eval()
+        p = next(model.parameters())
+        self.device, self.dtype = p.device, p.dtype
+        cls_name = type(model).__name__
+        self.config = dict(model.config)
+        self.kind = "image" if cls_name in IMAGE_AUTOENCODERS else "video"
+        self.sample_posterior = sample_posterior
+        self.batch_size = max(1, int(batch_size))
+        self.scale, self.shift, self.mean, self.std = self._scaling(self.config)
+        self.info = EncoderInfo(
+            "vae", source=source, class_name=cls_name, kind=self.kind,
+            scaling={"scaling_factor": self.scale, "shift_factor": self.shift,
+                     "latents_mean": self.mean, "latents_std": self.std},
+            spatial_compression=_spatial_ratio(self.config, cls_name),
+            temporal_compression=_temporal_ratio(self.config) if self.kind == "video" else 1,
+            sample_posterior=sample_posterior, dtype=str(self.dtype).replace("torch.", ""), device=str(self.device),
+        )
+
+    @classmethod
+    def load(
+        cls,
         source: str | os.PathLike,
         *,
         subfolder: str | None = None,
@@ -115,14 +136,15 @@ class VAEEncoder:
         dtype: torch.dtype | None = None,
         sample_posterior: bool = False,
         batch_size: int = 8,
-    ):
+    ) -> VAEEncoder:
+        """Load with ``from_pretrained`` from a hub id or a local folder (saved with ``save_pretrained``)."""
         import diffusers
         from diffusers.utils import logging as dlogging
 
         dlogging.set_verbosity_error()  # its load-time chatter (accelerate hints, ignored keys) is not ours to show
-        self.device = torch.device(device)
+        device = torch.device(device)
         if dtype is None:
-            dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+            dtype = torch.float16 if device.type == "cuda" else torch.float32
         src = str(source)
         local = Path(src)
         if local.exists() and not (local / (subfolder or "") / "config.json").is_file():
@@ -136,31 +158,19 @@ class VAEEncoder:
             raise ValueError(f"cannot load the VAE config from {src!r}{f' (subfolder {subfolder})' if subfolder else ''}: "
                              f"{str(e).splitlines()[0][:200]}") from None
         cls_name = str(config.get("_class_name", ""))
-        cls = getattr(diffusers, cls_name, None)
-        if cls is None or not hasattr(cls, "encode"):
+        model_cls = getattr(diffusers, cls_name, None)
+        if model_cls is None or not hasattr(model_cls, "encode"):
             raise ValueError(f"{src!r} holds a {cls_name or 'model without _class_name'}, not a diffusers autoencoder")
-        force_upcast = bool(config.get("force_upcast", False)) and dtype == torch.float16
-        if force_upcast:
+        if bool(config.get("force_upcast", False)) and dtype == torch.float16:
             dtype = torch.float32  # as diffusers pipelines do: this VAE overflows in fp16
         try:
-            model = cls.from_pretrained(src, subfolder=subfolder, torch_dtype=dtype)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # version-dependent deprecation notices (torch_dtype vs dtype)
+                model = model_cls.from_pretrained(src, subfolder=subfolder, torch_dtype=dtype)
         except Exception as e:  # noqa: BLE001
             raise ValueError(f"cannot load the {cls_name} weights from {src!r}: {str(e).splitlines()[0][:200]}") from None
-        self.model = model.to(self.device).eval()
-        self.dtype = dtype
-        self.config = dict(model.config)
-        self.kind = "image" if cls_name in IMAGE_AUTOENCODERS else "video"
-        self.sample_posterior = sample_posterior
-        self.batch_size = max(1, int(batch_size))
-        self.scale, self.shift, self.mean, self.std = self._scaling(self.config)
-        self.info = EncoderInfo(
-            "vae", source=src if not subfolder else f"{src} [{subfolder}]", class_name=cls_name, kind=self.kind,
-            scaling={"scaling_factor": self.scale, "shift_factor": self.shift,
-                     "latents_mean": self.mean, "latents_std": self.std},
-            spatial_compression=_spatial_ratio(self.config, cls_name),
-            temporal_compression=_temporal_ratio(self.config) if self.kind == "video" else 1,
-            sample_posterior=sample_posterior, dtype=str(dtype).replace("torch.", ""), device=str(self.device),
-        )
+        return cls(model.to(device), source=src if not subfolder else f"{src} [{subfolder}]",
+                   sample_posterior=sample_posterior, batch_size=batch_size)
 
     @staticmethod
     def _scaling(config: dict):
@@ -196,6 +206,30 @@ class VAEEncoder:
             s = torch.tensor(self.std, device=mu.device).view(1, -1, 1, 1, 1)
             return (mu - m) * self.scale / s
         return (mu - self.shift) * self.scale
+
+    def _denormalise(self, z: torch.Tensor) -> torch.Tensor:
+        if self.mean is not None:
+            m = torch.tensor(self.mean, device=z.device).view(1, -1, 1, 1, 1)
+            s = torch.tensor(self.std, device=z.device).view(1, -1, 1, 1, 1)
+            return z * s / self.scale + m
+        return z / self.scale + self.shift
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, *, progress=None) -> torch.Tensor:
+        """Latents ``(b, c, t, h, w)`` (scaled as :meth:`__call__` returns them) → frames ``(b, 3, T, H, W)``
+        in [-1, 1]."""
+        mu = self._denormalise(z.float()).to(self.device, self.dtype)
+        b, c, t, h, w = mu.shape
+        if self.kind == "image":
+            flat = mu.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)  # (b·t, c, h, w)
+            chunks = range(0, b * t, self.batch_size)
+            outs = [self.model.decode(flat[i : i + self.batch_size]).sample
+                    for i in (progress(chunks, desc="decode", unit="batch") if progress else chunks)]
+            x = torch.cat(outs)
+            x = x.reshape(b, t, *x.shape[1:]).permute(0, 2, 1, 3, 4)  # (b, 3, t, H, W)
+        else:
+            x = self.model.decode(mu).sample
+        return x.float().clamp(-1, 1)
 
     @torch.no_grad()
     def __call__(self, frames: torch.Tensor, *, progress=None, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -246,5 +280,5 @@ def load_encoder(
         raise ValueError("--encoder vae needs --vae PATH_OR_ID (a diffusers autoencoder folder or hub id)")
     if downsample != 1:
         raise ValueError("--downsample applies to the pixel encoder only; a VAE sets its own compression")
-    return VAEEncoder(vae, subfolder=vae_subfolder, device=device, dtype=dtype,
-                      sample_posterior=sample_posterior, batch_size=batch_size)
+    return VAEEncoder.load(vae, subfolder=vae_subfolder, device=device, dtype=dtype,
+                           sample_posterior=sample_posterior, batch_size=batch_size)

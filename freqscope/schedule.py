@@ -60,6 +60,11 @@ class Schedule:
         return self.a**2
 
     @property
+    def vp_alpha_bar(self) -> torch.Tensor:
+        """ᾱ of the equivalent VP process ``z/√(a²+s²)``: ᾱ itself for VP, ``(1−σ)²/((1−σ)²+σ²)`` for flow."""
+        return self.a**2 / (self.a**2 + self.s**2)
+
+    @property
     def snr(self) -> torch.Tensor:
         """Whole-signal SNR factor ``a_t² / s_t²`` (inf where ``s_t = 0``, 0 where ``a_t = 0``)."""
         return self.a**2 / self.s**2

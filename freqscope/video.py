@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from fractions import Fraction
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["VideoInfo", "read_video", "list_videos", "DEFAULT_MAX_SHORT_SIDE", "VIDEO_SUFFIXES"]
+__all__ = ["VideoInfo", "read_video", "write_video", "list_videos", "DEFAULT_MAX_SHORT_SIDE", "VIDEO_SUFFIXES"]
 
 #: Without ``size``, a clip whose short side exceeds this is resized down to it
 #: (an HD clip of 16 frames would otherwise cost ~0.8 GB per FFT in pixel space).
@@ -59,8 +60,12 @@ def list_videos(paths: list[str | os.PathLike]) -> list[Path]:
     return out
 
 
-def _target_size(h: int, w: int, size: int | None) -> tuple[int, int]:
-    """Resize target (H', W') keeping the aspect ratio: short side ``size`` (or capped)."""
+def _target_size(h: int, w: int, size: int | tuple[int, int] | None) -> tuple[int, int]:
+    """Resize target (H', W') keeping the aspect ratio: short side ``size`` (or capped), or just
+    covering ``size = (H, W)``."""
+    if isinstance(size, tuple):
+        scale = max(size[0] / h, size[1] / w)
+        return max(size[0], round(h * scale)), max(size[1], round(w * scale))
     short = min(h, w)
     if size is None:
         size = min(short, DEFAULT_MAX_SHORT_SIDE)
@@ -93,7 +98,7 @@ def read_video(
     stride: int = 1,
     fps: float | None = None,
     start: float = 0.0,
-    size: int | None = None,
+    size: int | tuple[int, int] | None = None,
 ) -> tuple[torch.Tensor, VideoInfo]:
     """Decode ``frames`` frames of a clip into ``(1, 3, t, H, W)`` float32 in ``[-1, 1]``.
 
@@ -104,7 +109,8 @@ def read_video(
 
     Frames are rotated by the stream's display matrix, resized so that the short side
     is ``size`` (antialiased; default: the clip's own size, capped at
-    ``DEFAULT_MAX_SHORT_SIDE``), then centre-cropped to a multiple of 8 on both sides.
+    ``DEFAULT_MAX_SHORT_SIDE``), then centre-cropped to a multiple of 8 on both sides. With
+    ``size = (H, W)`` frames are resized to cover ``H × W`` and centre-cropped to exactly that.
 
     A clip with fewer frames than asked (but at least 2) is used as it is, with a
     warning; ``info.frames_requested`` records the request.
@@ -122,8 +128,8 @@ def read_video(
         raise ValueError(f"fps={fps}: must be a positive number")
     if start < 0 or not math.isfinite(start):
         raise ValueError(f"start={start}: must be a time in seconds >= 0")
-    if size is not None and size < SIZE_MULTIPLE:
-        raise ValueError(f"size={size}: the short side must be at least {SIZE_MULTIPLE} pixels")
+    if size is not None and min(size if isinstance(size, tuple) else (size,)) < SIZE_MULTIPLE:
+        raise ValueError(f"size={size}: each side must be at least {SIZE_MULTIPLE} pixels")
     if not path.exists():
         raise FileNotFoundError(f"video not found: {path}; check the path")
     if path.is_dir():
@@ -198,7 +204,10 @@ def read_video(
         if rot in (90, 270):
             h, w = w, h
         out_hw = _target_size(h, w, size)
-        crop_hw = (out_hw[0] // SIZE_MULTIPLE * SIZE_MULTIPLE, out_hw[1] // SIZE_MULTIPLE * SIZE_MULTIPLE)
+        if isinstance(size, tuple):
+            crop_hw = (int(size[0]), int(size[1]))
+        else:
+            crop_hw = (out_hw[0] // SIZE_MULTIPLE * SIZE_MULTIPLE, out_hw[1] // SIZE_MULTIPLE * SIZE_MULTIPLE)
         if min(crop_hw) < SIZE_MULTIPLE:
             raise ValueError(
                 f"{path}: frames of {h}×{w} pixels (resized {out_hw[0]}×{out_hw[1]}) are too small; "
@@ -231,3 +240,29 @@ def _frame_time(frame: av.VideoFrame, tb: float | None, *, fallback: float) -> f
 def _reason(e: BaseException) -> str:
     s = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return s[:160]
+
+
+def write_video(path: str | os.PathLike, frames: torch.Tensor, *, fps: float = 8.0) -> None:
+    """Write ``(1, 3, t, H, W)`` (or ``(3, t, H, W)``) frames in [-1, 1] as an H.264 mp4, atomically.
+    Odd sizes are padded by one pixel (yuv420p needs even sides)."""
+    from .report import atomic_write
+
+    x = frames[0] if frames.ndim == 5 else frames
+    if x.ndim != 4 or x.shape[0] != 3:
+        raise ValueError(f"frames must be (1, 3, t, H, W) or (3, t, H, W), got shape {tuple(frames.shape)}")
+    x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), mode="replicate") if x.shape[-1] % 2 or x.shape[-2] % 2 else x
+    arr = x.permute(1, 2, 3, 0).cpu().numpy()  # (t, H, W, 3)
+
+    def write(tmp: str) -> None:
+        with av.open(tmp, "w", format="mp4") as c:
+            s = c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+            s.width, s.height, s.pix_fmt = arr.shape[2], arr.shape[1], "yuv420p"
+            s.options = {"crf": "18"}
+            for a in arr:
+                for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format="rgb24")):
+                    c.mux(p)
+            for p in s.encode():
+                c.mux(p)
+
+    atomic_write(path, write)

@@ -68,10 +68,10 @@ def test_video_vae_wan_per_channel_statistics(vaes, frames):
 
 
 def test_sample_posterior_is_seeded(vaes, frames):
-    enc = VAEEncoder(vaes["kl"], sample_posterior=True)
+    enc = VAEEncoder.load(vaes["kl"], sample_posterior=True)
     a = enc(frames, generator=torch.Generator().manual_seed(1))
     b = enc(frames, generator=torch.Generator().manual_seed(1))
-    mean = VAEEncoder(vaes["kl"])(frames)
+    mean = VAEEncoder.load(vaes["kl"])(frames)
     assert torch.equal(a, b) and not torch.allclose(a, mean)
 
 
@@ -116,3 +116,22 @@ def test_nan_from_encoder_is_an_error(vaes, tmp_path, frames):
     model.save_pretrained(tmp_path / "nan")
     with pytest.raises(ValueError, match="NaN/Inf"):
         load_encoder(vae=str(tmp_path / "nan"))(frames)
+
+
+@pytest.mark.parametrize("name", ["kl", "wan"])
+def test_decode_inverts_the_scaling(vaes, frames, name):
+    import diffusers
+
+    enc = load_encoder(vae=str(vaes[name]))
+    z = enc(frames)
+    x = enc.decode(z)
+    model = getattr(diffusers, enc.info.class_name).from_pretrained(vaes[name])
+    with torch.no_grad():
+        if name == "kl":
+            ref = model.decode(z[:, :, 0] / 0.18215).sample
+            assert x.shape == (1, 3, 9, 32, 48) and torch.allclose(x[:, :, 0], ref.clamp(-1, 1), atol=1e-5)
+        else:
+            m = torch.tensor([0.1, 0.2, -0.1, 0.0]).view(1, -1, 1, 1, 1)
+            s = torch.tensor([1.5, 2.0, 1.0, 0.5]).view(1, -1, 1, 1, 1)
+            ref = model.decode(z * s + m).sample
+            assert torch.allclose(x, ref.clamp(-1, 1), atol=1e-5)

@@ -1,0 +1,150 @@
+"""The ``freeinit`` job as library calls: sample with FreeInit or a peer, measure the gap per band per pass.
+
+JSON schema ``freqscope.freeinit/1`` (non-finite numbers are ``null``)::
+
+    schema, video, encoder, latent_shape      as in freqscope.snr/1
+    scheduler        {class, config}
+    bands            [{name, lo, hi, n_bins, power}]           power: the clip's P_b
+    runs             one per prior:
+      prior, info                              sampler settings and notes (e.g. where it re-noised)
+      alpha_bar                                per pass: VP ᾱ of the start level
+      gap_db           one row per pass (pass 0 = the prior's own noise), one value per band
+      gap_db_predicted same, closed form (reference model with DDIM only; else null)
+      z0_power_db      per pass, band power of the generated latent relative to the clip's
+      z0_power_db_predicted
+      consistency      per pass: latent/pixel frame cosine, first-frame cosine, temporal flickering, …
+      variance_loss_db the noise variance the mixing loses (0 for variance-preserving or binary masks)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .bands import BandSet, band_power, make_bands
+from .consistency import consistency_metrics
+from .filters import lowpass_filter, variance_loss_db
+from .freeinit import DenoiserSampler, SamplingResult, sample
+from .gap import gap_db, predicted_pass_power, relative_power_db
+from .reference import GaussianVideoModel
+from .schedule import PRESETS
+
+__all__ = ["single_pass", "REFERENCE_SIZE", "reference_scheduler", "GapRun", "gap_run", "run_reference", "FREEINIT_SCHEMA"]
+
+FREEINIT_SCHEMA = "freqscope.freeinit/1"
+#: Short side of the reference clip for the weight-free model: 16×64×(64·aspect) keeps every pass ~1 s on a CPU.
+REFERENCE_SIZE = 64
+
+
+def reference_scheduler(name_or_path: str = "sd", *, shift: float | None = None):
+    """A real diffusers scheduler for the reference model: DDIM (η = 0, no clipping) for beta presets,
+    FlowMatchEulerDiscreteScheduler for ``flow``, or any class named in a scheduler config."""
+    import diffusers
+
+    if name_or_path in PRESETS:
+        cfg = dict(PRESETS[name_or_path])
+        if "FlowMatch" in cfg.get("_class_name", ""):
+            return diffusers.FlowMatchEulerDiscreteScheduler(shift=shift if shift is not None else cfg["shift"])
+        return diffusers.DDIMScheduler(**cfg, clip_sample=False, set_alpha_to_one=True, steps_offset=1,
+                                       timestep_spacing="leading")
+    from pathlib import Path
+
+    p = Path(name_or_path)
+    folder = p.parent if p.is_file() else (p / "scheduler" if (p / "scheduler").is_dir() else p)
+    try:
+        config = diffusers.DDIMScheduler.load_config(folder)
+    except Exception as e:  # noqa: BLE001 - diffusers raises OSError/EnvironmentError/ValueError
+        raise ValueError(f"cannot load a scheduler config from {name_or_path}: {str(e).splitlines()[0][:200]}") from None
+    cls = getattr(diffusers, str(config.get("_class_name", "DDIMScheduler")), None)
+    if cls is None or not hasattr(cls, "step"):
+        raise ValueError(f"{name_or_path} names {config.get('_class_name')!r}, not a diffusers scheduler")
+    over = {"clip_sample": False} if "clip_sample" in config else {}
+    if shift is not None:
+        over["shift"] = shift
+    return cls.from_config(config, **over)
+
+
+@dataclass
+class GapRun:
+    prior: str
+    result: SamplingResult
+    gap_db: torch.Tensor  # (passes, bands)
+    z0_power_db: torch.Tensor  # (passes, bands)
+    gap_db_predicted: torch.Tensor | None
+    z0_power_db_predicted: torch.Tensor | None
+    consistency: list[dict] = field(default_factory=list)
+    variance_loss_db: float = 0.0
+
+
+def _band_mean(p: torch.Tensor, bands: BandSet) -> torch.Tensor:
+    """Per-bin power ``(c, t, h, w)`` (FFT order) → mean per band over bins and channels."""
+    pp, lab = p.double().mean(0).flatten(), bands.labels.flatten().to(p.device)
+    return torch.zeros(len(bands), dtype=pp.dtype, device=pp.device).index_add_(0, lab, pp) / torch.bincount(
+        lab, minlength=len(bands)).to(pp)
+
+
+def gap_run(result: SamplingResult, P: torch.Tensor, bands: BandSet, *, model: GaussianVideoModel | None = None,
+            scheduler=None, decode=None, embed=None) -> GapRun:
+    """Measure a sampling result against a clip of band power ``P`` (and predict it, where a closed form exists:
+    the Gaussian reference model sampled with DDIM)."""
+    info = result.info
+    gaps = torch.stack([gap_db(p.init, bands, P, p.alpha_bar) for p in result.passes])
+    rel = torch.stack([relative_power_db(p.latents, bands, P) for p in result.passes])
+    f = info["filter"]
+    mask = lowpass_filter(bands.shape, method=f["method"], d_s=f["d_s"], d_t=f["d_t"], order=f["order"])
+    vp = info["prior"] == "freqprior"
+    pred_gap = pred_rel = None
+    closed = (model is not None and scheduler is not None and type(scheduler).__name__ == "DDIMScheduler"
+              and info["prior"] == "freeinit" and all(p.start_timestep == result.passes[0].start_timestep
+                                                      for p in result.passes))
+    if closed:
+        gains = []
+        for p in result.passes:
+            scheduler.set_timesteps(p.num_inference_steps)
+            gains.append(model.ddim_gain(scheduler, [int(t) for t in scheduler.timesteps]))
+        inits, outs = predicted_pass_power(gains, mask, result.passes[0].alpha_bar, renoise=info["renoise"])
+        ab = result.passes[0].alpha_bar
+        pred_gap = torch.stack([10 * torch.log10((ab * P + 1 - ab) / _band_mean(q, bands)) for q in inits])
+        pred_rel = torch.stack([10 * torch.log10(_band_mean(q, bands) / P) for q in outs])
+    cons = []
+    for p in result.passes:
+        frames = decode(p.latents) if decode is not None else None
+        cons.append(consistency_metrics(p.latents, frames, embed=embed))
+    return GapRun(info["prior"], result, gaps, rel, pred_gap, pred_rel, cons, variance_loss_db(
+        mask, variance_preserving=vp) if info["num_iters"] > 1 else 0.0)
+
+
+def single_pass(prior: str, kwargs: dict) -> dict:
+    """Sampler options for ``prior``: the single-pass priors (PYoCo, offset) run one pass."""
+    return kwargs if prior in ("freeinit", "freqprior") else {**kwargs, "num_iters": 1}
+
+
+def run_reference(
+    z0: torch.Tensor,
+    *,
+    priors: tuple[str, ...] = ("freeinit",),
+    scheduler=None,
+    edges: tuple[float, ...] | None = None,
+    seed: int = 0,
+    pixel_frames: bool = True,
+    progress=None,
+    **sample_kwargs,
+) -> tuple[BandSet, torch.Tensor, list[GapRun]]:
+    """Run the weight-free reference model (the clip's own spectrum) with each prior; returns
+    ``(bands, P, runs)``. ``pixel_frames``: the latent is pixel space, so pixel metrics use it directly."""
+    if z0.ndim != 5:
+        raise ValueError(f"z0 must be (b, c, t, h, w), got shape {tuple(z0.shape)}")
+    z0 = z0.float()
+    bands = make_bands(tuple(z0.shape[-3:]), **({"edges": edges} if edges is not None else {}))
+    P = band_power(z0, bands)
+    model = GaussianVideoModel.from_latent(z0)
+    scheduler = scheduler if scheduler is not None else reference_scheduler()
+    runs = []
+    for prior in (progress(priors, desc="priors", unit="prior") if progress and len(priors) > 1 else priors):
+        gen = torch.Generator().manual_seed(seed)  # every prior starts from the same seed: like for like
+        res = sample(DenoiserSampler(model, scheduler), tuple(z0.shape), prior=prior, generator=gen,
+                     **single_pass(prior, sample_kwargs))
+        runs.append(gap_run(res, P, bands, model=model, scheduler=scheduler,
+                            decode=(lambda z: z) if pixel_frames else None))
+    return bands, P, runs

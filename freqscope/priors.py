@@ -1,0 +1,55 @@
+"""Initial-noise priors for video diffusion, all ``(b, c, t, h, w)`` and seeded by a ``torch.Generator``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["gaussian_noise", "offset_noise", "pyoco_mixed_noise", "pyoco_progressive_noise"]
+
+
+def _check_shape(shape) -> tuple[int, ...]:
+    shape = tuple(int(n) for n in shape)
+    if len(shape) != 5 or min(shape) < 1:
+        raise ValueError(f"noise shape must be (b, c, t, h, w) with positive sizes, got {shape}")
+    return shape
+
+
+def gaussian_noise(shape, *, generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
+    """i.i.d. N(0, 1): what samplers start from."""
+    return torch.randn(_check_shape(shape), generator=generator, device=device)
+
+
+def offset_noise(shape, *, strength: float = 0.1, generator: torch.Generator | None = None, device="cpu"
+                 ) -> torch.Tensor:
+    """ε + strength·δ with δ ~ N(0, 1) per (b, c), shared over (t, h, w) (Guttenberg 2023).
+    Its DC power is raised by ``strength²·t·h·w``; the total variance is ``1 + strength²``."""
+    b, c, t, h, w = _check_shape(shape)
+    eps = torch.randn((b, c, t, h, w), generator=generator, device=device)
+    return eps + strength * torch.randn((b, c, 1, 1, 1), generator=generator, device=device)
+
+
+def pyoco_mixed_noise(shape, *, alpha: float = 1.0, generator: torch.Generator | None = None, device="cpu"
+                      ) -> torch.Tensor:
+    """PYoCo mixed noise (Ge et al. 2023, Eq. 3): a component shared by all frames with variance
+    ``α²/(1+α²)`` plus an independent one with variance ``1/(1+α²)``: unit variance, frame correlation
+    ``α²/(1+α²)``."""
+    b, c, t, h, w = _check_shape(shape)
+    shared = torch.randn((b, c, 1, h, w), generator=generator, device=device)
+    ind = torch.randn((b, c, t, h, w), generator=generator, device=device)
+    return (alpha * shared + ind) / math.sqrt(1 + alpha**2)
+
+
+def pyoco_progressive_noise(shape, *, alpha: float = 2.0, generator: torch.Generator | None = None, device="cpu"
+                            ) -> torch.Tensor:
+    """PYoCo progressive noise (Ge et al. 2023, Eq. 4): ``ε_i = α/√(1+α²)·ε_{i−1} + ξ_i/√(1+α²)``, an AR(1)
+    chain over frames with unit variance and lag-k correlation ``(α/√(1+α²))^k``."""
+    b, c, t, h, w = _check_shape(shape)
+    xi = torch.randn((b, c, t, h, w), generator=generator, device=device)
+    out = torch.empty_like(xi)
+    out[:, :, 0] = xi[:, :, 0]
+    r = alpha / math.sqrt(1 + alpha**2)
+    for i in range(1, t):  # over frames only (t ≈ 16): each frame depends on the previous one
+        out[:, :, i] = r * out[:, :, i - 1] + xi[:, :, i] / math.sqrt(1 + alpha**2)
+    return out

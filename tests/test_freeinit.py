@@ -1,0 +1,214 @@
+"""The FreeInit sampler and its peers, on a real diffusers pipeline and on the weight-free reference model."""
+
+import math
+
+import diffusers
+import pytest
+import torch
+
+from freqscope.bands import band_power, make_bands
+from freqscope.experiment import gap_run, reference_scheduler, run_reference
+from freqscope.filters import lowpass_filter
+from freqscope.freeinit import DenoiserSampler, PipelineSampler, sample
+from freqscope.gap import gap_db, predicted_pass_power, training_power
+from freqscope.reference import GaussianVideoModel
+from tiny_pipelines import tiny_animatediff
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_animatediff(text=False)
+
+
+@pytest.fixture(scope="module")
+def embeds():
+    g = torch.Generator().manual_seed(1)
+    return {"prompt_embeds": torch.randn(1, 4, 8, generator=g), "negative_prompt_embeds": torch.randn(1, 4, 8, generator=g),
+            "num_frames": 8, "height": 16, "width": 16}
+
+
+@pytest.mark.parametrize("kw", [
+    {"num_iters": 3, "method": "butterworth", "fast": False},
+    {"num_iters": 2, "method": "gaussian", "fast": True},
+])
+def test_parity_with_diffusers_free_init(pipe, embeds, kw):
+    """Our sampler around the pipeline reproduces diffusers' enable_free_init (official behaviour: reuse)."""
+    pipe.enable_free_init(num_iters=kw["num_iters"], use_fast_sampling=kw["fast"], method=kw["method"], order=4,
+                          spatial_stop_frequency=0.25, temporal_stop_frequency=0.25)
+    ref = pipe(**embeds, num_inference_steps=6, output_type="latent", generator=torch.Generator().manual_seed(0)).frames
+    pipe.disable_free_init()
+    res = sample(PipelineSampler(pipe, **embeds), (1, 4, 8, 8, 8), num_iters=kw["num_iters"], num_inference_steps=6,
+                 method=kw["method"], fast_sampling=kw["fast"], generator=torch.Generator().manual_seed(0))
+    assert len(res.passes) == kw["num_iters"]
+    assert torch.allclose(res.latents, ref, atol=1e-4, rtol=1e-5)
+
+
+def test_deterministic_under_a_seed(pipe, embeds):
+    run = lambda s: sample(PipelineSampler(pipe, **embeds), (1, 4, 8, 8, 8), num_iters=2, num_inference_steps=3,  # noqa: E731
+                           generator=torch.Generator().manual_seed(s)).latents
+    assert torch.equal(run(5), run(5)) and not torch.allclose(run(5), run(6))
+
+
+def test_callback_sees_every_pass_and_step(pipe, embeds):
+    seen = []
+    sample(PipelineSampler(pipe, **embeds), (1, 4, 8, 8, 8), num_iters=2, num_inference_steps=3,
+           generator=torch.Generator().manual_seed(0), callback=lambda d: seen.append((d["stage"], d["pass"])))
+    assert seen == [("init", 0)] + [("step", 0)] * 3 + [("end", 0), ("init", 1)] + [("step", 1)] * 3 + [("end", 1)]
+
+
+def test_pipeline_without_timesteps_cannot_start_midway(pipe, embeds):
+    with pytest.raises(ValueError, match="intermediate timestep"):
+        # 10 steps: the grid starts at 901, above FreqPrior's t = 799, so pass 1 must start midway
+        sample(PipelineSampler(pipe, **embeds), (1, 4, 8, 8, 8), prior="freqprior", num_iters=2, num_inference_steps=10,
+               generator=torch.Generator().manual_seed(0))
+
+
+# ---- the weight-free reference model -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def clip_latent(bikes):
+    from freqscope.video import read_video
+
+    x, _ = read_video(bikes, frames=16, size=32)
+    return x  # pixel space (1, 3, 16, 32, 72)
+
+
+def test_reference_model_is_the_exact_posterior_mean():
+    """Monte Carlo: for x from the model's own prior, the denoiser is the least-squares estimate."""
+    torch.manual_seed(0)
+    S = torch.rand(2, 4, 8, 8) * 5
+    m = GaussianVideoModel(S)
+    S = m.S  # symmetrised: S(f) = S(−f)
+    assert torch.equal(GaussianVideoModel(S).S, S)
+    x = m.sample(256, generator=torch.Generator().manual_seed(0))
+    assert (torch.fft.fftn(x, dim=(-3, -2, -1), norm="ortho").abs() ** 2).mean(0).div(S).mean().item() == \
+        pytest.approx(1, abs=0.02)
+    A, B = 0.6, 0.8
+    z = A * x + B * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    mse = ((m.denoise(z, A, B) - x) ** 2).mean()
+    for f in (0.8, 1.25):  # any other gain does worse
+        assert ((m.denoise(z, A * f, B) - x) ** 2).mean() > mse
+
+
+def _tolerance_db(q: torch.Tensor, bands, i: int) -> float:
+    """5 standard errors (dB) of a band mean of independent powers with expectations q (per bin):
+    |F ε|² ~ Exp(1) per bin, Hermitian pairs doubled: relative error √(2·Σq²)/Σq."""
+    w = q.double()[:, bands.labels == i].flatten()
+    return 5 * 4.343 * math.sqrt(2 * (w**2).sum().item()) / w.sum().item()
+
+
+@pytest.mark.parametrize("renoise", ["reuse", "fresh"])
+def test_measured_gap_matches_closed_form(clip_latent, renoise):
+    sch = reference_scheduler("sd")
+    bands, P, runs = run_reference(clip_latent, scheduler=sch, num_iters=4, num_inference_steps=20, renoise=renoise)
+    r = runs[0]
+    assert r.gap_db_predicted is not None
+    model = GaussianVideoModel.from_latent(clip_latent)
+    sch.set_timesteps(20)
+    G = model.ddim_gain(sch, [int(t) for t in sch.timesteps])
+    mask = lowpass_filter(bands.shape)
+    inits, outs = predicted_pass_power([G] * 4, mask, r.result.passes[0].alpha_bar, renoise=renoise)
+    for i, b in enumerate(bands.bands[1:], start=1):  # DC: one complex bin per channel, too few to test
+        for k in range(4):
+            assert abs(r.gap_db[k, i] - r.gap_db_predicted[k, i]) < _tolerance_db(inits[k], bands, i), (b.name, k)
+            assert abs(r.z0_power_db[k, i] - r.z0_power_db_predicted[k, i]) < _tolerance_db(outs[k], bands, i), \
+                (b.name, k)
+
+
+def test_plain_noise_shows_the_gap_and_freeinit_closes_then_overshoots(clip_latent):
+    bands, P, runs = run_reference(clip_latent, num_iters=6, num_inference_steps=20, renoise="reuse")
+    g = runs[0].gap_db_predicted  # expected values: no sampling noise in the assertion
+    low = 1  # band (0, 0.125)
+    assert g[0, low] > 1.5  # plain Gaussian noise: too little low-frequency power
+    assert g[0, -1] == pytest.approx(0, abs=0.1)  # the highest band matches training
+    assert abs(g[2, low]) < g[0, low]  # FreeInit closes it …
+    assert g[5, low] < -0.5  # … and, reusing the noise, overshoots
+    _, _, fresh = run_reference(clip_latent, num_iters=6, num_inference_steps=20, renoise="fresh")
+    gf = fresh[0].gap_db_predicted
+    assert torch.all(gf[1:, low] > 0) and gf[5, low] < gf[0, low]  # fresh noise approaches from above
+
+
+def test_gap_definition(clip_latent):
+    bands = make_bands(tuple(clip_latent.shape[-3:]))
+    P = band_power(clip_latent, bands)
+    eps = torch.randn((64, *clip_latent.shape[1:]), generator=torch.Generator().manual_seed(0))
+    g = gap_db(eps, bands, P, 0.0046600985)
+    expected = 10 * torch.log10(training_power(P, 0.0046600985))  # unit noise: Q_b ≈ 1
+    for i, b in enumerate(bands.bands[1:], start=1):
+        tol = 5 * 4.343 * math.sqrt(2 / (64 * clip_latent.shape[1] * b.n_bins))
+        assert abs(g[i] - expected[i]) < tol, b.name
+
+
+def test_predicted_power_limits():
+    G = [torch.full((1, 2, 2, 2), 3.0, dtype=torch.float64)] * 3
+    ones, zeros = torch.ones(2, 2, 2), torch.zeros(2, 2, 2)
+    inits, _ = predicted_pass_power(G, zeros, 0.25)  # no low pass: always fresh unit noise
+    assert all(torch.allclose(i, torch.ones_like(i)) for i in inits)
+    inits, outs = predicted_pass_power(G, ones, 0.25, renoise="reuse")  # all low: c ← a·G·c + s
+    a, s = 0.5, math.sqrt(0.75)
+    c1 = a * 3 + s
+    c2 = a * 3 * c1 + s
+    assert inits[1].flatten()[0].item() == pytest.approx(c1**2) and inits[2].flatten()[0].item() == pytest.approx(c2**2)
+    assert outs[2].flatten()[0].item() == pytest.approx(9 * c2**2)
+
+
+def test_euler_scheduler_with_init_noise_sigma(clip_latent):
+    """σ-scaled schedulers: samples land where DDIM's do, and re-initialised noise is unit-scale."""
+    cfg = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "steps_offset": 1}
+    euler = diffusers.EulerDiscreteScheduler(**cfg)
+    assert euler.init_noise_sigma > 10
+    bands, P, (r_e,) = run_reference(clip_latent, scheduler=euler, num_iters=2, num_inference_steps=30)
+    _, _, (r_d,) = run_reference(clip_latent, scheduler=reference_scheduler("sd"), num_iters=2, num_inference_steps=30)
+    ok = [i for i, b in enumerate(bands.bands) if b.n_bins >= 50]
+    assert (r_e.z0_power_db[0, ok] - r_d.z0_power_db[0, ok]).abs().max() < 1.0
+    assert r_e.gap_db[1, -1].abs() < 0.1  # high band of the re-initialised noise: unit power, as in training
+
+
+@pytest.mark.parametrize("scheduler", [
+    diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0),
+    diffusers.DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
+                            rescale_betas_zero_snr=True, timestep_spacing="trailing", prediction_type="v_prediction"),
+], ids=["flow-matching", "zero-terminal-snr-v"])
+def test_zero_terminal_snr_renoises_midway_and_says_so(clip_latent, scheduler):
+    with pytest.warns(UserWarning, match="re-noising from t="):
+        bands, P, (r,) = run_reference(clip_latent, scheduler=scheduler, num_iters=3, num_inference_steps=20)
+    info, passes = r.result.info, r.result.passes
+    assert info["notes"] and 0 < info["diffuse_timestep"] < 999
+    assert passes[1].start_timestep < passes[0].start_timestep and passes[1].alpha_bar > 0.004
+    assert torch.isfinite(r.gap_db).all() and torch.isfinite(r.z0_power_db).all()
+    # re-noising midway carries the generated low frequencies: the low band ends nearer the clip's power
+    assert r.z0_power_db[2, 1] > r.z0_power_db[0, 1]
+
+
+def test_freqprior_variance_preserving_and_single_pass_peers(clip_latent):
+    bands, P, runs = run_reference(clip_latent, priors=("freqprior", "pyoco-mixed", "pyoco-progressive", "offset"),
+                                   num_iters=2, num_inference_steps=20, renoise="fresh")
+    fp = runs[0]
+    assert fp.result.info["diffuse_timestep"] == round(0.8 * 999) and fp.variance_loss_db == 0
+    # VP mixing: the highest band (L ≈ 0) is refilled with unit noise, Q ≈ 1, while training z at the
+    # intermediate level ᾱ has ᾱ·P + 1 − ᾱ there: a measured over-fill of 10·log10(ᾱ·P + 1 − ᾱ) dB.
+    ab = fp.result.passes[1].alpha_bar
+    assert 0.01 < ab < 0.2
+    assert fp.gap_db[1, -1].item() == pytest.approx(10 * math.log10(ab * P[-1].item() + 1 - ab), abs=0.05)
+    for r in runs[1:]:
+        assert len(r.result.passes) == 1
+    assert runs[1].gap_db[0, 1] < -1  # frame-shared noise over-fills the low temporal band
+    assert runs[3].gap_db[0, 0] < -10  # offset noise: far too much DC
+
+
+@pytest.mark.parametrize("kw,msg", [({"num_iters": 0}, "num_iters"), ({"method": "sinc"}, "unknown filter"),
+                                    ({"d_s": 2.0}, r"\[0, 1\]"), ({"renoise": "again"}, "renoise"),
+                                    ({"prior": "magic"}, "unknown prior"), ({"diffuse_timestep": 1000}, "diffuse_timestep"),
+                                    ({"num_inference_steps": 0}, "num_inference_steps")])
+def test_bad_sampler_arguments(kw, msg):
+    m = GaussianVideoModel(torch.ones(1, 4, 8, 8))
+    with pytest.raises(ValueError, match=msg):
+        sample(DenoiserSampler(m, reference_scheduler("sd")), (1, 1, 4, 8, 8), **kw)
+
+
+def test_gap_run_shape_mismatch():
+    m = GaussianVideoModel(torch.ones(1, 4, 8, 8))
+    res = sample(DenoiserSampler(m, reference_scheduler("sd")), (1, 1, 4, 8, 8), num_iters=1, num_inference_steps=2)
+    with pytest.raises(ValueError, match="bands were made for"):
+        gap_run(res, torch.ones(5), make_bands((4, 8, 9)))
+    assert lowpass_filter((4, 8, 8)).shape == (4, 8, 8)
