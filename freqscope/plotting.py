@@ -30,15 +30,16 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 3.5, height: fl
     return fig, ax
 
 
-def save_figure(fig, path: str | os.PathLike) -> None:
-    """Save atomically in the format of the suffix (``.png``, ``.pdf``, ``.svg``), then close."""
+def save_figure(fig, *paths: str | os.PathLike) -> None:
+    """Save atomically in the format of each suffix (``.png``, ``.pdf``, ``.svg``), then close."""
     from .report import atomic_write
 
-    p = Path(path)
-    fmt = p.suffix.lstrip(".").lower() or "png"
-    if fmt not in ("png", "pdf", "svg"):
-        raise ValueError(f"plot {p}: unknown image format {p.suffix!r}; use .png, .pdf or .svg")
     try:
-        atomic_write(p, lambda tmp: fig.savefig(tmp, format=fmt))
+        for path in paths:
+            p = Path(path)
+            fmt = p.suffix.lstrip(".").lower() or "png"
+            if fmt not in ("png", "pdf", "svg"):
+                raise ValueError(f"plot {p}: unknown image format {p.suffix!r}; use .png, .pdf or .svg")
+            atomic_write(p, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt))
     finally:
         plt.close(fig)

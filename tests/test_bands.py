@@ -161,3 +161,19 @@ def test_shape_errors():
         band_power(torch.randn(3, 8, 8), make_bands((3, 8, 8)))
     with pytest.raises(ValueError, match="bands were made for"):
         band_power(torch.randn(1, 1, 4, 8, 8), make_bands((3, 8, 8)))
+
+
+def test_spatiotemporal_power_grid():
+    from freqscope.bands import spatiotemporal_power
+
+    T, H, W = 8, 16, 16
+    t, w = torch.meshgrid(torch.arange(T, dtype=torch.float64), torch.arange(W, dtype=torch.float64), indexing="ij")
+    x = torch.cos(2 * math.pi * (2 * t / T + 4 * w / W))[:, None, :].expand(T, H, W)[None, None]  # f_t = .5, f_w = .5
+    f_t, edges, p = spatiotemporal_power(x, n_spatial=8)
+    assert torch.allclose(f_t, torch.tensor([0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64))
+    assert p.shape == (5, 8) and len(edges) == 9
+    i, j = divmod(int(torch.nan_to_num(p).argmax()), 8)
+    assert f_t[i] == 0.5 and edges[j] <= 0.5 < edges[j + 1]
+    # white noise: every cell near 1
+    _, _, q = spatiotemporal_power(torch.randn(4, 4, 8, 32, 32, generator=torch.Generator().manual_seed(0)))
+    assert torch.nanmean((q - 1).abs()) < 0.15

@@ -33,6 +33,12 @@ def test_snr_table_json_csv_plot(bikes, tmp_path):
     rows = list(csv.DictReader(c.open()))
     assert len(rows) == 5 * 1000 and float(rows[999]["snr_db"]) == pytest.approx(d["snr_db"][0][999], rel=1e-5)
     assert p.read_bytes()[:4] == b"\x89PNG"
+    import os
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(j.stat().st_mode) == 0o666 & ~umask  # not mkstemp's private 0600
 
 
 def test_quiet_prints_nothing(bikes, tmp_path):
