@@ -1,14 +1,11 @@
-"""One figure style for every plot freqscope draws: column width, colour-blind-safe colours, Agg backend."""
+"""One figure style for every plot freqscope draws: column width, colour-blind-safe colours."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: figures are files
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks keep their inline backend
 
 __all__ = ["STYLE", "OKABE_ITO", "band_colors", "new_figure", "save_figure"]
 
@@ -40,6 +37,7 @@ def save_figure(fig, *paths: str | os.PathLike) -> None:
             fmt = p.suffix.lstrip(".").lower() or "png"
             if fmt not in ("png", "pdf", "svg"):
                 raise ValueError(f"plot {p}: unknown image format {p.suffix!r}; use .png, .pdf or .svg")
-            atomic_write(p, lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt))
+            meta = {"CreationDate": None} if fmt == "pdf" else {}  # reproducible files: rebuilding changes nothing
+            atomic_write(p, lambda tmp, fmt=fmt, meta=meta: fig.savefig(tmp, format=fmt, metadata=meta))
     finally:
         plt.close(fig)
