@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .bands import DEFAULT_EDGES, BandSet, make_bands, rapsd
+from .bands import DEFAULT_EDGES, BandSet, band_mean, bin_power, make_bands, radial_profile
 from .schedule import Schedule
 from .snr import BandSNR, band_snr, crossing_timesteps
 from .video import read_video
@@ -66,9 +66,11 @@ def analyze_latent(
     if empty:
         warnings.warn(f"band(s) {', '.join(empty)} hold no frequency bin of the {'×'.join(map(str, bands.shape))} "
                       "latent grid and are reported as empty; use coarser --bands or more frames/pixels", stacklevel=2)
-    res = band_snr(z0, bands, schedule, seeds=seeds, generator=generator, progress=progress)
+    p = bin_power(z0)  # (t, h, w): the one FFT of z0 that every number below comes from
+    res = band_snr(z0, bands, schedule, seeds=seeds, generator=generator, progress=progress,
+                   power=band_mean(p, bands))
     return ClipResult(video or {"path": None}, encoder or {}, tuple(z0.shape), bands, res,
-                      rapsd(z0, decomposition=decomposition, time_scale=time_scale))
+                      radial_profile(p, decomposition=decomposition, time_scale=time_scale))
 
 
 def analyze_video(

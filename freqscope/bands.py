@@ -26,10 +26,12 @@ __all__ = [
     "distance",
     "make_bands",
     "parse_edges",
+    "band_mean",
     "band_power",
     "bin_power",
     "bandpass",
     "rapsd",
+    "radial_profile",
     "spatiotemporal_power",
 ]
 
@@ -179,24 +181,33 @@ def bin_power(x: torch.Tensor) -> torch.Tensor:
     return (X.real.double() ** 2 + X.imag.double() ** 2).mean(dim=(0, 1))
 
 
+def band_mean(p: torch.Tensor, bands: BandSet) -> torch.Tensor:
+    """Reduce per-bin power ``(…, t, h, w)`` (FFT order) to the mean over each band's bins: ``(…, n_bands)``
+    float64. A band with no bin gives NaN."""
+    if tuple(p.shape[-3:]) != bands.shape:
+        raise ValueError(f"x has (t, h, w) = {tuple(p.shape[-3:])} but the bands were made for {bands.shape}")
+    lead = p.shape[:-3]
+    flat = p.double().reshape(-1, math.prod(bands.shape))  # (n, t·h·w)
+    lab = bands.labels.to(p.device).flatten()
+    k = len(bands)
+    sums = torch.zeros(flat.shape[0], k, dtype=torch.float64, device=p.device).index_add_(1, lab, flat)
+    counts = torch.bincount(lab, minlength=k).to(sums)
+    return (sums / counts).reshape(*lead, k)  # 0/0 = NaN where a band is empty
+
+
 def band_power(x: torch.Tensor, bands: BandSet, *, per_sample: bool = False) -> torch.Tensor:
     """Mean of ``|F x|²`` over each band's bins and over channels (and batch).
 
     Returns ``(n_bands,)`` float64, or ``(b, n_bands)`` with ``per_sample=True``. A band
-    with no bin gives NaN. With the orthonormal FFT, unit white noise has power 1 in
-    every band and ``Σ_b power_b · n_bins_b = Σ x² / (b·c)`` (Parseval).
+    with no bin gives NaN. With the orthonormal FFT, unit white noise has power 1 in every
+    band and ``Σ_b power_b · n_bins_b = Σ x² / (b·c)`` (Parseval).
     """
     _check5(x)
     if tuple(x.shape[-3:]) != bands.shape:
         raise ValueError(f"x has (t, h, w) = {tuple(x.shape[-3:])} but the bands were made for {bands.shape}")
     X = fft3(x)
     p = (X.real.double() ** 2 + X.imag.double() ** 2).mean(dim=1)  # (b, t, h, w)
-    p = p.flatten(1)  # (b, t*h*w)
-    lab = bands.labels.to(p.device).flatten()
-    k = len(bands)
-    sums = torch.zeros(p.shape[0], k, dtype=torch.float64, device=p.device).index_add_(1, lab, p)  # (b, k)
-    counts = torch.bincount(lab, minlength=k).to(sums)
-    power = sums / counts  # NaN where a band is empty (0/0)
+    power = band_mean(p, bands)  # (b, n_bands)
     return power if per_sample else power.mean(dim=0)
 
 
@@ -225,9 +236,16 @@ def rapsd(
     frequency step of that axis). Empty rings give NaN.
     """
     _check5(x)
-    shape = tuple(x.shape[-3:])
-    p = bin_power(x).flatten()
+    return radial_profile(bin_power(x), n_bins=n_bins, decomposition=decomposition, time_scale=time_scale)
+
+
+def radial_profile(
+    p: torch.Tensor, *, n_bins: int | None = None, decomposition: str = "spatiotemporal", time_scale: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`rapsd` of an already computed per-bin power ``(t, h, w)`` (FFT order)."""
+    shape = tuple(p.shape[-3:])
     d = distance(shape, decomposition=decomposition, time_scale=time_scale, device=p.device).flatten()
+    p = p.double().flatten()
     keep = d > 0
     p, d = p[keep], d[keep]
     n_bins = n_bins or max(2, max(shape) // 2)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .bands import BandSet, band_power, make_bands
+from .bands import BandSet, band_mean, band_power, make_bands
 from .consistency import consistency_metrics
 from .filters import lowpass_filter, variance_loss_db
 from .freeinit import DenoiserSampler, SamplingResult, sample
@@ -77,13 +77,6 @@ class GapRun:
     variance_loss_db: float = 0.0
 
 
-def _band_mean(p: torch.Tensor, bands: BandSet) -> torch.Tensor:
-    """Per-bin power ``(c, t, h, w)`` (FFT order) → mean per band over bins and channels."""
-    pp, lab = p.double().mean(0).flatten(), bands.labels.flatten().to(p.device)
-    return torch.zeros(len(bands), dtype=pp.dtype, device=pp.device).index_add_(0, lab, pp) / torch.bincount(
-        lab, minlength=len(bands)).to(pp)
-
-
 def gap_run(result: SamplingResult, P: torch.Tensor, bands: BandSet, *, model: GaussianVideoModel | None = None,
             scheduler=None, decode=None, embed=None) -> GapRun:
     """Measure a sampling result against a clip of band power ``P`` (and predict it, where a closed form exists:
@@ -105,8 +98,8 @@ def gap_run(result: SamplingResult, P: torch.Tensor, bands: BandSet, *, model: G
             gains.append(model.ddim_gain(scheduler, [int(t) for t in scheduler.timesteps]))
         inits, outs = predicted_pass_power(gains, mask, result.passes[0].alpha_bar, renoise=info["renoise"])
         ab = result.passes[0].alpha_bar
-        pred_gap = torch.stack([10 * torch.log10((ab * P + 1 - ab) / _band_mean(q, bands)) for q in inits])
-        pred_rel = torch.stack([10 * torch.log10(_band_mean(q, bands) / P) for q in outs])
+        pred_gap = torch.stack([10 * torch.log10((ab * P + 1 - ab) / band_mean(q.mean(0), bands)) for q in inits])
+        pred_rel = torch.stack([10 * torch.log10(band_mean(q.mean(0), bands) / P) for q in outs])
     cons = []
     for p in result.passes:
         frames = decode(p.latents) if decode is not None else None

@@ -70,19 +70,27 @@ class SamplingResult:
         return self.passes[-1].latents
 
 
-class DenoiserSampler:
+class _SchedulerSampler:
+    """What :func:`sample` asks of a sampler besides sampling: its scheduler's grid and levels."""
+
+    scheduler = None
+
+    def timesteps(self, num_inference_steps: int) -> list[float]:
+        """The inference timesteps of a pass with this many steps."""
+        self.scheduler.set_timesteps(num_inference_steps)
+        return [float(t) for t in self.scheduler.timesteps]
+
+    def level(self, t) -> tuple[float, float]:
+        """``(A, B)`` of the scheduler's sample ``A·x0 + B·ε`` at timestep ``t``."""
+        return scheduler_space(self.scheduler, t)
+
+
+class DenoiserSampler(_SchedulerSampler):
     """A model ``model(z, t, scheduler) → output`` stepped by a diffusers scheduler (η = 0)."""
 
     def __init__(self, model, scheduler):
         self.model, self.scheduler = model, scheduler
         self.schedule = schedule_of(scheduler)
-
-    def timesteps(self, num_inference_steps: int) -> list[float]:
-        self.scheduler.set_timesteps(num_inference_steps)
-        return [float(t) for t in self.scheduler.timesteps]
-
-    def level(self, t) -> tuple[float, float]:
-        return scheduler_space(self.scheduler, t)
 
     def __call__(self, init, *, num_inference_steps, start_index=0, pass_index=0, callback=None, generator=None):
         sch = self.scheduler
@@ -109,7 +117,7 @@ def _pipeline_layout(pipe) -> str:
     return "btchw" if type(pipe).__name__.startswith("CogVideoX") else "bcthw"
 
 
-class PipelineSampler:
+class PipelineSampler(_SchedulerSampler):
     """A diffusers video pipeline whose ``__call__`` takes ``latents=`` and ``output_type="latent"``.
 
     ``call_kwargs`` (prompt or prompt_embeds, guidance, size, …) are passed on every pass. Latents are
@@ -123,13 +131,6 @@ class PipelineSampler:
         self.layout = _pipeline_layout(pipe)
         self._params = set(inspect.signature(pipe.__call__).parameters)
 
-    def timesteps(self, num_inference_steps: int) -> list[float]:
-        self.scheduler.set_timesteps(num_inference_steps)
-        return [float(t) for t in self.scheduler.timesteps]
-
-    def level(self, t) -> tuple[float, float]:
-        return scheduler_space(self.scheduler, t)
-
     def __call__(self, init, *, num_inference_steps, start_index=0, pass_index=0, callback=None, generator=None):
         kw = dict(self.kwargs)
         dtype = getattr(self.pipe, "dtype", init.dtype)
@@ -138,7 +139,7 @@ class PipelineSampler:
             if "timesteps" not in self._params:
                 raise ValueError(f"{type(self.pipe).__name__} takes no timesteps=, so it cannot start from an "
                                  "intermediate timestep; use --prior freeinit with a schedule whose terminal SNR > 0")
-            ts = self.timesteps(num_inference_steps)[start_index:]
+            ts = self.timesteps(num_inference_steps)[start_index:]  # (the pipeline sets them again)
             A, B = scheduler_space(self.scheduler, ts[0])
             latents = init * math.sqrt(A**2 + B**2) / float(getattr(self.scheduler, "init_noise_sigma", 1.0))
             kw["timesteps"] = [int(t) for t in ts]

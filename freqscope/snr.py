@@ -37,14 +37,16 @@ def snr_sampled(
     seeds: int,
     generator: torch.Generator | None = None,
     progress=None,
+    power: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """SNR measured with ``seeds`` real draws of ε: ``(seeds, n_bands, N)`` linear.
 
     Signal power in band b at t is ``a_t² P_b``, noise power ``s_t² N_b`` with ``N_b`` the
     measured band power of the drawn ``ε`` (so it scatters around the closed form by the
     sampling error of ``N_b``, about ``√(2/n_bins)`` relative for a band of ``n_bins`` bins).
+    ``power``: ``band_power(z0, bands)`` if already computed (saves an FFT).
     """
-    power = band_power(z0, bands)  # (n_bands,)
+    power = band_power(z0, bands) if power is None else power  # (n_bands,)
     out = []
     for _ in (progress(range(seeds), desc="noise draws", unit="draw") if progress else range(seeds)):
         eps = torch.randn(z0.shape, generator=generator, dtype=torch.float32, device=z0.device)
@@ -96,13 +98,16 @@ def band_snr(
     seeds: int = 0,
     generator: torch.Generator | None = None,
     progress=None,
+    power: torch.Tensor | None = None,
 ) -> BandSNR:
-    """Everything ``freqscope snr`` reports for one latent ``z0`` of shape ``(b, c, t, h, w)``."""
-    power = band_power(z0, bands)
+    """Everything ``freqscope snr`` reports for one latent ``z0`` of shape ``(b, c, t, h, w)``
+    (``power``: its band power if already computed)."""
+    power = band_power(z0, bands) if power is None else power
     snr_db = to_db(snr_closed_form(power, schedule))
     res = BandSNR(power, energy_fraction(power, bands), snr_db, crossing_timesteps(snr_db))
     if seeds > 0:
-        sampled = to_db(snr_sampled(z0, bands, schedule, seeds=seeds, generator=generator, progress=progress))
+        sampled = to_db(snr_sampled(z0, bands, schedule, seeds=seeds, generator=generator, progress=progress,
+                                    power=power))
         res.sampled_db_mean = sampled.mean(dim=0)
         res.sampled_db_std = sampled.std(dim=0) if seeds > 1 else torch.zeros_like(res.snr_db)
     return res

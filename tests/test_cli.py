@@ -30,7 +30,7 @@ def test_snr_table_json_csv_plot(bikes, tmp_path):
     assert sum(b["energy_fraction"] for b in d["bands"]) == pytest.approx(1.0)
     assert len(d["snr_db"]) == 5 and all(len(row) == 1000 for row in d["snr_db"])
     assert len(d["crossing_timestep"]) == 5 and len(d["snr_db_sampled"]["mean"]) == 5
-    rows = list(csv.DictReader(c.open()))
+    rows = list(csv.DictReader(c.read_text().splitlines()))
     assert len(rows) == 5 * 1000 and float(rows[999]["snr_db"]) == pytest.approx(d["snr_db"][0][999], rel=1e-5)
     assert p.read_bytes()[:4] == b"\x89PNG"
     import os
