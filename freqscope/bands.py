@@ -154,8 +154,13 @@ def make_bands(
         raise ValueError(f"shape must be (t, h, w) with positive sizes, got {tuple(shape)}")
     if not (time_scale > 0 and math.isfinite(time_scale)):
         raise ValueError(f"time_scale={time_scale}: must be > 0 (it is d_s/d_t)")
-    return _make_bands(tuple(int(n) for n in shape), tuple(float(e) for e in edges), decomposition,
-                       float(time_scale), str(torch.device(device)))
+    return _make_bands(
+        tuple(int(n) for n in shape),
+        tuple(float(e) for e in edges),
+        decomposition,
+        float(time_scale),
+        str(torch.device(device)),
+    )
 
 
 @lru_cache(maxsize=64)

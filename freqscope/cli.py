@@ -106,20 +106,31 @@ def main() -> None:
 
 def video_options(f):
     opts = [
-        click.option("--video", "videos", multiple=True, required=True, metavar="PATH",
-                     help="Video file or folder of videos; repeat for several clips."),
+        click.option(
+            "--video",
+            "videos",
+            multiple=True,
+            required=True,
+            metavar="PATH",
+            help="Video file or folder of videos; repeat for several clips.",
+        ),
         click.option("--frames", type=click.IntRange(min=1), help="Frames to read.  [default: 16]"),
         click.option("--stride", type=click.IntRange(min=1), help="Take every K-th frame.  [default: 1]"),
         click.option("--fps", type=float, help="Resample to F frames/s by timestamp (instead of --stride)."),
         click.option("--start", type=float, help="Start time in seconds.  [default: 0]"),
-        click.option("--size", type=click.IntRange(min=1),
-                     help=f"Resize so the short side is S (antialiased), then centre-crop to a multiple of 8. "
-                          f"[default: the clip's size, short side capped at {DEFAULT_MAX_SHORT_SIDE}]"),
+        click.option(
+            "--size",
+            type=click.IntRange(min=1),
+            help=f"Resize so the short side is S (antialiased), then centre-crop to a multiple of 8. "
+            f"[default: the clip's size, short side capped at {DEFAULT_MAX_SHORT_SIDE}]",
+        ),
         click.option("--encoder", type=click.Choice(ENCODERS), help="pixel, vae, or auto (vae if --vae is given)."),
         click.option("--vae", metavar="PATH_OR_ID", help="diffusers autoencoder: local folder or hub id."),
         click.option("--vae-subfolder", metavar="NAME", help="Subfolder of --vae holding the VAE (e.g. vae)."),
         click.option("--downsample", type=click.IntRange(min=1), help="pixel encoder: area-downsample by K."),
-        click.option("--sample-posterior", is_flag=True, default=None, help="Sample the VAE posterior (default: mean)."),
+        click.option(
+            "--sample-posterior", is_flag=True, default=None, help="Sample the VAE posterior (default: mean)."
+        ),
         click.option("--dtype", type=click.Choice(list(DTYPES)), help="VAE dtype.  [default: float16 on CUDA]"),
         click.option("--device", help="cpu, cuda or cuda:N.  [default: cuda if available]"),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random draw."),
@@ -136,8 +147,17 @@ def _load(videos, encoder, vae, vae_subfolder, downsample, sample_posterior, dty
 
     paths = list_videos(list(videos))
     dev = _device(device)
-    enc = load_encoder(**_given(encoder=encoder, vae=vae, vae_subfolder=vae_subfolder, downsample=downsample,
-                                sample_posterior=sample_posterior, dtype=DTYPES.get(dtype)), device=dev)
+    enc = load_encoder(
+        **_given(
+            encoder=encoder,
+            vae=vae,
+            vae_subfolder=vae_subfolder,
+            downsample=downsample,
+            sample_posterior=sample_posterior,
+            dtype=DTYPES.get(dtype),
+        ),
+        device=dev,
+    )
     return paths, enc, dev
 
 
@@ -151,22 +171,57 @@ def _outputs(**paths) -> None:
 
 @main.command()
 @video_options
-@click.option("--schedule", "schedule_name", type=click.Choice(list(PRESETS)),
-              help=f"Preset noise schedule.  [default: {DEFAULT_PRESET}]")
-@click.option("--scheduler-config", metavar="FILE_OR_FOLDER", help="A diffusers scheduler config (overrides --schedule).")
+@click.option(
+    "--schedule",
+    "schedule_name",
+    type=click.Choice(list(PRESETS)),
+    help=f"Preset noise schedule.  [default: {DEFAULT_PRESET}]",
+)
+@click.option(
+    "--scheduler-config", metavar="FILE_OR_FOLDER", help="A diffusers scheduler config (overrides --schedule)."
+)
 @click.option("--zero-terminal-snr", is_flag=True, default=None, help="Rescale betas to zero terminal SNR.")
 @click.option("--shift", type=float, help="Flow matching: timestep shift.  [default: 1, or the config's]")
-@click.option("--bands", "bands_text", metavar="E1,E2,...",
-              help=f"Band edges in normalised frequency (Nyquist = 1).  [default: {','.join(map(str, DEFAULT_EDGES))}]")
+@click.option(
+    "--bands",
+    "bands_text",
+    metavar="E1,E2,...",
+    help=f"Band edges in normalised frequency (Nyquist = 1).  [default: {','.join(map(str, DEFAULT_EDGES))}]",
+)
 @click.option("--decomposition", type=click.Choice(DECOMPOSITIONS), help="Distance over (t,h,w), (h,w) or t.")
 @click.option("--time-scale", type=float, help="Weight of temporal frequency, d_s/d_t.  [default: 1]")
 @click.option("--seeds", type=click.IntRange(min=0), help="Also measure SNR with K real noise draws.  [default: 0]")
 @click.option("--json", "json_path", metavar="PATH", help="Write the full report as JSON.")
 @click.option("--csv", "csv_path", metavar="PATH", help="Write SNR per band and timestep as CSV.")
 @click.option("--plot", "plot_path", metavar="PATH", help="Write the SNR-vs-timestep figure (.png/.pdf/.svg).")
-def snr(videos, frames, stride, fps, start, size, encoder, vae, vae_subfolder, downsample, sample_posterior,
-        dtype, device, seed, quiet, schedule_name, scheduler_config, zero_terminal_snr, shift, bands_text,
-        decomposition, time_scale, seeds, json_path, csv_path, plot_path):
+def snr(
+    videos,
+    frames,
+    stride,
+    fps,
+    start,
+    size,
+    encoder,
+    vae,
+    vae_subfolder,
+    downsample,
+    sample_posterior,
+    dtype,
+    device,
+    seed,
+    quiet,
+    schedule_name,
+    scheduler_config,
+    zero_terminal_snr,
+    shift,
+    bands_text,
+    decomposition,
+    time_scale,
+    seeds,
+    json_path,
+    csv_path,
+    plot_path,
+):
     """Per-band SNR of real clips over every training timestep.
 
     \b
@@ -184,15 +239,34 @@ def snr(videos, frames, stride, fps, start, size, encoder, vae, vae_subfolder, d
             raise ValueError("give --fps or --stride, not both")
         _outputs(json=json_path, csv=csv_path, plot=plot_path)
         edges = parse_edges(bands_text) if bands_text is not None else None
-        sched = get_schedule(scheduler_config or schedule_name or DEFAULT_PRESET,
-                             **_given(zero_terminal_snr=zero_terminal_snr, shift=shift))
+        sched = get_schedule(
+            scheduler_config or schedule_name or DEFAULT_PRESET,
+            **_given(zero_terminal_snr=zero_terminal_snr, shift=shift),
+        )
         paths, enc, dev = _load(videos, encoder, vae, vae_subfolder, downsample, sample_posterior, dtype, device)
         progress = _progress(quiet)
         gen = torch.Generator(dev).manual_seed(seed)
-        clips = [analyze_video(p, enc, sched, generator=gen, progress=progress,
-                               **_given(frames=frames, stride=stride, fps=fps, start=start, size=size, edges=edges,
-                                        decomposition=decomposition, time_scale=time_scale, seeds=seeds))
-                 for p in (progress(paths, desc="clips", unit="clip") if len(paths) > 1 else paths)]
+        clips = [
+            analyze_video(
+                p,
+                enc,
+                sched,
+                generator=gen,
+                progress=progress,
+                **_given(
+                    frames=frames,
+                    stride=stride,
+                    fps=fps,
+                    start=start,
+                    size=size,
+                    edges=edges,
+                    decomposition=decomposition,
+                    time_scale=time_scale,
+                    seeds=seeds,
+                ),
+            )
+            for p in (progress(paths, desc="clips", unit="clip") if len(paths) > 1 else paths)
+        ]
         summary = summarize(clips, sched)
         if not quiet:
             click.echo(format_table(summary))
@@ -207,23 +281,42 @@ def snr(videos, frames, stride, fps, start, size, encoder, vae, vae_subfolder, d
 
 @main.command()
 @video_options
-@click.option("--schedule", "schedule_name", type=click.Choice(list(PRESETS)),
-              help=f"Reference model: preset schedule (DDIM sampler; flow: flow-matching Euler).  [default: {DEFAULT_PRESET}]")
+@click.option(
+    "--schedule",
+    "schedule_name",
+    type=click.Choice(list(PRESETS)),
+    help=f"Reference model: preset schedule (DDIM sampler; flow: flow-matching Euler).  [default: {DEFAULT_PRESET}]",
+)
 @click.option("--scheduler-config", metavar="FILE_OR_FOLDER", help="Reference model: any diffusers scheduler config.")
 @click.option("--shift", type=float, help="Flow matching: timestep shift.")
-@click.option("--prior", "priors", multiple=True, type=click.Choice(PRIOR_CHOICES),
-              help="Initial-noise method; repeat to compare.  [default: freeinit]")
-@click.option("--num-iters", type=click.IntRange(min=1), help="Total sampling passes (1 = plain sampling).  [default: 3]")
+@click.option(
+    "--prior",
+    "priors",
+    multiple=True,
+    type=click.Choice(PRIOR_CHOICES),
+    help="Initial-noise method; repeat to compare.  [default: freeinit]",
+)
+@click.option(
+    "--num-iters", type=click.IntRange(min=1), help="Total sampling passes (1 = plain sampling).  [default: 3]"
+)
 @click.option("--steps", type=click.IntRange(min=1), help="Inference steps per pass.  [default: 50]")
 @click.option("--method", type=click.Choice(FILTER_METHODS), help="Low-pass filter.  [default: butterworth]")
 @click.option("--d-s", type=float, help="Spatial stop frequency (Nyquist = 1).  [default: 0.25]")
 @click.option("--d-t", type=float, help="Temporal stop frequency.  [default: 0.25]")
 @click.option("--order", type=click.IntRange(min=1), help="Butterworth order.  [default: 4]")
-@click.option("--renoise", type=click.Choice(RENOISE), help="Re-diffusion noise: reuse (official) or fresh.  [default: reuse]")
-@click.option("--diffuse-timestep", type=click.IntRange(min=0), help="Re-diffusion timestep.  [default: last, or intermediate where SNR is 0]")
+@click.option(
+    "--renoise", type=click.Choice(RENOISE), help="Re-diffusion noise: reuse (official) or fresh.  [default: reuse]"
+)
+@click.option(
+    "--diffuse-timestep",
+    type=click.IntRange(min=0),
+    help="Re-diffusion timestep.  [default: last, or intermediate where SNR is 0]",
+)
 @click.option("--fast-sampling", is_flag=True, default=None, help="Coarse-to-fine: fewer steps in early passes.")
 @click.option("--bands", "bands_text", metavar="E1,E2,...", help="Band edges (Nyquist = 1).")
-@click.option("--pipeline", metavar="PATH_OR_ID", help="Run on a diffusers video pipeline instead of the reference model.")
+@click.option(
+    "--pipeline", metavar="PATH_OR_ID", help="Run on a diffusers video pipeline instead of the reference model."
+)
 @click.option("--prompt", help="Pipeline prompt.")
 @click.option("--negative-prompt", help="Pipeline negative prompt.")
 @click.option("--guidance-scale", type=float, help="Pipeline guidance scale (the pipeline's default if unset).")
@@ -233,10 +326,47 @@ def snr(videos, frames, stride, fps, start, size, encoder, vae, vae_subfolder, d
 @click.option("--embedder", metavar="PATH_OR_ID", help="Image embedder for consistency (DINO ViT-S/16, CLIP).")
 @click.option("--json", "json_path", metavar="PATH", help="Write the report as JSON.")
 @click.option("--plot", "plot_path", metavar="PATH", help="Write the gap-per-pass figure.")
-def freeinit(videos, frames, stride, fps, start, size, encoder, vae, vae_subfolder, downsample, sample_posterior,
-             dtype, device, seed, quiet, schedule_name, scheduler_config, shift, priors, num_iters, steps, method,
-             d_s, d_t, order, renoise, diffuse_timestep, fast_sampling, bands_text, pipeline, prompt,
-             negative_prompt, guidance_scale, height, width, out_dir, embedder, json_path, plot_path):
+def freeinit(
+    videos,
+    frames,
+    stride,
+    fps,
+    start,
+    size,
+    encoder,
+    vae,
+    vae_subfolder,
+    downsample,
+    sample_posterior,
+    dtype,
+    device,
+    seed,
+    quiet,
+    schedule_name,
+    scheduler_config,
+    shift,
+    priors,
+    num_iters,
+    steps,
+    method,
+    d_s,
+    d_t,
+    order,
+    renoise,
+    diffuse_timestep,
+    fast_sampling,
+    bands_text,
+    pipeline,
+    prompt,
+    negative_prompt,
+    guidance_scale,
+    height,
+    width,
+    out_dir,
+    embedder,
+    json_path,
+    plot_path,
+):
     """FreeInit and its peers: the initialization gap per band, pass by pass.
 
     Without --pipeline, samples the weight-free reference model (the exact denoiser of a Gaussian video
@@ -258,10 +388,13 @@ def freeinit(videos, frames, stride, fps, start, size, encoder, vae, vae_subfold
     def job():
         if fps is not None and stride is not None:
             raise ValueError("give --fps or --stride, not both")
-        if pipeline is None and any(v is not None for v in (prompt, negative_prompt, guidance_scale, height, width,
-                                                             out_dir)):
-            raise ValueError("--prompt, --negative-prompt, --guidance-scale, --height, --width and --out-dir "
-                             "apply with --pipeline only")
+        if pipeline is None and any(
+            v is not None for v in (prompt, negative_prompt, guidance_scale, height, width, out_dir)
+        ):
+            raise ValueError(
+                "--prompt, --negative-prompt, --guidance-scale, --height, --width and --out-dir "
+                "apply with --pipeline only"
+            )
         if out_dir is not None:
             from pathlib import Path
 
@@ -274,8 +407,17 @@ def freeinit(videos, frames, stride, fps, start, size, encoder, vae, vae_subfold
             raise ValueError(f"freeinit takes one reference clip, got {len(paths)}; pass a single --video file")
         dev = _device(device)
         progress = _progress(quiet)
-        kw = _given(num_iters=num_iters, num_inference_steps=steps, method=method, d_s=d_s, d_t=d_t, order=order,
-                    renoise=renoise, diffuse_timestep=diffuse_timestep, fast_sampling=fast_sampling)
+        kw = _given(
+            num_iters=num_iters,
+            num_inference_steps=steps,
+            method=method,
+            d_s=d_s,
+            d_t=d_t,
+            order=order,
+            renoise=renoise,
+            diffuse_timestep=diffuse_timestep,
+            fast_sampling=fast_sampling,
+        )
         read_kw = _given(frames=frames, stride=stride, fps=fps, start=start)
         embed = None
         if embedder is not None:
@@ -288,8 +430,16 @@ def freeinit(videos, frames, stride, fps, start, size, encoder, vae, vae_subfold
             x, info = read_video(paths[0], size=size if size is not None else REFERENCE_SIZE, **read_kw)
             z0 = enc(x, progress=progress).float().cpu()
             sch = reference_scheduler(scheduler_config or schedule_name or DEFAULT_PRESET, **_given(shift=shift))
-            bands, P, runs = run_reference(z0, priors=tuple(priors) or ("freeinit",), scheduler=sch, edges=edges,
-                                           seed=seed, pixel_frames=enc.info.name == "pixel", progress=progress, **kw)
+            bands, P, runs = run_reference(
+                z0,
+                priors=tuple(priors) or ("freeinit",),
+                scheduler=sch,
+                edges=edges,
+                seed=seed,
+                pixel_frames=enc.info.name == "pixel",
+                progress=progress,
+                **kw,
+            )
             enc_info, shape = enc.info.to_dict(), tuple(z0.shape)
         else:
             from .bands import band_power, make_bands
@@ -306,8 +456,10 @@ def freeinit(videos, frames, stride, fps, start, size, encoder, vae, vae_subfold
             z0 = penc(x, progress=progress).float()
             shape = latent_shape(pipe, num_frames=x.shape[2], height=H, width=W)
             if tuple(z0.shape[1:]) != shape[1:]:
-                raise ValueError(f"the clip encodes to {tuple(z0.shape)} but the pipeline denoises {shape}; "
-                                 "choose --frames to suit the pipeline's VAE")
+                raise ValueError(
+                    f"the clip encodes to {tuple(z0.shape)} but the pipeline denoises {shape}; "
+                    "choose --frames to suit the pipeline's VAE"
+                )
             bands = make_bands(shape[-3:], **({"edges": edges} if edges is not None else {}))
             P = band_power(z0, bands)
             call = _given(prompt=prompt, negative_prompt=negative_prompt, guidance_scale=guidance_scale)
@@ -315,8 +467,14 @@ def freeinit(videos, frames, stride, fps, start, size, encoder, vae, vae_subfold
             runs = []
             for prior in tuple(priors) or ("freeinit",):
                 gen = torch.Generator(dev).manual_seed(seed)
-                res = sample(PipelineSampler(pipe, **call), shape, prior=prior, generator=gen, device=dev,
-                             **single_pass(prior, kw))
+                res = sample(
+                    PipelineSampler(pipe, **call),
+                    shape,
+                    prior=prior,
+                    generator=gen,
+                    device=dev,
+                    **single_pass(prior, kw),
+                )
                 runs.append(gap_run(res, P.to(dev), bands, decode=penc.decode, embed=embed))
                 if out_dir is not None:
                     for p in res.passes:
@@ -324,12 +482,14 @@ def freeinit(videos, frames, stride, fps, start, size, encoder, vae, vae_subfold
                         write_video(path, penc.decode(p.latents), fps=8)
                         videos_written.append(path)
             enc_info = penc.info.to_dict()
-        title = (f"clip {info.path} | latent {shape} | {type(sch).__name__}"
-                 + (f" | pipeline {pipeline}" if pipeline else " | reference model (exact Gaussian denoiser)"))
+        title = f"clip {info.path} | latent {shape} | {type(sch).__name__}" + (
+            f" | pipeline {pipeline}" if pipeline else " | reference model (exact Gaussian denoiser)"
+        )
         if not quiet:
             click.echo(format_gap_table(bands, runs, title=title))
-        doc = freeinit_to_dict(bands, P.cpu(), runs, video=info.path, encoder=enc_info, latent_shape=shape,
-                               scheduler=sch)
+        doc = freeinit_to_dict(
+            bands, P.cpu(), runs, video=info.path, encoder=enc_info, latent_shape=shape, scheduler=sch
+        )
         doc["videos"] = videos_written
         for path, write in ((json_path, lambda p: write_json(doc, p)), (plot_path, lambda p: plot_gap(bands, runs, p))):
             if path is not None:

@@ -11,8 +11,14 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["frame_cosine", "first_frame_cosine", "temporal_flickering", "embedding_consistency",
-           "consistency_metrics", "hf_image_embedder"]
+__all__ = [
+    "frame_cosine",
+    "first_frame_cosine",
+    "temporal_flickering",
+    "embedding_consistency",
+    "consistency_metrics",
+    "hf_image_embedder",
+]
 
 
 def _frames(x: torch.Tensor) -> torch.Tensor:
@@ -55,8 +61,11 @@ def consistency_metrics(latents: torch.Tensor, frames: torch.Tensor | None = Non
     """Latent- and pixel-space metrics of one result (``frames`` in [-1, 1]; omitted: pixel metrics skipped)."""
     out = {"latent_frame_cosine": frame_cosine(latents), "latent_first_frame_cosine": first_frame_cosine(latents)}
     if frames is not None:
-        out |= {"pixel_frame_cosine": frame_cosine(frames), "pixel_first_frame_cosine": first_frame_cosine(frames),
-                "temporal_flickering": temporal_flickering(frames)}
+        out |= {
+            "pixel_frame_cosine": frame_cosine(frames),
+            "pixel_first_frame_cosine": first_frame_cosine(frames),
+            "temporal_flickering": temporal_flickering(frames),
+        }
         if embed is not None:
             out["embedding_consistency"] = embedding_consistency(frames, embed)
     return out

@@ -23,8 +23,15 @@ __all__ = ["EncoderInfo", "PixelEncoder", "VAEEncoder", "load_encoder", "ENCODER
 
 ENCODERS = ("auto", "pixel", "vae")
 #: diffusers classes that encode single images (frames are batched through them).
-IMAGE_AUTOENCODERS = {"AutoencoderKL", "AutoencoderTiny", "AsymmetricAutoencoderKL", "AutoencoderDC",
-                      "ConsistencyDecoderVAE", "AutoencoderKLFlux2", "AutoencoderKLQwenImage"}
+IMAGE_AUTOENCODERS = {
+    "AutoencoderKL",
+    "AutoencoderTiny",
+    "AsymmetricAutoencoderKL",
+    "AutoencoderDC",
+    "ConsistencyDecoderVAE",
+    "AutoencoderKLFlux2",
+    "AutoencoderKLQwenImage",
+}
 
 
 @dataclass
@@ -66,8 +73,7 @@ class PixelEncoder:
         if downsample < 1:
             raise ValueError(f"downsample={downsample}: must be a whole number >= 1")
         self.downsample = downsample
-        self.info = EncoderInfo("pixel", kind="pixel", spatial_compression=downsample,
-                                scaling={"scaling_factor": 1.0})
+        self.info = EncoderInfo("pixel", kind="pixel", spatial_compression=downsample, scaling={"scaling_factor": 1.0})
 
     def __call__(self, frames: torch.Tensor, *, progress=None, generator=None) -> torch.Tensor:
         _check_frames(frames)
@@ -118,12 +124,21 @@ class VAEEncoder:
         self.batch_size = max(1, int(batch_size))
         self.scale, self.shift, self.mean, self.std = self._scaling(self.config)
         self.info = EncoderInfo(
-            "vae", source=source, class_name=cls_name, kind=self.kind,
-            scaling={"scaling_factor": self.scale, "shift_factor": self.shift,
-                     "latents_mean": self.mean, "latents_std": self.std},
+            "vae",
+            source=source,
+            class_name=cls_name,
+            kind=self.kind,
+            scaling={
+                "scaling_factor": self.scale,
+                "shift_factor": self.shift,
+                "latents_mean": self.mean,
+                "latents_std": self.std,
+            },
             spatial_compression=_spatial_ratio(self.config, cls_name),
             temporal_compression=_temporal_ratio(self.config) if self.kind == "video" else 1,
-            sample_posterior=sample_posterior, dtype=str(self.dtype).replace("torch.", ""), device=str(self.device),
+            sample_posterior=sample_posterior,
+            dtype=str(self.dtype).replace("torch.", ""),
+            device=str(self.device),
         )
 
     @classmethod
@@ -148,15 +163,19 @@ class VAEEncoder:
         src = str(source)
         local = Path(src)
         if local.exists() and not (local / (subfolder or "") / "config.json").is_file():
-            raise ValueError(f"no autoencoder config.json in {local / (subfolder or '')}; "
-                             "pass a folder saved with save_pretrained, or set --vae-subfolder (e.g. vae)")
+            raise ValueError(
+                f"no autoencoder config.json in {local / (subfolder or '')}; "
+                "pass a folder saved with save_pretrained, or set --vae-subfolder (e.g. vae)"
+            )
         if not local.exists() and (src.count("/") != 1 or src.startswith((".", "/"))):
             raise FileNotFoundError(f"VAE {src!r} is neither a local folder nor a hub id (owner/name); check the path")
         try:
             config = diffusers.AutoencoderKL.load_config(src, subfolder=subfolder)
         except Exception as e:  # noqa: BLE001 - diffusers raises many kinds (OSError, EnvironmentError, HTTP)
-            raise ValueError(f"cannot load the VAE config from {src!r}{f' (subfolder {subfolder})' if subfolder else ''}: "
-                             f"{str(e).splitlines()[0][:200]}") from None
+            raise ValueError(
+                f"cannot load the VAE config from {src!r}{f' (subfolder {subfolder})' if subfolder else ''}: "
+                f"{str(e).splitlines()[0][:200]}"
+            ) from None
         cls_name = str(config.get("_class_name", ""))
         model_cls = getattr(diffusers, cls_name, None)
         if model_cls is None or not hasattr(model_cls, "encode"):
@@ -168,9 +187,15 @@ class VAEEncoder:
                 warnings.simplefilter("ignore")  # version-dependent deprecation notices (torch_dtype vs dtype)
                 model = model_cls.from_pretrained(src, subfolder=subfolder, torch_dtype=dtype)
         except Exception as e:  # noqa: BLE001
-            raise ValueError(f"cannot load the {cls_name} weights from {src!r}: {str(e).splitlines()[0][:200]}") from None
-        return cls(model.to(device), source=src if not subfolder else f"{src} [{subfolder}]",
-                   sample_posterior=sample_posterior, batch_size=batch_size)
+            raise ValueError(
+                f"cannot load the {cls_name} weights from {src!r}: {str(e).splitlines()[0][:200]}"
+            ) from None
+        return cls(
+            model.to(device),
+            source=src if not subfolder else f"{src} [{subfolder}]",
+            sample_posterior=sample_posterior,
+            batch_size=batch_size,
+        )
 
     @staticmethod
     def _scaling(config: dict):
@@ -223,8 +248,10 @@ class VAEEncoder:
         if self.kind == "image":
             flat = mu.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)  # (b·t, c, h, w)
             chunks = range(0, b * t, self.batch_size)
-            outs = [self.model.decode(flat[i : i + self.batch_size]).sample
-                    for i in (progress(chunks, desc="decode", unit="batch") if progress else chunks)]
+            outs = [
+                self.model.decode(flat[i : i + self.batch_size]).sample
+                for i in (progress(chunks, desc="decode", unit="batch") if progress else chunks)
+            ]
             x = torch.cat(outs)
             x = x.reshape(b, t, *x.shape[1:]).permute(0, 2, 1, 3, 4)  # (b, 3, t, H, W)
         else:
@@ -232,15 +259,19 @@ class VAEEncoder:
         return x.float().clamp(-1, 1)
 
     @torch.no_grad()
-    def __call__(self, frames: torch.Tensor, *, progress=None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, frames: torch.Tensor, *, progress=None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         _check_frames(frames)
         b, _, t, H, W = frames.shape
         x = frames.to(self.device, self.dtype)
         if self.kind == "image":
             flat = x.permute(0, 2, 1, 3, 4).reshape(b * t, 3, H, W)  # (b·t, 3, H, W)
             chunks = range(0, b * t, self.batch_size)
-            outs = [self._latent(flat[i : i + self.batch_size], generator)
-                    for i in (progress(chunks, desc="encode", unit="batch") if progress else chunks)]
+            outs = [
+                self._latent(flat[i : i + self.batch_size], generator)
+                for i in (progress(chunks, desc="encode", unit="batch") if progress else chunks)
+            ]
             mu = torch.cat(outs)  # (b·t, c, h, w)
             mu = mu.reshape(b, t, *mu.shape[1:]).permute(0, 2, 1, 3, 4)  # (b, c, t, h, w)
             self.info.frames_used = t
@@ -248,8 +279,11 @@ class VAEEncoder:
             r = self.info.temporal_compression
             keep = 1 + (t - 1) // r * r if r > 1 else t  # causal video VAEs take 1 + k·r frames
             if keep < t:
-                warnings.warn(f"{self.info.class_name} compresses time by {r}: using the first {keep} of {t} frames "
-                              f"(1 + k·{r}); ask for {keep} or {keep + r} frames to use them all", stacklevel=2)
+                warnings.warn(
+                    f"{self.info.class_name} compresses time by {r}: using the first {keep} of {t} frames "
+                    f"(1 + k·{r}); ask for {keep} or {keep + r} frames to use them all",
+                    stacklevel=2,
+                )
             x = x[:, :, :keep]
             self.info.frames_used = keep
             mu = self._latent(x, generator)  # (b, c, t', h, w)
@@ -280,5 +314,11 @@ def load_encoder(
         raise ValueError("--encoder vae needs --vae PATH_OR_ID (a diffusers autoencoder folder or hub id)")
     if downsample != 1:
         raise ValueError("--downsample applies to the pixel encoder only; a VAE sets its own compression")
-    return VAEEncoder.load(vae, subfolder=vae_subfolder, device=device, dtype=dtype,
-                           sample_posterior=sample_posterior, batch_size=batch_size)
+    return VAEEncoder.load(
+        vae,
+        subfolder=vae_subfolder,
+        device=device,
+        dtype=dtype,
+        sample_posterior=sample_posterior,
+        batch_size=batch_size,
+    )

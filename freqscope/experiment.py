@@ -30,7 +30,15 @@ from .gap import gap_db, predicted_pass_power, relative_power_db
 from .reference import GaussianVideoModel
 from .schedule import PRESETS
 
-__all__ = ["single_pass", "REFERENCE_SIZE", "reference_scheduler", "GapRun", "gap_run", "run_reference", "FREEINIT_SCHEMA"]
+__all__ = [
+    "single_pass",
+    "REFERENCE_SIZE",
+    "reference_scheduler",
+    "GapRun",
+    "gap_run",
+    "run_reference",
+    "FREEINIT_SCHEMA",
+]
 
 FREEINIT_SCHEMA = "freqscope.freeinit/1"
 #: Short side of the reference clip for the weight-free model: 16×64×(64·aspect) keeps every pass ~1 s on a CPU.
@@ -46,8 +54,9 @@ def reference_scheduler(name_or_path: str = "sd", *, shift: float | None = None)
         cfg = dict(PRESETS[name_or_path])
         if "FlowMatch" in cfg.get("_class_name", ""):
             return diffusers.FlowMatchEulerDiscreteScheduler(shift=shift if shift is not None else cfg["shift"])
-        return diffusers.DDIMScheduler(**cfg, clip_sample=False, set_alpha_to_one=True, steps_offset=1,
-                                       timestep_spacing="leading")
+        return diffusers.DDIMScheduler(
+            **cfg, clip_sample=False, set_alpha_to_one=True, steps_offset=1, timestep_spacing="leading"
+        )
     from pathlib import Path
 
     p = Path(name_or_path)
@@ -55,7 +64,9 @@ def reference_scheduler(name_or_path: str = "sd", *, shift: float | None = None)
     try:
         config = diffusers.DDIMScheduler.load_config(folder)
     except Exception as e:  # noqa: BLE001 - diffusers raises OSError/EnvironmentError/ValueError
-        raise ValueError(f"cannot load a scheduler config from {name_or_path}: {str(e).splitlines()[0][:200]}") from None
+        raise ValueError(
+            f"cannot load a scheduler config from {name_or_path}: {str(e).splitlines()[0][:200]}"
+        ) from None
     cls = getattr(diffusers, str(config.get("_class_name", "DDIMScheduler")), None)
     if cls is None or not hasattr(cls, "step"):
         raise ValueError(f"{name_or_path} names {config.get('_class_name')!r}, not a diffusers scheduler")
@@ -77,8 +88,16 @@ class GapRun:
     variance_loss_db: float = 0.0
 
 
-def gap_run(result: SamplingResult, P: torch.Tensor, bands: BandSet, *, model: GaussianVideoModel | None = None,
-            scheduler=None, decode=None, embed=None) -> GapRun:
+def gap_run(
+    result: SamplingResult,
+    P: torch.Tensor,
+    bands: BandSet,
+    *,
+    model: GaussianVideoModel | None = None,
+    scheduler=None,
+    decode=None,
+    embed=None,
+) -> GapRun:
     """Measure a sampling result against a clip of band power ``P`` (and predict it, where a closed form exists:
     the Gaussian reference model sampled with DDIM)."""
     info = result.info
@@ -88,9 +107,13 @@ def gap_run(result: SamplingResult, P: torch.Tensor, bands: BandSet, *, model: G
     mask = lowpass_filter(bands.shape, method=f["method"], d_s=f["d_s"], d_t=f["d_t"], order=f["order"])
     vp = info["prior"] == "freqprior"
     pred_gap = pred_rel = None
-    closed = (model is not None and scheduler is not None and type(scheduler).__name__ == "DDIMScheduler"
-              and info["prior"] == "freeinit" and all(p.start_timestep == result.passes[0].start_timestep
-                                                      for p in result.passes))
+    closed = (
+        model is not None
+        and scheduler is not None
+        and type(scheduler).__name__ == "DDIMScheduler"
+        and info["prior"] == "freeinit"
+        and all(p.start_timestep == result.passes[0].start_timestep for p in result.passes)
+    )
     if closed:
         gains = []
         for p in result.passes:
@@ -104,8 +127,16 @@ def gap_run(result: SamplingResult, P: torch.Tensor, bands: BandSet, *, model: G
     for p in result.passes:
         frames = decode(p.latents) if decode is not None else None
         cons.append(consistency_metrics(p.latents, frames, embed=embed))
-    return GapRun(info["prior"], result, gaps, rel, pred_gap, pred_rel, cons, variance_loss_db(
-        mask, variance_preserving=vp) if info["num_iters"] > 1 else 0.0)
+    return GapRun(
+        info["prior"],
+        result,
+        gaps,
+        rel,
+        pred_gap,
+        pred_rel,
+        cons,
+        variance_loss_db(mask, variance_preserving=vp) if info["num_iters"] > 1 else 0.0,
+    )
 
 
 def single_pass(prior: str, kwargs: dict) -> dict:
@@ -134,10 +165,16 @@ def run_reference(
     model = GaussianVideoModel.from_latent(z0)
     scheduler = scheduler if scheduler is not None else reference_scheduler()
     runs = []
-    for prior in (progress(priors, desc="priors", unit="prior") if progress and len(priors) > 1 else priors):
+    for prior in progress(priors, desc="priors", unit="prior") if progress and len(priors) > 1 else priors:
         gen = torch.Generator().manual_seed(seed)  # every prior starts from the same seed: like for like
-        res = sample(DenoiserSampler(model, scheduler), tuple(z0.shape), prior=prior, generator=gen,
-                     **single_pass(prior, sample_kwargs))
-        runs.append(gap_run(res, P, bands, model=model, scheduler=scheduler,
-                            decode=(lambda z: z) if pixel_frames else None))
+        res = sample(
+            DenoiserSampler(model, scheduler),
+            tuple(z0.shape),
+            prior=prior,
+            generator=gen,
+            **single_pass(prior, sample_kwargs),
+        )
+        runs.append(
+            gap_run(res, P, bands, model=model, scheduler=scheduler, decode=(lambda z: z) if pixel_frames else None)
+        )
     return bands, P, runs

@@ -71,8 +71,9 @@ def _lowpass(shape, method, d_s, d_t, order, device) -> torch.Tensor:
     return m.float()
 
 
-def freq_mix(x: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor, *, variance_preserving: bool = False
-             ) -> torch.Tensor:
+def freq_mix(
+    x: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor, *, variance_preserving: bool = False
+) -> torch.Tensor:
     """Low frequencies of ``x`` and high frequencies of ``noise`` over the last three dims.
 
     FreeInit: ``F⁻¹(L·F x + (1 − L)·F noise)``. With ``variance_preserving`` (as FreqPrior) the noise

@@ -25,8 +25,17 @@ from .priors import gaussian_noise, offset_noise, pyoco_mixed_noise, pyoco_progr
 from .reference import scheduler_space
 from .schedule import Schedule, flow_schedule, vp_schedule
 
-__all__ = ["PRIORS", "RENOISE", "PassResult", "SamplingResult", "DenoiserSampler", "PipelineSampler",
-           "sample", "schedule_of", "MIN_RENOISE_ALPHA_BAR"]
+__all__ = [
+    "PRIORS",
+    "RENOISE",
+    "PassResult",
+    "SamplingResult",
+    "DenoiserSampler",
+    "PipelineSampler",
+    "sample",
+    "schedule_of",
+    "MIN_RENOISE_ALPHA_BAR",
+]
 
 #: freeinit: re-diffuse to the last timestep, keep low frequencies; freqprior: re-noise from an
 #: intermediate timestep with variance-preserving mixing; pyoco-mixed / pyoco-progressive / offset:
@@ -45,8 +54,11 @@ def schedule_of(scheduler) -> Schedule:
     """The training schedule of a diffusers scheduler (float64)."""
     cfg = dict(scheduler.config)
     if "FlowMatch" in type(scheduler).__name__:
-        return flow_schedule(num_train_timesteps=cfg.get("num_train_timesteps", 1000), shift=cfg.get("shift", 1.0),
-                             name=type(scheduler).__name__)
+        return flow_schedule(
+            num_train_timesteps=cfg.get("num_train_timesteps", 1000),
+            shift=cfg.get("shift", 1.0),
+            name=type(scheduler).__name__,
+        )
     return vp_schedule(cfg, name=type(scheduler).__name__)
 
 
@@ -137,8 +149,10 @@ class PipelineSampler(_SchedulerSampler):
         latents = init
         if start_index:
             if "timesteps" not in self._params:
-                raise ValueError(f"{type(self.pipe).__name__} takes no timesteps=, so it cannot start from an "
-                                 "intermediate timestep; use --prior freeinit with a schedule whose terminal SNR > 0")
+                raise ValueError(
+                    f"{type(self.pipe).__name__} takes no timesteps=, so it cannot start from an "
+                    "intermediate timestep; use --prior freeinit with a schedule whose terminal SNR > 0"
+                )
             ts = self.timesteps(num_inference_steps)[start_index:]  # (the pipeline sets them again)
             A, B = scheduler_space(self.scheduler, ts[0])
             latents = init * math.sqrt(A**2 + B**2) / float(getattr(self.scheduler, "init_noise_sigma", 1.0))
@@ -148,11 +162,20 @@ class PipelineSampler(_SchedulerSampler):
         if self.layout == "btchw":
             latents = latents.permute(0, 2, 1, 3, 4)  # (b, t, c, h, w)
         if callback is not None and "callback_on_step_end" in self._params:
+
             def on_step(pipe, i, t, tensors):
                 x = tensors["latents"]
-                callback({"stage": "step", "pass": pass_index, "i": i, "t": float(t),
-                          "x": x.permute(0, 2, 1, 3, 4) if self.layout == "btchw" else x})
+                callback(
+                    {
+                        "stage": "step",
+                        "pass": pass_index,
+                        "i": i,
+                        "t": float(t),
+                        "x": x.permute(0, 2, 1, 3, 4) if self.layout == "btchw" else x,
+                    }
+                )
                 return {}
+
             kw["callback_on_step_end"] = on_step
         if generator is not None and "generator" in self._params:
             kw.setdefault("generator", generator)
@@ -166,11 +189,13 @@ class PipelineSampler(_SchedulerSampler):
 
 def _prior_noise(prior, shape, *, generator, device, pyoco_alpha, offset_strength):
     if prior == "pyoco-mixed":
-        return pyoco_mixed_noise(shape, alpha=pyoco_alpha if pyoco_alpha is not None else 1.0,
-                                 generator=generator, device=device)
+        return pyoco_mixed_noise(
+            shape, alpha=pyoco_alpha if pyoco_alpha is not None else 1.0, generator=generator, device=device
+        )
     if prior == "pyoco-progressive":
-        return pyoco_progressive_noise(shape, alpha=pyoco_alpha if pyoco_alpha is not None else 2.0,
-                                       generator=generator, device=device)
+        return pyoco_progressive_noise(
+            shape, alpha=pyoco_alpha if pyoco_alpha is not None else 2.0, generator=generator, device=device
+        )
     if prior == "offset":
         return offset_noise(shape, strength=offset_strength, generator=generator, device=device)
     return gaussian_noise(shape, generator=generator, device=device)
@@ -242,9 +267,11 @@ def sample(
     if iterative and num_iters > 1 and float(ab_vp[t_star]) < 1e-8:
         ok = torch.nonzero(ab_vp >= MIN_RENOISE_ALPHA_BAR)
         t_star = int(ok.max()) if len(ok) else 0
-        notes.append(f"{sched.name} has zero SNR at the requested re-diffusion timestep, where re-diffusion returns "
-                     f"the initial noise unchanged; re-noising from t={t_star} (ᾱ={float(ab_vp[t_star]):.4g}) and "
-                     "sampling from there instead")
+        notes.append(
+            f"{sched.name} has zero SNR at the requested re-diffusion timestep, where re-diffusion returns "
+            f"the initial noise unchanged; re-noising from t={t_star} (ᾱ={float(ab_vp[t_star]):.4g}) and "
+            "sampling from there instead"
+        )
 
     passes: list[PassResult] = []
     eps0 = None
@@ -252,8 +279,14 @@ def sample(
         steps = max(1, int(num_inference_steps / num_iters * (k + 1))) if fast_sampling else num_inference_steps
         grid = sampler.timesteps(steps)
         if k == 0:
-            init = _prior_noise(prior, shape, generator=generator, device=device, pyoco_alpha=pyoco_alpha,
-                                offset_strength=offset_strength).float()
+            init = _prior_noise(
+                prior,
+                shape,
+                generator=generator,
+                device=device,
+                pyoco_alpha=pyoco_alpha,
+                offset_strength=offset_strength,
+            ).float()
             eps0 = init
             start_index, start_t = 0, grid[0]
             alpha_bar = float(ab_vp[N - 1])
@@ -276,17 +309,31 @@ def sample(
             init = freq_mix(z_t, fresh, mask, variance_preserving=prior == "freqprior")
         if callback is not None:
             callback({"stage": "init", "pass": k, "x": init})
-        z0 = sampler(init, num_inference_steps=steps, start_index=start_index, pass_index=k, callback=callback,
-                     generator=generator)
+        z0 = sampler(
+            init,
+            num_inference_steps=steps,
+            start_index=start_index,
+            pass_index=k,
+            callback=callback,
+            generator=generator,
+        )
         if callback is not None:
             callback({"stage": "end", "pass": k, "x": z0})
         passes.append(PassResult(k, init, z0.float(), float(start_t), alpha_bar, steps))
 
     for n in notes:
         warnings.warn(n, stacklevel=2)
-    info = {"prior": prior, "num_iters": num_iters, "num_inference_steps": num_inference_steps,
-            "filter": {"method": method, "d_s": d_s, "d_t": d_t, "order": order}, "renoise": renoise,
-            "diffuse_timestep": t_star, "fast_sampling": fast_sampling, "schedule": sched.name, "notes": notes}
+    info = {
+        "prior": prior,
+        "num_iters": num_iters,
+        "num_inference_steps": num_inference_steps,
+        "filter": {"method": method, "d_s": d_s, "d_t": d_t, "order": order},
+        "renoise": renoise,
+        "diffuse_timestep": t_star,
+        "fast_sampling": fast_sampling,
+        "schedule": sched.name,
+        "notes": notes,
+    }
     if prior.startswith("pyoco"):
         info["pyoco_alpha"] = pyoco_alpha if pyoco_alpha is not None else (1.0 if prior == "pyoco-mixed" else 2.0)
     if prior == "offset":

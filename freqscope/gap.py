@@ -31,8 +31,13 @@ def relative_power_db(z: torch.Tensor, bands: BandSet, P: torch.Tensor) -> torch
 
 
 def predicted_pass_power(
-    gains: list[torch.Tensor], mask: torch.Tensor, alpha_bar: float, *, renoise: str = "reuse",
-    variance_preserving: bool = False, init_power: torch.Tensor | None = None,
+    gains: list[torch.Tensor],
+    mask: torch.Tensor,
+    alpha_bar: float,
+    *,
+    renoise: str = "reuse",
+    variance_preserving: bool = False,
+    init_power: torch.Tensor | None = None,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Closed-form expected per-bin power of each pass's initial noise and generated latent.
 

@@ -21,8 +21,9 @@ def gaussian_noise(shape, *, generator: torch.Generator | None = None, device="c
     return torch.randn(_check_shape(shape), generator=generator, device=device)
 
 
-def offset_noise(shape, *, strength: float = 0.1, generator: torch.Generator | None = None, device="cpu"
-                 ) -> torch.Tensor:
+def offset_noise(
+    shape, *, strength: float = 0.1, generator: torch.Generator | None = None, device="cpu"
+) -> torch.Tensor:
     """ε + strength·δ with δ ~ N(0, 1) per (b, c), shared over (t, h, w) (Guttenberg 2023).
     Its DC power is raised by ``strength²·t·h·w``; the total variance is ``1 + strength²``."""
     b, c, t, h, w = _check_shape(shape)
@@ -30,8 +31,9 @@ def offset_noise(shape, *, strength: float = 0.1, generator: torch.Generator | N
     return eps + strength * torch.randn((b, c, 1, 1, 1), generator=generator, device=device)
 
 
-def pyoco_mixed_noise(shape, *, alpha: float = 1.0, generator: torch.Generator | None = None, device="cpu"
-                      ) -> torch.Tensor:
+def pyoco_mixed_noise(
+    shape, *, alpha: float = 1.0, generator: torch.Generator | None = None, device="cpu"
+) -> torch.Tensor:
     """PYoCo mixed noise (Ge et al. 2023, Eq. 3): a component shared by all frames with variance
     ``α²/(1+α²)`` plus an independent one with variance ``1/(1+α²)``: unit variance, frame correlation
     ``α²/(1+α²)``."""
@@ -41,8 +43,9 @@ def pyoco_mixed_noise(shape, *, alpha: float = 1.0, generator: torch.Generator |
     return (alpha * shared + ind) / math.sqrt(1 + alpha**2)
 
 
-def pyoco_progressive_noise(shape, *, alpha: float = 2.0, generator: torch.Generator | None = None, device="cpu"
-                            ) -> torch.Tensor:
+def pyoco_progressive_noise(
+    shape, *, alpha: float = 2.0, generator: torch.Generator | None = None, device="cpu"
+) -> torch.Tensor:
     """PYoCo progressive noise (Ge et al. 2023, Eq. 4): ``ε_i = α/√(1+α²)·ε_{i−1} + ξ_i/√(1+α²)``, an AR(1)
     chain over frames with unit variance and lag-k correlation ``(α/√(1+α²))^k``."""
     b, c, t, h, w = _check_shape(shape)

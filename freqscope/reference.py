@@ -47,8 +47,9 @@ def scheduler_space(scheduler, t) -> tuple[float, float]:
     """``(A, B)`` of the *sample* the scheduler steps at ``t``: read off its own ``add_noise``
     (``scale_noise`` for flow matching), e.g. ``(1, σ)`` for Euler, ``(√ᾱ, √(1−ᾱ))`` for DDIM."""
     one, zero = torch.ones(1), torch.zeros(1)
-    tt = torch.as_tensor([t]).to(scheduler.timesteps.dtype if getattr(scheduler, "timesteps", None) is not None
-                                 else torch.float32)
+    tt = torch.as_tensor([t]).to(
+        scheduler.timesteps.dtype if getattr(scheduler, "timesteps", None) is not None else torch.float32
+    )
     if _is_flow(scheduler):
         f = lambda x0, e: float(scheduler.scale_noise(x0, tt, e))  # noqa: E731
     else:
@@ -90,8 +91,9 @@ class GaussianVideoModel:
     def sample(self, batch: int = 1, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw videos from the model's data distribution: ``F⁻¹(√S · F ξ)``, ``(batch, c, t, h, w)``."""
         xi = torch.randn((batch, *self.S.shape), generator=generator, device=self.S.device)
-        return torch.fft.ifftn(torch.fft.fftn(xi, dim=_DIMS, norm="ortho") * self.S.sqrt(), dim=_DIMS,
-                               norm="ortho").real
+        return torch.fft.ifftn(
+            torch.fft.fftn(xi, dim=_DIMS, norm="ortho") * self.S.sqrt(), dim=_DIMS, norm="ortho"
+        ).real
 
     def denoise(self, z: torch.Tensor, A: float, B: float) -> torch.Tensor:
         """Posterior mean ``E[x0 | z = A·x0 + B·ε]``."""

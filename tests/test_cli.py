@@ -17,8 +17,25 @@ def _ok(r):
 
 def test_snr_table_json_csv_plot(bikes, tmp_path):
     j, c, p = tmp_path / "o.json", tmp_path / "o.csv", tmp_path / "o.png"
-    r = _ok(run_cli("snr", "--video", bikes, "--frames", "8", "--size", "64", "--json", j, "--csv", c,
-                    "--plot", p, "--seeds", "2"))
+    r = _ok(
+        run_cli(
+            "snr",
+            "--video",
+            bikes,
+            "--frames",
+            "8",
+            "--size",
+            "64",
+            "--json",
+            j,
+            "--csv",
+            c,
+            "--plot",
+            p,
+            "--seeds",
+            "2",
+        )
+    )
     assert "per-band SNR" in r.stdout and "t=999" in r.stdout and "0 dB at t" in r.stdout
     d = json.loads(j.read_text())
     assert d["schema"] == "freqscope.snr/1" and d["video"] == bikes
@@ -62,18 +79,52 @@ def test_several_clips_and_a_folder(bikes, bunny, tmp_path):
 
 def test_vae_schedules_and_flow(bikes, vaes, tmp_path):
     j = tmp_path / "v.json"
-    _ok(run_cli("snr", "--video", bikes, "--frames", "4", "--size", "32", "--vae", vaes["kl"], "--json", j,
-                "--schedule", "animatediff"))
+    _ok(
+        run_cli(
+            "snr",
+            "--video",
+            bikes,
+            "--frames",
+            "4",
+            "--size",
+            "32",
+            "--vae",
+            vaes["kl"],
+            "--json",
+            j,
+            "--schedule",
+            "animatediff",
+        )
+    )
     d = json.loads(j.read_text())
     assert d["encoder"]["name"] == "vae" and d["encoder"]["class_name"] == "AutoencoderKL"
     assert d["encoder"]["scaling"]["scaling_factor"] == 0.18215 and d["latent_shape"] == [1, 4, 4, 16, 36]
-    _ok(run_cli("snr", "--video", bikes, "--frames", "4", "--size", "32", "--schedule", "flow", "--shift", "3",
-                "--json", j))
+    _ok(
+        run_cli(
+            "snr", "--video", bikes, "--frames", "4", "--size", "32", "--schedule", "flow", "--shift", "3", "--json", j
+        )
+    )
     d = json.loads(j.read_text())
     assert d["schedule"]["kind"] == "flow" and d["schedule"]["sigmas"][-1] == 1.0
     assert all(row[-1] is None for row in d["snr_db"])  # −inf dB at σ = 1 is written as null
-    _ok(run_cli("snr", "--video", bikes, "--frames", "4", "--size", "32", "--zero-terminal-snr", "--json", j,
-                "--decomposition", "spatial", "--bands", "0.2,0.6"))
+    _ok(
+        run_cli(
+            "snr",
+            "--video",
+            bikes,
+            "--frames",
+            "4",
+            "--size",
+            "32",
+            "--zero-terminal-snr",
+            "--json",
+            j,
+            "--decomposition",
+            "spatial",
+            "--bands",
+            "0.2,0.6",
+        )
+    )
     d = json.loads(j.read_text())
     assert d["decomposition"] == "spatial" and len(d["bands"]) == 4
     assert d["schedule"]["alphas_cumprod"][-1] == pytest.approx(0, abs=1e-12)
@@ -107,28 +158,35 @@ def bad_inputs(tmp_path_factory, vaes):
     return d
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["--video", "{d}/missing.mp4"], "not found"),
-    (["--video", "{d}/text.mp4"], "not a readable video"),
-    (["--video", "{d}/trunc.mp4"], "truncated|not a readable|no decodable"),
-    (["--video", "{d}/audio.m4a"], "no video stream"),
-    (["--video", "{d}/good.mp4", "--start", "100"], "no decodable frame"),
-    (["--video", "{d}/one.mp4"], "only 1 frame"),
-    (["--video", "{d}/tiny.mp4"], "too small"),
-    (["--video", "{d}/good.mp4", "--frames", "1"], "at least 2"),
-    (["--video", "{d}/good.mp4", "--bands", "0.5,0.25"], "strictly increasing"),
-    (["--video", "{d}/good.mp4", "--bands", "-0.1,0.2"], "> 0"),
-    (["--video", "{d}/good.mp4", "--bands", "0.5,3"], "largest distance"),
-    (["--video", "{d}/good.mp4", "--bands", "x"], "comma-separated"),
-    (["--video", "{d}/good.mp4", "--encoder", "clip"], "'--encoder'"),
-    (["--video", "{d}/good.mp4", "--schedule", "karras"], "'--schedule'"),
-    (["--video", "{d}/good.mp4", "--vae", "{d}/novae"], "no autoencoder config.json"),
-    (["--video", "{d}/good.mp4", "--vae", "{d}/nanvae"], "NaN/Inf"),
-    (["--video", "{d}/good.mp4", "--scheduler-config", "{d}/novae"], "no scheduler config"),
-    (["--video", "{d}/good.mp4", "--device", "cuda:0"] if not __import__("torch").cuda.is_available() else
-     ["--video", "{d}/good.mp4", "--device", "tpu"], "--device"),
-    (["--video", "{d}/good.mp4", "--fps", "5", "--stride", "2"], "not both"),
-])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["--video", "{d}/missing.mp4"], "not found"),
+        (["--video", "{d}/text.mp4"], "not a readable video"),
+        (["--video", "{d}/trunc.mp4"], "truncated|not a readable|no decodable"),
+        (["--video", "{d}/audio.m4a"], "no video stream"),
+        (["--video", "{d}/good.mp4", "--start", "100"], "no decodable frame"),
+        (["--video", "{d}/one.mp4"], "only 1 frame"),
+        (["--video", "{d}/tiny.mp4"], "too small"),
+        (["--video", "{d}/good.mp4", "--frames", "1"], "at least 2"),
+        (["--video", "{d}/good.mp4", "--bands", "0.5,0.25"], "strictly increasing"),
+        (["--video", "{d}/good.mp4", "--bands", "-0.1,0.2"], "> 0"),
+        (["--video", "{d}/good.mp4", "--bands", "0.5,3"], "largest distance"),
+        (["--video", "{d}/good.mp4", "--bands", "x"], "comma-separated"),
+        (["--video", "{d}/good.mp4", "--encoder", "clip"], "'--encoder'"),
+        (["--video", "{d}/good.mp4", "--schedule", "karras"], "'--schedule'"),
+        (["--video", "{d}/good.mp4", "--vae", "{d}/novae"], "no autoencoder config.json"),
+        (["--video", "{d}/good.mp4", "--vae", "{d}/nanvae"], "NaN/Inf"),
+        (["--video", "{d}/good.mp4", "--scheduler-config", "{d}/novae"], "no scheduler config"),
+        (
+            ["--video", "{d}/good.mp4", "--device", "cuda:0"]
+            if not __import__("torch").cuda.is_available()
+            else ["--video", "{d}/good.mp4", "--device", "tpu"],
+            "--device",
+        ),
+        (["--video", "{d}/good.mp4", "--fps", "5", "--stride", "2"], "not both"),
+    ],
+)
 def test_bad_input_one_line_exit_2_no_file(bad_inputs, args, msg, tmp_path):
     out = tmp_path / "out.json"
     r = run_cli("snr", *[a.format(d=bad_inputs) for a in args], "--json", out, "--plot", tmp_path / "o.png")

@@ -10,8 +10,25 @@ from freqscope.video import read_video
 
 def test_reference_run_json_and_plot(bikes, tmp_path):
     j, p = tmp_path / "f.json", tmp_path / "f.png"
-    r = run_cli("freeinit", "--video", bikes, "--size", "32", "--steps", "10", "--num-iters", "3",
-                "--prior", "freeinit", "--prior", "pyoco-mixed", "--json", j, "--plot", p)
+    r = run_cli(
+        "freeinit",
+        "--video",
+        bikes,
+        "--size",
+        "32",
+        "--steps",
+        "10",
+        "--num-iters",
+        "3",
+        "--prior",
+        "freeinit",
+        "--prior",
+        "pyoco-mixed",
+        "--json",
+        j,
+        "--plot",
+        p,
+    )
     assert r.returncode == 0, r.stderr
     assert "initialization gap per band" in r.stdout and "pyoco-mixed" in r.stdout
     d = json.loads(j.read_text())
@@ -28,8 +45,21 @@ def test_reference_run_json_and_plot(bikes, tmp_path):
 
 
 def test_flow_matching_reference_says_where_it_renoises(bikes, tmp_path):
-    r = run_cli("freeinit", "--video", bikes, "--size", "32", "--steps", "8", "--schedule", "flow", "--shift", "3",
-                "--json", tmp_path / "f.json")
+    r = run_cli(
+        "freeinit",
+        "--video",
+        bikes,
+        "--size",
+        "32",
+        "--steps",
+        "8",
+        "--schedule",
+        "flow",
+        "--shift",
+        "3",
+        "--json",
+        tmp_path / "f.json",
+    )
     assert r.returncode == 0, r.stderr
     assert "warning: " in r.stderr and "re-noising from t=" in r.stderr
     d = json.loads((tmp_path / "f.json").read_text())
@@ -49,9 +79,30 @@ def test_pipeline_run_writes_videos_and_report(bikes, animatediff, tmp_path):
     out = tmp_path / "videos"
     out.mkdir()
     j = tmp_path / "p.json"
-    r = run_cli("freeinit", "--video", bikes, "--pipeline", animatediff, "--prompt", "a boat on the sea",
-                "--height", "16", "--width", "32", "--frames", "8", "--steps", "3", "--num-iters", "2",
-                "--out-dir", out, "--json", j, "-q")
+    r = run_cli(
+        "freeinit",
+        "--video",
+        bikes,
+        "--pipeline",
+        animatediff,
+        "--prompt",
+        "a boat on the sea",
+        "--height",
+        "16",
+        "--width",
+        "32",
+        "--frames",
+        "8",
+        "--steps",
+        "3",
+        "--num-iters",
+        "2",
+        "--out-dir",
+        out,
+        "--json",
+        j,
+        "-q",
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout == "" and r.stderr == ""
     d = json.loads(j.read_text())
@@ -61,23 +112,36 @@ def test_pipeline_run_writes_videos_and_report(bikes, animatediff, tmp_path):
     assert x.shape == (1, 3, 8, 16, 32)
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["--num-iters", "0"], "'--num-iters'"),
-    (["--method", "sinc"], "'--method'"),
-    (["--d-s", "1.5"], r"\[0, 1\]"),
-    (["--prior", "magic"], "'--prior'"),
-    (["--prompt", "a cat"], "apply with --pipeline only"),
-    (["--pipeline", "{tmp}"], "no model_index.json"),
-    (["--pipeline", "./nope/nope"], "neither a local folder nor a hub id"),
-    (["--diffuse-timestep", "5000"], "diffuse_timestep"),
-    (["--scheduler-config", "{tmp}"], "cannot load a scheduler config"),
-])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["--num-iters", "0"], "'--num-iters'"),
+        (["--method", "sinc"], "'--method'"),
+        (["--d-s", "1.5"], r"\[0, 1\]"),
+        (["--prior", "magic"], "'--prior'"),
+        (["--prompt", "a cat"], "apply with --pipeline only"),
+        (["--pipeline", "{tmp}"], "no model_index.json"),
+        (["--pipeline", "./nope/nope"], "neither a local folder nor a hub id"),
+        (["--diffuse-timestep", "5000"], "diffuse_timestep"),
+        (["--scheduler-config", "{tmp}"], "cannot load a scheduler config"),
+    ],
+)
 def test_bad_input(bikes, tmp_path, args, msg):
     import re
 
     out = tmp_path / "o.json"
-    r = run_cli("freeinit", "--video", bikes, "--size", "16", "--steps", "2", "--json", out,
-                *[a.format(tmp=tmp_path) for a in args])
+    r = run_cli(
+        "freeinit",
+        "--video",
+        bikes,
+        "--size",
+        "16",
+        "--steps",
+        "2",
+        "--json",
+        out,
+        *[a.format(tmp=tmp_path) for a in args],
+    )
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("freqscope: warning:")]
     assert len(lines) == 1 and lines[0].startswith("freqscope: error:") and "Traceback" not in r.stderr

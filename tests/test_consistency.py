@@ -3,8 +3,14 @@
 import pytest
 import torch
 
-from freqscope.consistency import (consistency_metrics, embedding_consistency, first_frame_cosine, frame_cosine,
-                                   hf_image_embedder, temporal_flickering)
+from freqscope.consistency import (
+    consistency_metrics,
+    embedding_consistency,
+    first_frame_cosine,
+    frame_cosine,
+    hf_image_embedder,
+    temporal_flickering,
+)
 
 
 def test_static_video_is_perfectly_consistent():
@@ -32,8 +38,9 @@ def test_drift_separates_first_frame_from_frame_to_frame():
 def test_embedder_from_a_saved_vision_model(tmp_path):
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    cfg = transformers.ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                                 image_size=32, patch_size=8)
+    cfg = transformers.ViTConfig(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=32, patch_size=8
+    )
     transformers.ViTModel(cfg).save_pretrained(tmp_path / "vit")
     transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path / "vit")
     embed = hf_image_embedder(str(tmp_path / "vit"))

@@ -17,8 +17,14 @@ def test_compiles(script, tmp_path):
 
 
 def test_terminal_snr_figure_builds(tmp_path):
-    r = subprocess.run([sys.executable, "fig7_terminal_snr.py"], cwd=SCRIPTS, capture_output=True, text=True,
-                       env={**os.environ, "FREQSCOPE_FIGURES_OUT": str(tmp_path), "MPLBACKEND": "Agg"}, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "fig7_terminal_snr.py"],
+        cwd=SCRIPTS,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FREQSCOPE_FIGURES_OUT": str(tmp_path), "MPLBACKEND": "Agg"},
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert "SD (scaled linear) -23.3 dB" in r.stdout and "AnimateDiff (linear) -28.0 dB" in r.stdout
     assert (tmp_path / "fig7_terminal_snr.png").read_bytes()[:4] == b"\x89PNG"

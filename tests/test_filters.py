@@ -13,8 +13,9 @@ MIXIN = FreeInitMixin()
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("ours,theirs", [("gaussian", "gaussian"), ("butterworth", "butterworth"),
-                                         ("ideal-legacy", "ideal")])
+@pytest.mark.parametrize(
+    "ours,theirs", [("gaussian", "gaussian"), ("butterworth", "butterworth"), ("ideal-legacy", "ideal")]
+)
 @pytest.mark.parametrize("d_s,d_t,order", [(0.25, 0.25, 4), (0.4, 0.15, 2), (0.1, 0.5, 1)])
 def test_masks_equal_diffusers(shape, ours, theirs, d_s, d_t, order):
     ref = MIXIN._get_free_init_freq_filter((1, 4, *shape), "cpu", theirs, order, d_s, d_t)[0, 0]
@@ -47,7 +48,7 @@ def test_box_is_the_official_index_box():
     m = lowpass_filter((T, H, W), method="box", d_s=0.25, d_t=0.5)
     ref = torch.zeros(T, H, W)
     ts, hs, ws = round(T // 2 * 0.5), round(H // 2 * 0.25), round(W // 2 * 0.25)
-    ref[T // 2 - ts:T // 2 + ts, H // 2 - hs:H // 2 + hs, W // 2 - ws:W // 2 + ws] = 1
+    ref[T // 2 - ts : T // 2 + ts, H // 2 - hs : H // 2 + hs, W // 2 - ws : W // 2 + ws] = 1
     assert torch.equal(m, ref)
 
 
@@ -55,9 +56,10 @@ def test_zero_stop_frequency_gives_empty_mask():
     assert lowpass_filter((4, 8, 8), method="gaussian", d_s=0.0).sum() == 0
 
 
-def test_masks_are_cached_and_vectorised():
+def test_masks_are_cached_per_shape_and_parameters():
     a = lowpass_filter((16, 64, 64), method="butterworth")
     assert a is lowpass_filter((16, 64, 64), method="butterworth")
+    assert a is not lowpass_filter((16, 64, 64), method="butterworth", d_s=0.3)
 
 
 def test_variance_preserving_mix_keeps_unit_variance():
@@ -86,9 +88,16 @@ def test_mix_keeps_low_and_refills_high():
     assert freq_mix(x, n, ones).dtype == torch.float64
 
 
-@pytest.mark.parametrize("kw,msg", [({"method": "sinc"}, "unknown filter"), ({"d_s": 1.5}, r"\[0, 1\]"),
-                                    ({"d_t": -0.1}, r"\[0, 1\]"), ({"order": 0}, "order"),
-                                    ({"d_s": math.nan}, r"\[0, 1\]")])
+@pytest.mark.parametrize(
+    "kw,msg",
+    [
+        ({"method": "sinc"}, "unknown filter"),
+        ({"d_s": 1.5}, r"\[0, 1\]"),
+        ({"d_t": -0.1}, r"\[0, 1\]"),
+        ({"order": 0}, "order"),
+        ({"d_s": math.nan}, r"\[0, 1\]"),
+    ],
+)
 def test_bad_filter_arguments(kw, msg):
     with pytest.raises(ValueError, match=msg):
         lowpass_filter((4, 8, 8), **kw)

@@ -23,47 +23,88 @@ def pipe():
 @pytest.fixture(scope="module")
 def embeds():
     g = torch.Generator().manual_seed(1)
-    return {"prompt_embeds": torch.randn(1, 4, 8, generator=g), "negative_prompt_embeds": torch.randn(1, 4, 8, generator=g),
-            "num_frames": 8, "height": 16, "width": 16}
+    return {
+        "prompt_embeds": torch.randn(1, 4, 8, generator=g),
+        "negative_prompt_embeds": torch.randn(1, 4, 8, generator=g),
+        "num_frames": 8,
+        "height": 16,
+        "width": 16,
+    }
 
 
-@pytest.mark.parametrize("kw", [
-    {"num_iters": 3, "method": "butterworth", "fast": False},
-    {"num_iters": 2, "method": "gaussian", "fast": True},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"num_iters": 3, "method": "butterworth", "fast": False},
+        {"num_iters": 2, "method": "gaussian", "fast": True},
+    ],
+)
 def test_parity_with_diffusers_free_init(pipe, embeds, kw):
     """Our sampler around the pipeline reproduces diffusers' enable_free_init (official behaviour: reuse)."""
-    pipe.enable_free_init(num_iters=kw["num_iters"], use_fast_sampling=kw["fast"], method=kw["method"], order=4,
-                          spatial_stop_frequency=0.25, temporal_stop_frequency=0.25)
+    pipe.enable_free_init(
+        num_iters=kw["num_iters"],
+        use_fast_sampling=kw["fast"],
+        method=kw["method"],
+        order=4,
+        spatial_stop_frequency=0.25,
+        temporal_stop_frequency=0.25,
+    )
     ref = pipe(**embeds, num_inference_steps=6, output_type="latent", generator=torch.Generator().manual_seed(0)).frames
     pipe.disable_free_init()
-    res = sample(PipelineSampler(pipe, **embeds), (1, 4, 8, 8, 8), num_iters=kw["num_iters"], num_inference_steps=6,
-                 method=kw["method"], fast_sampling=kw["fast"], generator=torch.Generator().manual_seed(0))
+    res = sample(
+        PipelineSampler(pipe, **embeds),
+        (1, 4, 8, 8, 8),
+        num_iters=kw["num_iters"],
+        num_inference_steps=6,
+        method=kw["method"],
+        fast_sampling=kw["fast"],
+        generator=torch.Generator().manual_seed(0),
+    )
     assert len(res.passes) == kw["num_iters"]
     assert torch.allclose(res.latents, ref, atol=1e-4, rtol=1e-5)
 
 
 def test_deterministic_under_a_seed(pipe, embeds):
-    run = lambda s: sample(PipelineSampler(pipe, **embeds), (1, 4, 8, 8, 8), num_iters=2, num_inference_steps=3,  # noqa: E731
-                           generator=torch.Generator().manual_seed(s)).latents
+    run = lambda s: (
+        sample(
+            PipelineSampler(pipe, **embeds),
+            (1, 4, 8, 8, 8),
+            num_iters=2,
+            num_inference_steps=3,  # noqa: E731
+            generator=torch.Generator().manual_seed(s),
+        ).latents
+    )
     assert torch.equal(run(5), run(5)) and not torch.allclose(run(5), run(6))
 
 
 def test_callback_sees_every_pass_and_step(pipe, embeds):
     seen = []
-    sample(PipelineSampler(pipe, **embeds), (1, 4, 8, 8, 8), num_iters=2, num_inference_steps=3,
-           generator=torch.Generator().manual_seed(0), callback=lambda d: seen.append((d["stage"], d["pass"])))
+    sample(
+        PipelineSampler(pipe, **embeds),
+        (1, 4, 8, 8, 8),
+        num_iters=2,
+        num_inference_steps=3,
+        generator=torch.Generator().manual_seed(0),
+        callback=lambda d: seen.append((d["stage"], d["pass"])),
+    )
     assert seen == [("init", 0)] + [("step", 0)] * 3 + [("end", 0), ("init", 1)] + [("step", 1)] * 3 + [("end", 1)]
 
 
 def test_pipeline_without_timesteps_cannot_start_midway(pipe, embeds):
     with pytest.raises(ValueError, match="intermediate timestep"):
         # 10 steps: the grid starts at 901, above FreqPrior's t = 799, so pass 1 must start midway
-        sample(PipelineSampler(pipe, **embeds), (1, 4, 8, 8, 8), prior="freqprior", num_iters=2, num_inference_steps=10,
-               generator=torch.Generator().manual_seed(0))
+        sample(
+            PipelineSampler(pipe, **embeds),
+            (1, 4, 8, 8, 8),
+            prior="freqprior",
+            num_iters=2,
+            num_inference_steps=10,
+            generator=torch.Generator().manual_seed(0),
+        )
 
 
 # ---- the weight-free reference model -------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def clip_latent(bikes):
@@ -81,8 +122,9 @@ def test_reference_model_is_the_exact_posterior_mean():
     S = m.S  # symmetrised: S(f) = S(−f)
     assert torch.equal(GaussianVideoModel(S).S, S)
     x = m.sample(256, generator=torch.Generator().manual_seed(0))
-    assert (torch.fft.fftn(x, dim=(-3, -2, -1), norm="ortho").abs() ** 2).mean(0).div(S).mean().item() == \
-        pytest.approx(1, abs=0.02)
+    assert (torch.fft.fftn(x, dim=(-3, -2, -1), norm="ortho").abs() ** 2).mean(0).div(S).mean().item() == pytest.approx(
+        1, abs=0.02
+    )
     A, B = 0.6, 0.8
     z = A * x + B * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
     mse = ((m.denoise(z, A, B) - x) ** 2).mean()
@@ -111,8 +153,10 @@ def test_measured_gap_matches_closed_form(clip_latent, renoise):
     for i, b in enumerate(bands.bands[1:], start=1):  # DC: one complex bin per channel, too few to test
         for k in range(4):
             assert abs(r.gap_db[k, i] - r.gap_db_predicted[k, i]) < _tolerance_db(inits[k], bands, i), (b.name, k)
-            assert abs(r.z0_power_db[k, i] - r.z0_power_db_predicted[k, i]) < _tolerance_db(outs[k], bands, i), \
-                (b.name, k)
+            assert abs(r.z0_power_db[k, i] - r.z0_power_db_predicted[k, i]) < _tolerance_db(outs[k], bands, i), (
+                b.name,
+                k,
+            )
 
 
 def test_plain_noise_shows_the_gap_and_freeinit_closes_then_overshoots(clip_latent):
@@ -164,11 +208,22 @@ def test_euler_scheduler_with_init_noise_sigma(clip_latent):
     assert r_e.gap_db[1, -1].abs() < 0.1  # high band of the re-initialised noise: unit power, as in training
 
 
-@pytest.mark.parametrize("scheduler", [
-    diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0),
-    diffusers.DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
-                            rescale_betas_zero_snr=True, timestep_spacing="trailing", prediction_type="v_prediction"),
-], ids=["flow-matching", "zero-terminal-snr-v"])
+@pytest.mark.parametrize(
+    "scheduler",
+    [
+        diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0),
+        diffusers.DDIMScheduler(
+            beta_schedule="scaled_linear",
+            beta_start=0.00085,
+            beta_end=0.012,
+            clip_sample=False,
+            rescale_betas_zero_snr=True,
+            timestep_spacing="trailing",
+            prediction_type="v_prediction",
+        ),
+    ],
+    ids=["flow-matching", "zero-terminal-snr-v"],
+)
 def test_zero_terminal_snr_renoises_midway_and_says_so(clip_latent, scheduler):
     with pytest.warns(UserWarning, match="re-noising from t="):
         bands, P, (r,) = run_reference(clip_latent, scheduler=scheduler, num_iters=3, num_inference_steps=20)
@@ -181,8 +236,13 @@ def test_zero_terminal_snr_renoises_midway_and_says_so(clip_latent, scheduler):
 
 
 def test_freqprior_variance_preserving_and_single_pass_peers(clip_latent):
-    bands, P, runs = run_reference(clip_latent, priors=("freqprior", "pyoco-mixed", "pyoco-progressive", "offset"),
-                                   num_iters=2, num_inference_steps=20, renoise="fresh")
+    bands, P, runs = run_reference(
+        clip_latent,
+        priors=("freqprior", "pyoco-mixed", "pyoco-progressive", "offset"),
+        num_iters=2,
+        num_inference_steps=20,
+        renoise="fresh",
+    )
     fp = runs[0]
     assert fp.result.info["diffuse_timestep"] == round(0.8 * 999) and fp.variance_loss_db == 0
     # VP mixing: the highest band (L ≈ 0) is refilled with unit noise, Q ≈ 1, while training z at the
@@ -196,10 +256,18 @@ def test_freqprior_variance_preserving_and_single_pass_peers(clip_latent):
     assert runs[3].gap_db[0, 0] < -10  # offset noise: far too much DC
 
 
-@pytest.mark.parametrize("kw,msg", [({"num_iters": 0}, "num_iters"), ({"method": "sinc"}, "unknown filter"),
-                                    ({"d_s": 2.0}, r"\[0, 1\]"), ({"renoise": "again"}, "renoise"),
-                                    ({"prior": "magic"}, "unknown prior"), ({"diffuse_timestep": 1000}, "diffuse_timestep"),
-                                    ({"num_inference_steps": 0}, "num_inference_steps")])
+@pytest.mark.parametrize(
+    "kw,msg",
+    [
+        ({"num_iters": 0}, "num_iters"),
+        ({"method": "sinc"}, "unknown filter"),
+        ({"d_s": 2.0}, r"\[0, 1\]"),
+        ({"renoise": "again"}, "renoise"),
+        ({"prior": "magic"}, "unknown prior"),
+        ({"diffuse_timestep": 1000}, "diffuse_timestep"),
+        ({"num_inference_steps": 0}, "num_inference_steps"),
+    ],
+)
 def test_bad_sampler_arguments(kw, msg):
     m = GaussianVideoModel(torch.ones(1, 4, 8, 8))
     with pytest.raises(ValueError, match=msg):
@@ -211,4 +279,3 @@ def test_gap_run_shape_mismatch():
     res = sample(DenoiserSampler(m, reference_scheduler("sd")), (1, 1, 4, 8, 8), num_iters=1, num_inference_steps=2)
     with pytest.raises(ValueError, match="bands were made for"):
         gap_run(res, torch.ones(5), make_bands((4, 8, 9)))
-    assert lowpass_filter((4, 8, 8)).shape == (4, 8, 8)

@@ -10,8 +10,11 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 
 def test_there_are_notebooks():
-    assert [p.name for p in NOTEBOOKS] == ["01_training_inference_gap.ipynb", "02_freeinit.ipynb",
-                                           "03_your_model.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == [
+        "01_training_inference_gap.ipynb",
+        "02_freeinit.ipynb",
+        "03_your_model.ipynb",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +39,12 @@ def test_notebook_runs(path, kernel_env, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(path, as_version=4)
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code"), \
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code"), (
         f"{path.name} is stored with outputs; clear them before committing"
-    client = NotebookClient(nb, timeout=600, kernel_name="freqscope-test", resources={"metadata": {"path": str(path.parent)}})
+    )
+    client = NotebookClient(
+        nb, timeout=600, kernel_name="freqscope-test", resources={"metadata": {"path": str(path.parent)}}
+    )
     client.execute()
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors

@@ -12,11 +12,14 @@ from freqscope.snr import to_db
 
 
 # Reference values from DESIGN.md (computed there from the published beta schedules).
-@pytest.mark.parametrize("preset,alpha_bar_999,snr_db_999", [
-    ("sd", 0.0046600985, -23.2958),  # Stable Diffusion: scaled_linear 0.00085 → 0.012
-    ("animatediff", 0.0015789629, -28.0094),  # AnimateDiff: linear 0.00085 → 0.012
-    ("linear", 4.0358e-5, -43.94),  # DDPM: linear 1e-4 → 0.02
-])
+@pytest.mark.parametrize(
+    "preset,alpha_bar_999,snr_db_999",
+    [
+        ("sd", 0.0046600985, -23.2958),  # Stable Diffusion: scaled_linear 0.00085 → 0.012
+        ("animatediff", 0.0015789629, -28.0094),  # AnimateDiff: linear 0.00085 → 0.012
+        ("linear", 4.0358e-5, -43.94),  # DDPM: linear 1e-4 → 0.02
+    ],
+)
 def test_terminal_reference_values(preset, alpha_bar_999, snr_db_999):
     s = get_schedule(preset)
     assert s.num_train_timesteps == 1000
@@ -24,14 +27,17 @@ def test_terminal_reference_values(preset, alpha_bar_999, snr_db_999):
     assert to_db(s.snr)[999].item() == pytest.approx(snr_db_999, abs=0.005)
 
 
-@pytest.mark.parametrize("config", [
-    {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012},
-    {"beta_schedule": "linear", "beta_start": 0.00085, "beta_end": 0.012},
-    {"beta_schedule": "squaredcos_cap_v2"},
-    {"beta_schedule": "sigmoid", "beta_start": 1e-4, "beta_end": 0.02},
-    {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "rescale_betas_zero_snr": True},
-    {"beta_schedule": "linear", "num_train_timesteps": 500},
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012},
+        {"beta_schedule": "linear", "beta_start": 0.00085, "beta_end": 0.012},
+        {"beta_schedule": "squaredcos_cap_v2"},
+        {"beta_schedule": "sigmoid", "beta_start": 1e-4, "beta_end": 0.02},
+        {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "rescale_betas_zero_snr": True},
+        {"beta_schedule": "linear", "num_train_timesteps": 500},
+    ],
+)
 def test_vp_matches_diffusers_ddpm(config):
     ref = diffusers.DDPMScheduler(**config).alphas_cumprod.double()  # float32 in diffusers
     ours = vp_schedule(config).alpha_bar
@@ -64,7 +70,8 @@ def test_cosine_preset_is_monotone_and_bounded():
 
 def test_config_file_and_folder(tmp_path):
     diffusers.DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_config(
-        tmp_path / "scheduler")
+        tmp_path / "scheduler"
+    )
     for p in [tmp_path, tmp_path / "scheduler", tmp_path / "scheduler" / "scheduler_config.json"]:
         s = schedule_from_config(p)
         assert s.name == "DDIMScheduler" and s.alpha_bar[999].item() == pytest.approx(0.0046600985, rel=2e-5)

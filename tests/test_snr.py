@@ -8,8 +8,7 @@ import torch
 from freqscope.analysis import analyze_latent, summarize
 from freqscope.bands import band_power, make_bands
 from freqscope.schedule import get_schedule
-from freqscope.snr import (band_snr, crossing_timesteps, energy_fraction, snr_closed_form, snr_naive,
-                           snr_sampled, to_db)
+from freqscope.snr import band_snr, crossing_timesteps, energy_fraction, snr_closed_form, snr_naive, snr_sampled, to_db
 
 
 def _smooth_latent(shape=(1, 4, 16, 32, 32), seed=0):
@@ -17,8 +16,10 @@ def _smooth_latent(shape=(1, 4, 16, 32, 32), seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(shape, generator=g, dtype=torch.float64)
     X = torch.fft.fftn(x, dim=(-3, -2, -1))
-    d2 = sum(f**2 for f in torch.meshgrid(*(2 * torch.fft.fftfreq(n, dtype=torch.float64) for n in shape[-3:]),
-                                           indexing="ij"))
+    d2 = sum(
+        f**2
+        for f in torch.meshgrid(*(2 * torch.fft.fftfreq(n, dtype=torch.float64) for n in shape[-3:]), indexing="ij")
+    )
     return torch.fft.ifftn(X * torch.exp(-d2 / (2 * 0.15**2)) * 10, dim=(-3, -2, -1)).real.float()
 
 
@@ -91,8 +92,10 @@ def test_energy_fraction_sums_to_one():
 
 def test_band_snr_and_summary():
     sched = get_schedule("sd")
-    clips = [analyze_latent(_smooth_latent(seed=s), sched, seeds=2, generator=torch.Generator().manual_seed(s))
-             for s in range(3)]
+    clips = [
+        analyze_latent(_smooth_latent(seed=s), sched, seeds=2, generator=torch.Generator().manual_seed(s))
+        for s in range(3)
+    ]
     r = clips[0].snr
     assert r.snr_db.shape == (5, 1000) and r.sampled_db_mean.shape == (5, 1000)
     s = summarize(clips, sched)

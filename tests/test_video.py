@@ -85,11 +85,14 @@ def test_real_clip(bikes):
     assert x.std() > 0.2  # real content
 
 
-@pytest.mark.parametrize("make,msg", [
-    (lambda d: d / "missing.mp4", "not found"),
-    (lambda d: (d / "text.mp4").write_text("hello") and d / "text.mp4", "not a readable video"),
-    (lambda d: d, "is a folder"),
-])
+@pytest.mark.parametrize(
+    "make,msg",
+    [
+        (lambda d: d / "missing.mp4", "not found"),
+        (lambda d: (d / "text.mp4").write_text("hello") and d / "text.mp4", "not a readable video"),
+        (lambda d: d, "is a folder"),
+    ],
+)
 def test_bad_files(tmp_path, make, msg):
     with pytest.raises((ValueError, FileNotFoundError), match=msg):
         read_video(make(tmp_path))

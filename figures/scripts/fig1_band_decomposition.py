@@ -6,9 +6,9 @@ Headline: SNR at t = 999: DC +12.2 dB, (0, 0.25) −9.8 dB, [0.25, max] −43.2 
 """
 
 import torch
-from _common import CLIPS, headline, save
 
-from freqscope import bandpass, band_snr, get_schedule, make_bands, read_video
+from _common import CLIPS, headline, save
+from freqscope import band_snr, bandpass, get_schedule, make_bands, read_video
 from freqscope.plotting import new_figure
 
 path, start = CLIPS[0]

@@ -4,8 +4,8 @@ Headline (SD): the (0, 0.125) band crosses 0 dB at t = 982 and ends at −0.9 ±
 """
 
 import torch
-from _common import CLIPS, SIZE, headline, save
 
+from _common import CLIPS, SIZE, headline, save
 from freqscope import PixelEncoder, analyze_video, get_schedule, summarize
 from freqscope.plotting import band_colors, new_figure
 
@@ -24,8 +24,11 @@ for ax, preset in zip(axes, ["sd", "animatediff"]):
     ax.set_title(f"{preset}: terminal SNR {10 * torch.log10(sched.snr[-1]).item():.1f} dB")
     ax.set_xlabel("timestep t")
     if preset == "sd":
-        headline("fig2", f"SD: band {s.bands.names[1]} crosses 0 dB at t = {s.crossing[1]}, "
-                 f"SNR at t=999 {s.snr_db[1, 999]:.1f} ± {s.snr_db_std[1, 999]:.1f} dB; DC {s.snr_db[0, 999]:.1f} dB")
+        headline(
+            "fig2",
+            f"SD: band {s.bands.names[1]} crosses 0 dB at t = {s.crossing[1]}, "
+            f"SNR at t=999 {s.snr_db[1, 999]:.1f} ± {s.snr_db_std[1, 999]:.1f} dB; DC {s.snr_db[0, 999]:.1f} dB",
+        )
 axes[0].set_ylabel("SNR (dB), mean ± spread over 6 clips")
 axes[1].legend(title="band (Nyquist = 1)", fontsize="x-small", title_fontsize="x-small")
 save(fig, "fig2_snr_vs_timestep")

@@ -4,8 +4,8 @@ Headline: only cells with f_t = 0 and f_s < 0.039 are above 0 dB (0.3 % of the g
 """
 
 import torch
-from _common import CLIPS, SIZE, headline, save
 
+from _common import CLIPS, SIZE, headline, save
 from freqscope import get_schedule, read_video, to_db
 from freqscope.bands import spatiotemporal_power
 from freqscope.plotting import new_figure
@@ -27,5 +27,8 @@ fig.colorbar(im, ax=ax, label="SNR at t = 999 (dB)")
 ax.set_title("where the signal survives at t = 999 (white: 0 dB)")
 save(fig, "fig3_snr_heatmap")
 above = (snr_db > 0) & ~snr_db.isnan()
-headline("fig3", f"above 0 dB: {100 * above.sum() / (~snr_db.isnan()).sum():.1f} % of cells, "
-         f"f_s < {f_s[above.any(0)].max():.3f}, |f_t| <= {f_t[above.any(1)].max():.3f}")
+headline(
+    "fig3",
+    f"above 0 dB: {100 * above.sum() / (~snr_db.isnan()).sum():.1f} % of cells, "
+    f"f_s < {f_s[above.any(0)].max():.3f}, |f_t| <= {f_t[above.any(1)].max():.3f}",
+)

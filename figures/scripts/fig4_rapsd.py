@@ -5,8 +5,8 @@ Headline: at t = 999 only frequencies below |f| = 0.023 stay above the noise flo
 
 import numpy as np
 import torch
-from _common import CLIPS, SIZE, headline, save
 
+from _common import CLIPS, SIZE, headline, save
 from freqscope import get_schedule, rapsd, read_video
 from freqscope.plotting import band_colors, new_figure
 

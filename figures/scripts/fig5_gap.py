@@ -4,8 +4,8 @@ Headline: band (0, 0.125) gap 2.7 dB for Gaussian noise → 0.8, −0.0, −0.6 
 """
 
 import numpy as np
-from _common import CLIPS, headline, save
 
+from _common import CLIPS, headline, save
 from freqscope import read_video
 from freqscope.experiment import REFERENCE_SIZE, run_reference
 from freqscope.plotting import OKABE_ITO, new_figure
@@ -18,8 +18,11 @@ fig, ax = new_figure(width=3.5, height=2.6)
 k = np.arange(len(bands))
 lines = [("Gaussian noise (pass 0)", fi.gap_db[0], OKABE_ITO[0], "-")]
 lines += [(f"FreeInit pass {j}", fi.gap_db[j], OKABE_ITO[j], "-") for j in (1, 2, 3)]
-lines += [("FreqPrior pass 3", fp.gap_db[3], OKABE_ITO[4], "--"), ("PYoCo mixed", py.gap_db[0], OKABE_ITO[5], ":"),
-          ("offset noise", off.gap_db[0], OKABE_ITO[6], ":")]
+lines += [
+    ("FreqPrior pass 3", fp.gap_db[3], OKABE_ITO[4], "--"),
+    ("PYoCo mixed", py.gap_db[0], OKABE_ITO[5], ":"),
+    ("offset noise", off.gap_db[0], OKABE_ITO[6], ":"),
+]
 for label, g, c, ls in lines:
     ax.plot(k, g.numpy(), ls, marker="o", markersize=3, color=c, label=label)
 ax.axhline(0, color="0.3", linewidth=0.8)
@@ -29,5 +32,8 @@ ax.set_ylabel("gap to training $z_T$ (dB)")
 ax.legend(fontsize="xx-small", ncol=2)
 ax.set_title("+: too little power in the initial noise")
 save(fig, "fig5_gap")
-headline("fig5", f"band {bands.names[1]}: Gaussian {fi.gap_db[0, 1]:.1f} dB, FreeInit pass 1 {fi.gap_db[1, 1]:.1f}, "
-         f"pass 2 {fi.gap_db[2, 1]:.1f}, pass 3 {fi.gap_db[3, 1]:.1f} dB")
+headline(
+    "fig5",
+    f"band {bands.names[1]}: Gaussian {fi.gap_db[0, 1]:.1f} dB, FreeInit pass 1 {fi.gap_db[1, 1]:.1f}, "
+    f"pass 2 {fi.gap_db[2, 1]:.1f}, pass 3 {fi.gap_db[3, 1]:.1f} dB",
+)
