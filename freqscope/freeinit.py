@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -134,6 +135,8 @@ class PipelineSampler(_SchedulerSampler):
 
     ``call_kwargs`` (prompt or prompt_embeds, guidance, size, …) are passed on every pass. Latents are
     exchanged in ``(b, c, t, h, w)``; pipelines that use ``(b, t, c, h, w)`` (CogVideoX) are transposed.
+    A pass that starts midway (flow matching, zero terminal SNR, FreqPrior) runs the pipeline on the
+    tail of its timesteps, as img2img pipelines do.
     """
 
     def __init__(self, pipe, **call_kwargs):
@@ -144,21 +147,12 @@ class PipelineSampler(_SchedulerSampler):
         self._params = set(inspect.signature(pipe.__call__).parameters)
 
     def __call__(self, init, *, num_inference_steps, start_index=0, pass_index=0, callback=None, generator=None):
-        kw = dict(self.kwargs)
+        kw = dict(self.kwargs, num_inference_steps=num_inference_steps)
         dtype = getattr(self.pipe, "dtype", init.dtype)
         latents = init
         if start_index:
-            if "timesteps" not in self._params:
-                raise ValueError(
-                    f"{type(self.pipe).__name__} takes no timesteps=, so it cannot start from an "
-                    "intermediate timestep; use --prior freeinit with a schedule whose terminal SNR > 0"
-                )
-            ts = self.timesteps(num_inference_steps)[start_index:]  # (the pipeline sets them again)
-            A, B = scheduler_space(self.scheduler, ts[0])
+            A, B = scheduler_space(self.scheduler, self.timesteps(num_inference_steps)[start_index])
             latents = init * math.sqrt(A**2 + B**2) / float(getattr(self.scheduler, "init_noise_sigma", 1.0))
-            kw["timesteps"] = [int(t) for t in ts]
-        else:
-            kw["num_inference_steps"] = num_inference_steps
         if self.layout == "btchw":
             latents = latents.permute(0, 2, 1, 3, 4)  # (b, t, c, h, w)
         if callback is not None and "callback_on_step_end" in self._params:
@@ -179,12 +173,36 @@ class PipelineSampler(_SchedulerSampler):
             kw["callback_on_step_end"] = on_step
         if generator is not None and "generator" in self._params:
             kw.setdefault("generator", generator)
-        out = self.pipe(latents=latents.to(dtype), output_type="latent", **kw)
+        with _starting_at(self.scheduler, start_index):
+            out = self.pipe(latents=latents.to(dtype), output_type="latent", **kw)
         frames = out.frames if hasattr(out, "frames") else out[0]
         if isinstance(frames, (list, tuple)):
             frames = frames[0]
         z = torch.as_tensor(frames)
         return z.permute(0, 2, 1, 3, 4) if self.layout == "btchw" else z
+
+
+@contextmanager
+def _starting_at(scheduler, start_index: int):
+    """Make a pipeline denoise from its ``start_index``-th timestep on, as diffusers' img2img pipelines do:
+    cut ``scheduler.timesteps`` after each ``set_timesteps`` and set the begin index where the
+    scheduler has one (index-based schedulers such as Euler look sigmas up by it)."""
+    if not start_index:
+        yield
+        return
+    original = scheduler.set_timesteps
+
+    def set_timesteps(*args, **kwargs):
+        original(*args, **kwargs)
+        scheduler.timesteps = scheduler.timesteps[start_index:]
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(start_index)
+
+    scheduler.set_timesteps = set_timesteps
+    try:
+        yield
+    finally:
+        del scheduler.set_timesteps  # back to the class method (whose next call also resets the begin index)
 
 
 def _prior_noise(prior, shape, *, generator, device, pyoco_alpha, offset_strength):

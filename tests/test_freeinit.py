@@ -90,17 +90,60 @@ def test_callback_sees_every_pass_and_step(pipe, embeds):
     assert seen == [("init", 0)] + [("step", 0)] * 3 + [("end", 0), ("init", 1)] + [("step", 1)] * 3 + [("end", 1)]
 
 
-def test_pipeline_without_timesteps_cannot_start_midway(pipe, embeds):
-    with pytest.raises(ValueError, match="intermediate timestep"):
-        # 10 steps: the grid starts at 901, above FreqPrior's t = 799, so pass 1 must start midway
-        sample(
-            PipelineSampler(pipe, **embeds),
-            (1, 4, 8, 8, 8),
-            prior="freqprior",
+def test_pipeline_starts_midway_on_the_tail_of_its_grid(pipe, embeds):
+    """FreqPrior re-noises at t = 799; with 10 steps the grid starts at 901, so pass 1 runs the pipeline
+    on the grid's tail from 701, the last grid step at or below 799 (as img2img pipelines do)."""
+    seen = []
+    res = sample(
+        PipelineSampler(pipe, **embeds),
+        (1, 4, 8, 8, 8),
+        prior="freqprior",
+        num_iters=2,
+        num_inference_steps=10,
+        generator=torch.Generator().manual_seed(0),
+        callback=lambda d: seen.append((d["pass"], d.get("t"))) if d["stage"] == "step" else None,
+    )
+    pipe.scheduler.set_timesteps(10)
+    grid = [float(t) for t in pipe.scheduler.timesteps]
+    assert len(grid) == 10 and grid[0] == 901
+    assert [t for k, t in seen if k == 0] == grid
+    assert [t for k, t in seen if k == 1] == [t for t in grid if t <= 799]
+    assert res.passes[1].start_timestep == 701 and torch.isfinite(res.latents).all()
+
+
+def test_cogvideox_layout_and_zero_terminal_snr():
+    """CogVideoX: (b, t, c, h, w) latents, its own zero-terminal-SNR v-prediction scheduler, which takes no
+    custom timesteps: pass 1 re-noises midway and the pipeline runs on the tail of its grid."""
+    from freqscope.pipelines import latent_shape
+    from tiny_pipelines import tiny_cogvideox
+
+    cog = tiny_cogvideox()
+    g = torch.Generator().manual_seed(2)
+    call = {
+        "prompt_embeds": torch.randn(1, 16, 8, generator=g),
+        "negative_prompt_embeds": torch.randn(1, 16, 8, generator=g),
+        "num_frames": 9,
+        "height": 64,
+        "width": 64,
+        "guidance_scale": 2.0,
+    }
+    shape = latent_shape(cog, num_frames=9, height=64, width=64)
+    assert shape == (1, 4, 3, 8, 8)
+    seen = []
+    with pytest.warns(UserWarning, match="re-noising from t="):
+        res = sample(
+            PipelineSampler(cog, **call),
+            shape,
             num_iters=2,
-            num_inference_steps=10,
+            num_inference_steps=6,
             generator=torch.Generator().manual_seed(0),
+            callback=lambda d: seen.append(d),
         )
+    assert res.latents.shape == shape and torch.isfinite(res.latents).all()
+    assert all(d["x"].shape == shape for d in seen)  # callbacks see (b, c, t, h, w) too
+    steps1 = [d["t"] for d in seen if d["stage"] == "step" and d["pass"] == 1]
+    assert res.passes[1].start_timestep < 999 and steps1[0] == res.passes[1].start_timestep
+    assert len(steps1) < 6
 
 
 # ---- the weight-free reference model -------------------------------------------------------------------

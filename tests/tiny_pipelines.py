@@ -90,3 +90,43 @@ def tiny_animatediff(root: Path | None = None, *, scheduler: str = "ddim", text:
     if root is not None:
         pipe.save_pretrained(root)
     return pipe
+
+
+def tiny_cogvideox():
+    """CogVideoX with a one-layer transformer, a tiny video VAE (8× space, 4× time) and its own scheduler:
+    zero terminal SNR, v-prediction, latents in (b, t, c, h, w)."""
+    import diffusers
+
+    torch.manual_seed(0)
+    transformer = diffusers.CogVideoXTransformer3DModel(
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=4,
+        out_channels=4,
+        time_embed_dim=4,
+        text_embed_dim=8,
+        num_layers=1,
+        sample_width=8,
+        sample_height=8,
+        sample_frames=9,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=16,
+    )
+    vae = diffusers.AutoencoderKLCogVideoX(
+        block_out_channels=(8,) * 4, latent_channels=4, layers_per_block=1, norm_num_groups=4
+    )
+    sch = diffusers.CogVideoXDDIMScheduler(
+        rescale_betas_zero_snr=True,
+        prediction_type="v_prediction",
+        timestep_spacing="trailing",
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        clip_sample=False,
+    )
+    pipe = diffusers.CogVideoXPipeline(
+        tokenizer=None, text_encoder=None, vae=vae, transformer=transformer, scheduler=sch
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
