@@ -25,6 +25,7 @@ class ClipResult:
     bands: BandSet
     snr: BandSNR
     rapsd: tuple[torch.Tensor, torch.Tensor]  # (radius, power)
+    z0: torch.Tensor | None = None  # the latent itself, kept only when asked (keep_latent=True)
 
 
 @dataclass
@@ -94,9 +95,11 @@ def analyze_video(
     size: int | None = None,
     generator: torch.Generator | None = None,
     progress=None,
+    keep_latent: bool = False,
     **kwargs,
 ) -> ClipResult:
-    """Read a clip, encode it with ``encoder`` (see :mod:`freqscope.encode`) and analyse its latent."""
+    """Read a clip, encode it with ``encoder`` (see :mod:`freqscope.encode`) and analyse its latent
+    (kept in the result with ``keep_latent``, e.g. to write band videos)."""
     x, info = read_video(path, frames=frames, stride=stride, fps=fps, start=start, size=size)
     z0 = encoder(x, progress=progress, generator=generator)
     if z0.shape[2] < 2:
@@ -104,7 +107,7 @@ def analyze_video(
             f"{path}: the latent has {z0.shape[2]} frame(s); spatio-temporal bands need 2 or more "
             "(ask for more --frames)"
         )
-    return analyze_latent(
+    res = analyze_latent(
         z0.float(),
         schedule,
         video=info.to_dict(),
@@ -113,6 +116,9 @@ def analyze_video(
         progress=progress,
         **kwargs,
     )
+    if keep_latent:
+        res.z0 = z0.float()
+    return res
 
 
 def summarize(clips: list[ClipResult], schedule: Schedule) -> Summary:

@@ -161,6 +161,17 @@ def _load(videos, encoder, vae, vae_subfolder, downsample, sample_posterior, dty
     return paths, enc, dev
 
 
+def _folder(path: str | None, option: str) -> None:
+    """An output folder must exist and be writable (checked before any work)."""
+    import os
+    from pathlib import Path
+
+    if path is not None and not Path(path).is_dir():
+        raise ValueError(f"{option} {path}: no such folder; create it first")
+    if path is not None and not os.access(path, os.W_OK):
+        raise ValueError(f"{option} {path}: folder is not writable")
+
+
 def _outputs(**paths) -> None:
     from .report import check_writable
 
@@ -194,6 +205,7 @@ def _outputs(**paths) -> None:
 @click.option("--json", "json_path", metavar="PATH", help="Write the full report as JSON.")
 @click.option("--csv", "csv_path", metavar="PATH", help="Write SNR per band and timestep as CSV.")
 @click.option("--plot", "plot_path", metavar="PATH", help="Write the SNR-vs-timestep figure (.png/.pdf/.svg).")
+@click.option("--band-videos", metavar="DIR", help="Write what each band of the first clip holds, one mp4 per band.")
 def snr(
     videos,
     frames,
@@ -221,6 +233,7 @@ def snr(
     json_path,
     csv_path,
     plot_path,
+    band_videos,
 ):
     """Per-band SNR of real clips over every training timestep.
 
@@ -229,15 +242,17 @@ def snr(
       freqscope snr --video clip.mp4
       freqscope snr --video clips/ --schedule animatediff --json snr.json --plot snr.png
       freqscope snr --video clip.mp4 --vae ./sd-vae --device cuda --seeds 8
+      freqscope snr --video clip.mp4 --band-videos out/bands   # see what each band holds
     """
     from .analysis import analyze_video, summarize
-    from .report import format_table, plot_snr, write_csv, write_json
+    from .report import format_table, plot_snr, write_band_videos, write_csv, write_json
     from .schedule import get_schedule
 
     def job():
         if fps is not None and stride is not None:
             raise ValueError("give --fps or --stride, not both")
         _outputs(json=json_path, csv=csv_path, plot=plot_path)
+        _folder(band_videos, "--band-videos")
         edges = parse_edges(bands_text) if bands_text is not None else None
         sched = get_schedule(
             scheduler_config or schedule_name or DEFAULT_PRESET,
@@ -253,6 +268,7 @@ def snr(
                 sched,
                 generator=gen,
                 progress=progress,
+                keep_latent=band_videos is not None and i == 0,
                 **_given(
                     frames=frames,
                     stride=stride,
@@ -265,7 +281,7 @@ def snr(
                     seeds=seeds,
                 ),
             )
-            for p in (progress(paths, desc="clips", unit="clip") if len(paths) > 1 else paths)
+            for i, p in enumerate(progress(paths, desc="clips", unit="clip") if len(paths) > 1 else paths)
         ]
         summary = summarize(clips, sched)
         if not quiet:
@@ -273,6 +289,11 @@ def snr(
         for path, write in ((json_path, write_json), (csv_path, write_csv), (plot_path, plot_snr)):
             if path is not None:
                 write(summary, path)
+                if not quiet:
+                    click.echo(f"wrote {path}", err=True)
+        if band_videos is not None:
+            decode = enc.decode if hasattr(enc, "decode") else None
+            for path in write_band_videos(clips[0].z0, clips[0].bands, band_videos, decode=decode):
                 if not quiet:
                     click.echo(f"wrote {path}", err=True)
 
@@ -395,11 +416,7 @@ def freeinit(
                 "--prompt, --negative-prompt, --guidance-scale, --height, --width and --out-dir "
                 "apply with --pipeline only"
             )
-        if out_dir is not None:
-            from pathlib import Path
-
-            if not Path(out_dir).is_dir():
-                raise ValueError(f"--out-dir {out_dir}: no such folder; create it first")
+        _folder(out_dir, "--out-dir")
         _outputs(json=json_path, plot=plot_path)
         edges = parse_edges(bands_text) if bands_text is not None else None
         paths = list_videos(list(videos))

@@ -215,6 +215,29 @@ def plot_snr(s: Summary, path: str | os.PathLike, *, title: str | None = None) -
 # ---- freeinit: the gap per band per pass --------------------------------------------------------------
 
 
+def write_band_videos(z0: torch.Tensor, bands, folder, *, decode=None, fps: float = 8.0) -> list[str]:
+    """Write what each band of ``z0`` holds as ``band{i}_{name}.mp4`` in ``folder``: the band-pass
+    reconstruction (decoded to pixels by ``decode`` for a VAE latent), each scaled to its own range."""
+    import re
+
+    from .bands import bandpass
+    from .video import write_video
+
+    paths = []
+    for i, b in enumerate(bands.bands):
+        if b.n_bins == 0:
+            continue
+        part = bandpass(z0, bands, index=i)
+        frames = decode(part) if decode is not None else part
+        frames = frames[:, :3] if frames.shape[1] >= 3 else frames.expand(-1, 3, -1, -1, -1)
+        lo, hi = frames.min(), frames.max()
+        frames = (frames - lo) / (hi - lo) * 2 - 1 if hi > lo else frames.clamp(-1, 1)
+        path = Path(folder) / f"band{i}_{re.sub(r'[^0-9A-Za-z.]+', '_', b.name).strip('_')}.mp4"
+        write_video(path, frames, fps=fps)
+        paths.append(str(path))
+    return paths
+
+
 def freeinit_to_dict(bands, P, runs, *, video=None, encoder=None, latent_shape=None, scheduler=None) -> dict:
     """The ``freqscope.freeinit/1`` document (schema in :mod:`freqscope.experiment`)."""
     from .experiment import FREEINIT_SCHEMA

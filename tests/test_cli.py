@@ -211,3 +211,27 @@ def test_unwritable_output(bad_inputs, tmp_path):
 def test_fewer_frames_warns_and_runs(bad_inputs):
     r = _ok(run_cli("snr", "--video", bad_inputs / "good.mp4", "--frames", "30"))
     assert "warning: " in r.stderr and "asked for 30 frames, the clip gives 12" in r.stderr
+
+
+def test_band_videos(bikes, tmp_path):
+    from freqscope.video import read_video
+
+    out = tmp_path / "bands"
+    out.mkdir()
+    r = _ok(run_cli("snr", "--video", bikes, "--frames", "8", "--size", "32", "--band-videos", out, "-q"))
+    assert r.stderr == ""
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "band0_DC.mp4",
+        "band1_0_0.125.mp4",
+        "band2_0.125_0.25.mp4",
+        "band3_0.25_0.5.mp4",
+        "band4_0.5_1.732.mp4",
+    ]
+    dc, _ = read_video(out / "band0_DC.mp4", frames=8)
+    high, _ = read_video(out / "band4_0.5_1.732.mp4", frames=8)
+    assert dc.shape == (1, 3, 8, 32, 72)
+    assert dc[0, :, 0].std(dim=(-2, -1)).max() < 0.02  # the DC band is one flat colour
+    assert high[0, :, 0].std() > 0.05  # the high band holds edges and texture
+    r = run_cli("snr", "--video", bikes, "--band-videos", tmp_path / "missing")
+    assert r.returncode == 2 and "no such folder" in r.stderr
