@@ -401,10 +401,9 @@ def freeinit(
       freqscope freeinit --video clip.mp4 --prior freeinit --prior freqprior --prior pyoco-mixed --renoise fresh
       freqscope freeinit --video clip.mp4 --pipeline ./animatediff --prompt "a boat" --device cuda --out-dir out/
     """
-    from .experiment import REFERENCE_SIZE, gap_run, reference_scheduler, run_reference, single_pass
-    from .freeinit import PipelineSampler, sample
+    from .experiment import REFERENCE_SIZE, reference_scheduler, run_pipeline, run_reference
     from .report import format_gap_table, freeinit_to_dict, plot_gap, write_json
-    from .video import list_videos, read_video, write_video
+    from .video import list_videos, read_video
 
     def job():
         if fps is not None and stride is not None:
@@ -454,51 +453,35 @@ def freeinit(
                 edges=edges,
                 seed=seed,
                 pixel_frames=enc.info.name == "pixel",
+                embed=embed,
                 progress=progress,
                 **kw,
             )
             enc_info, shape = enc.info.to_dict(), tuple(z0.shape)
         else:
-            from .bands import band_power, make_bands
-            from .pipelines import latent_shape, load_pipeline, pipeline_vae
+            from .pipelines import load_pipeline
 
             if vae is not None or encoder not in (None, "auto", "vae"):
                 raise ValueError("with --pipeline the clip is encoded by the pipeline's own VAE; drop --vae/--encoder")
             pipe = load_pipeline(pipeline, device=dev, dtype=DTYPES.get(dtype))
             sch = pipe.scheduler
-            H, W = height or 256, width or 256
             n_frames = read_kw.pop("frames", 16)
-            x, info = read_video(paths[0], frames=n_frames, size=(H, W), **read_kw)
-            penc = pipeline_vae(pipe, pipeline)
-            z0 = penc(x, progress=progress).float()
-            shape = latent_shape(pipe, num_frames=x.shape[2], height=H, width=W)
-            if tuple(z0.shape[1:]) != shape[1:]:
-                raise ValueError(
-                    f"the clip encodes to {tuple(z0.shape)} but the pipeline denoises {shape}; "
-                    "choose --frames to suit the pipeline's VAE"
-                )
-            bands = make_bands(shape[-3:], **({"edges": edges} if edges is not None else {}))
-            P = band_power(z0, bands)
-            call = _given(prompt=prompt, negative_prompt=negative_prompt, guidance_scale=guidance_scale)
-            call |= {"num_frames": x.shape[2], "height": H, "width": W}
-            runs = []
-            for prior in tuple(priors) or ("freeinit",):
-                gen = torch.Generator(dev).manual_seed(seed)
-                res = sample(
-                    PipelineSampler(pipe, **call),
-                    shape,
-                    prior=prior,
-                    generator=gen,
-                    device=dev,
-                    **single_pass(prior, kw),
-                )
-                runs.append(gap_run(res, P.to(dev), bands, decode=penc.decode, embed=embed))
-                if out_dir is not None:
-                    for p in res.passes:
-                        path = f"{out_dir}/{prior}_pass{p.index}.mp4"
-                        write_video(path, penc.decode(p.latents), fps=8)
-                        videos_written.append(path)
-            enc_info = penc.info.to_dict()
+            x, info = read_video(paths[0], frames=n_frames, size=(height or 256, width or 256), **read_kw)
+            r = run_pipeline(
+                pipe,
+                x,
+                priors=tuple(priors) or ("freeinit",),
+                call_kwargs=_given(prompt=prompt, negative_prompt=negative_prompt, guidance_scale=guidance_scale),
+                edges=edges,
+                seed=seed,
+                device=dev,
+                embed=embed,
+                out_dir=out_dir,
+                source=pipeline,
+                progress=progress,
+                **kw,
+            )
+            bands, P, runs, shape, enc_info, videos_written = r.bands, r.P, r.runs, r.latent_shape, r.encoder, r.videos
         title = f"clip {info.path} | latent {shape} | {type(sch).__name__}" + (
             f" | pipeline {pipeline}" if pipeline else " | reference model (exact Gaussian denoiser)"
         )

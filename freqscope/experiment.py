@@ -152,11 +152,13 @@ def run_reference(
     edges: tuple[float, ...] | None = None,
     seed: int = 0,
     pixel_frames: bool = True,
+    embed=None,
     progress=None,
     **sample_kwargs,
 ) -> tuple[BandSet, torch.Tensor, list[GapRun]]:
     """Run the weight-free reference model (the clip's own spectrum) with each prior; returns
-    ``(bands, P, runs)``. ``pixel_frames``: the latent is pixel space, so pixel metrics use it directly."""
+    ``(bands, P, runs)``. ``pixel_frames``: the latent is pixel space, so pixel metrics use it directly;
+    ``embed``: an image embedder for embedding consistency (pixel space only)."""
     if z0.ndim != 5:
         raise ValueError(f"z0 must be (b, c, t, h, w), got shape {tuple(z0.shape)}")
     z0 = z0.float()
@@ -175,6 +177,80 @@ def run_reference(
             **single_pass(prior, sample_kwargs),
         )
         runs.append(
-            gap_run(res, P, bands, model=model, scheduler=scheduler, decode=(lambda z: z) if pixel_frames else None)
+            gap_run(
+                res,
+                P,
+                bands,
+                model=model,
+                scheduler=scheduler,
+                decode=(lambda z: z) if pixel_frames else None,
+                embed=embed if pixel_frames else None,
+            )
         )
     return bands, P, runs
+
+
+@dataclass
+class PipelineRun:
+    """What :func:`run_pipeline` measured: as :func:`run_reference`, plus where the pipeline's passes went."""
+
+    bands: BandSet
+    P: torch.Tensor  # (n_bands,) band power of the clip encoded by the pipeline's VAE
+    runs: list[GapRun]
+    latent_shape: tuple[int, ...]
+    encoder: dict  # the pipeline VAE's EncoderInfo
+    videos: list[str] = field(default_factory=list)
+
+
+def run_pipeline(
+    pipe,
+    frames: torch.Tensor,
+    *,
+    priors: tuple[str, ...] = ("freeinit",),
+    call_kwargs: dict | None = None,
+    edges: tuple[float, ...] | None = None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    embed=None,
+    out_dir=None,
+    source: str | None = None,
+    progress=None,
+    **sample_kwargs,
+) -> PipelineRun:
+    """Sample a diffusers video pipeline with each prior and measure every pass against ``frames``
+    ``(1, 3, t, H, W)``, a real clip at the generation size, encoded by the pipeline's own VAE. With
+    ``out_dir``, the decoded video of every pass is written there as ``{prior}_pass{k}.mp4``."""
+    from .freeinit import PipelineSampler
+    from .pipelines import latent_shape, pipeline_vae
+    from .video import write_video
+
+    _, _, t, H, W = frames.shape
+    vae = pipeline_vae(pipe, source)
+    z0 = vae(frames, progress=progress).float()
+    shape = latent_shape(pipe, num_frames=t, height=H, width=W)
+    if tuple(z0.shape[1:]) != shape[1:]:
+        raise ValueError(
+            f"the clip encodes to {tuple(z0.shape)} but the pipeline denoises {shape}; "
+            "choose --frames to suit the pipeline's VAE"
+        )
+    bands = make_bands(shape[-3:], **({"edges": edges} if edges is not None else {}))
+    P = band_power(z0, bands)
+    call = {**(call_kwargs or {}), "num_frames": t, "height": H, "width": W}
+    out = PipelineRun(bands, P, [], shape, vae.info.to_dict())
+    for prior in progress(priors, desc="priors", unit="prior") if progress and len(priors) > 1 else priors:
+        gen = torch.Generator(device).manual_seed(seed)  # every prior starts from the same seed
+        res = sample(
+            PipelineSampler(pipe, **call),
+            shape,
+            prior=prior,
+            generator=gen,
+            device=device,
+            **single_pass(prior, sample_kwargs),
+        )
+        out.runs.append(gap_run(res, P.to(device), bands, decode=vae.decode, embed=embed))
+        if out_dir is not None:
+            for p in res.passes:
+                path = f"{out_dir}/{prior}_pass{p.index}.mp4"
+                write_video(path, vae.decode(p.latents), fps=8)
+                out.videos.append(path)
+    return out

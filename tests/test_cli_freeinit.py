@@ -147,3 +147,35 @@ def test_bad_input(bikes, tmp_path, args, msg):
     assert len(lines) == 1 and lines[0].startswith("freqscope: error:") and "Traceback" not in r.stderr
     assert re.search(msg, lines[0]), lines[0]
     assert not out.exists()
+
+
+def test_embedder_adds_embedding_consistency(bikes, tmp_path):
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    cfg = transformers.ViTConfig(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=32, patch_size=8
+    )
+    transformers.ViTModel(cfg).save_pretrained(tmp_path / "vit")
+    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path / "vit")
+    j = tmp_path / "e.json"
+    r = run_cli(
+        "freeinit",
+        "--video",
+        bikes,
+        "--size",
+        "16",
+        "--steps",
+        "4",
+        "--num-iters",
+        "2",
+        "--embedder",
+        tmp_path / "vit",
+        "--json",
+        j,
+        "-q",
+    )
+    assert r.returncode == 0, r.stderr
+    cons = json.loads(j.read_text())["runs"][0]["consistency"]
+    assert len(cons) == 2 and all(0 < c["embedding_consistency"] <= 1.0001 for c in cons)
