@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 import warnings
+from dataclasses import dataclass, fields
 
 import click
 import torch
@@ -104,7 +105,36 @@ def main() -> None:
     """Frequency analysis and SNR diagnostics for video diffusion models."""
 
 
+@dataclass
+class ClipArgs:
+    """The options every command shares: which clips, how to read and encode them, device, seed, quiet."""
+
+    videos: tuple[str, ...]
+    frames: int | None
+    stride: int | None
+    fps: float | None
+    start: float | None
+    size: int | None
+    encoder: str | None
+    vae: str | None
+    vae_subfolder: str | None
+    downsample: int | None
+    sample_posterior: bool | None
+    dtype: str | None
+    device: str | None
+    seed: int
+    quiet: bool
+
+    def read_kwargs(self) -> dict:
+        """What the user set of ``read_video``'s options (its defaults stand for the rest)."""
+        return _given(frames=self.frames, stride=self.stride, fps=self.fps, start=self.start)
+
+
+CLIP_FIELDS = [f.name for f in fields(ClipArgs)]
+
+
 def video_options(f):
+    """Add the shared options; the command receives them as one :class:`ClipArgs` first argument."""
     opts = [
         click.option(
             "--video",
@@ -136,25 +166,31 @@ def video_options(f):
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random draw."),
         click.option("--quiet", "-q", is_flag=True, help="Print only errors."),
     ]
+
+    @functools.wraps(f)
+    def command(**kw):
+        return f(ClipArgs(**{k: kw.pop(k) for k in CLIP_FIELDS}), **kw)
+
     for o in reversed(opts):
-        f = o(f)
-    return f
+        command = o(command)
+    return command
 
 
-def _load(videos, encoder, vae, vae_subfolder, downsample, sample_posterior, dtype, device):
+def _load(clip: ClipArgs):
+    """The clip paths, the encoder and the device the user asked for."""
     from .encode import load_encoder
     from .video import list_videos
 
-    paths = list_videos(list(videos))
-    dev = _device(device)
+    paths = list_videos(list(clip.videos))
+    dev = _device(clip.device)
     enc = load_encoder(
         **_given(
-            encoder=encoder,
-            vae=vae,
-            vae_subfolder=vae_subfolder,
-            downsample=downsample,
-            sample_posterior=sample_posterior,
-            dtype=DTYPES.get(dtype),
+            encoder=clip.encoder,
+            vae=clip.vae,
+            vae_subfolder=clip.vae_subfolder,
+            downsample=clip.downsample,
+            sample_posterior=clip.sample_posterior,
+            dtype=DTYPES.get(clip.dtype),
         ),
         device=dev,
     )
@@ -207,21 +243,7 @@ def _outputs(**paths) -> None:
 @click.option("--plot", "plot_path", metavar="PATH", help="Write the SNR-vs-timestep figure (.png/.pdf/.svg).")
 @click.option("--band-videos", metavar="DIR", help="Write what each band of the first clip holds, one mp4 per band.")
 def snr(
-    videos,
-    frames,
-    stride,
-    fps,
-    start,
-    size,
-    encoder,
-    vae,
-    vae_subfolder,
-    downsample,
-    sample_posterior,
-    dtype,
-    device,
-    seed,
-    quiet,
+    clip: ClipArgs,
     schedule_name,
     scheduler_config,
     zero_terminal_snr,
@@ -249,7 +271,7 @@ def snr(
     from .schedule import get_schedule
 
     def job():
-        if fps is not None and stride is not None:
+        if clip.fps is not None and clip.stride is not None:
             raise ValueError("give --fps or --stride, not both")
         _outputs(json=json_path, csv=csv_path, plot=plot_path)
         _folder(band_videos, "--band-videos")
@@ -258,9 +280,9 @@ def snr(
             scheduler_config or schedule_name or DEFAULT_PRESET,
             **_given(zero_terminal_snr=zero_terminal_snr, shift=shift),
         )
-        paths, enc, dev = _load(videos, encoder, vae, vae_subfolder, downsample, sample_posterior, dtype, device)
-        progress = _progress(quiet)
-        gen = torch.Generator(dev).manual_seed(seed)
+        paths, enc, dev = _load(clip)
+        progress = _progress(clip.quiet)
+        gen = torch.Generator(dev).manual_seed(clip.seed)
         clips = [
             analyze_video(
                 p,
@@ -269,12 +291,9 @@ def snr(
                 generator=gen,
                 progress=progress,
                 keep_latent=band_videos is not None and i == 0,
+                **clip.read_kwargs(),
                 **_given(
-                    frames=frames,
-                    stride=stride,
-                    fps=fps,
-                    start=start,
-                    size=size,
+                    size=clip.size,
                     edges=edges,
                     decomposition=decomposition,
                     time_scale=time_scale,
@@ -284,20 +303,20 @@ def snr(
             for i, p in enumerate(progress(paths, desc="clips", unit="clip") if len(paths) > 1 else paths)
         ]
         summary = summarize(clips, sched)
-        if not quiet:
+        if not clip.quiet:
             click.echo(format_table(summary))
         for path, write in ((json_path, write_json), (csv_path, write_csv), (plot_path, plot_snr)):
             if path is not None:
                 write(summary, path)
-                if not quiet:
+                if not clip.quiet:
                     click.echo(f"wrote {path}", err=True)
         if band_videos is not None:
             decode = enc.decode if hasattr(enc, "decode") else None
             for path in write_band_videos(clips[0].z0, clips[0].bands, band_videos, decode=decode):
-                if not quiet:
+                if not clip.quiet:
                     click.echo(f"wrote {path}", err=True)
 
-    _run(job, quiet)
+    _run(job, clip.quiet)
 
 
 @main.command()
@@ -348,21 +367,7 @@ def snr(
 @click.option("--json", "json_path", metavar="PATH", help="Write the report as JSON.")
 @click.option("--plot", "plot_path", metavar="PATH", help="Write the gap-per-pass figure.")
 def freeinit(
-    videos,
-    frames,
-    stride,
-    fps,
-    start,
-    size,
-    encoder,
-    vae,
-    vae_subfolder,
-    downsample,
-    sample_posterior,
-    dtype,
-    device,
-    seed,
-    quiet,
+    clip: ClipArgs,
     schedule_name,
     scheduler_config,
     shift,
@@ -406,7 +411,7 @@ def freeinit(
     from .video import list_videos, read_video
 
     def job():
-        if fps is not None and stride is not None:
+        if clip.fps is not None and clip.stride is not None:
             raise ValueError("give --fps or --stride, not both")
         if pipeline is None and any(
             v is not None for v in (prompt, negative_prompt, guidance_scale, height, width, out_dir)
@@ -418,11 +423,11 @@ def freeinit(
         _folder(out_dir, "--out-dir")
         _outputs(json=json_path, plot=plot_path)
         edges = parse_edges(bands_text) if bands_text is not None else None
-        paths = list_videos(list(videos))
+        paths = list_videos(list(clip.videos))
         if len(paths) != 1:
             raise ValueError(f"freeinit takes one reference clip, got {len(paths)}; pass a single --video file")
-        dev = _device(device)
-        progress = _progress(quiet)
+        dev = _device(clip.device)
+        progress = _progress(clip.quiet)
         kw = _given(
             num_iters=num_iters,
             num_inference_steps=steps,
@@ -434,7 +439,7 @@ def freeinit(
             diffuse_timestep=diffuse_timestep,
             fast_sampling=fast_sampling,
         )
-        read_kw = _given(frames=frames, stride=stride, fps=fps, start=start)
+        read_kw = clip.read_kwargs()
         embed = None
         if embedder is not None:
             from .consistency import hf_image_embedder
@@ -442,8 +447,8 @@ def freeinit(
             embed = hf_image_embedder(embedder, device=dev)
         videos_written = []
         if pipeline is None:
-            enc = _load(videos, encoder, vae, vae_subfolder, downsample, sample_posterior, dtype, device)[1]
-            x, info = read_video(paths[0], size=size if size is not None else REFERENCE_SIZE, **read_kw)
+            enc = _load(clip)[1]
+            x, info = read_video(paths[0], size=clip.size if clip.size is not None else REFERENCE_SIZE, **read_kw)
             z0 = enc(x, progress=progress).float().cpu()
             sch = reference_scheduler(scheduler_config or schedule_name or DEFAULT_PRESET, **_given(shift=shift))
             bands, P, runs = run_reference(
@@ -451,7 +456,7 @@ def freeinit(
                 priors=tuple(priors) or ("freeinit",),
                 scheduler=sch,
                 edges=edges,
-                seed=seed,
+                seed=clip.seed,
                 pixel_frames=enc.info.name == "pixel",
                 embed=embed,
                 progress=progress,
@@ -461,9 +466,9 @@ def freeinit(
         else:
             from .pipelines import load_pipeline
 
-            if vae is not None or encoder not in (None, "auto", "vae"):
+            if clip.vae is not None or clip.encoder not in (None, "auto", "vae"):
                 raise ValueError("with --pipeline the clip is encoded by the pipeline's own VAE; drop --vae/--encoder")
-            pipe = load_pipeline(pipeline, device=dev, dtype=DTYPES.get(dtype))
+            pipe = load_pipeline(pipeline, device=dev, dtype=DTYPES.get(clip.dtype))
             sch = pipe.scheduler
             n_frames = read_kw.pop("frames", 16)
             x, info = read_video(paths[0], frames=n_frames, size=(height or 256, width or 256), **read_kw)
@@ -473,7 +478,7 @@ def freeinit(
                 priors=tuple(priors) or ("freeinit",),
                 call_kwargs=_given(prompt=prompt, negative_prompt=negative_prompt, guidance_scale=guidance_scale),
                 edges=edges,
-                seed=seed,
+                seed=clip.seed,
                 device=dev,
                 embed=embed,
                 out_dir=out_dir,
@@ -485,7 +490,7 @@ def freeinit(
         title = f"clip {info.path} | latent {shape} | {type(sch).__name__}" + (
             f" | pipeline {pipeline}" if pipeline else " | reference model (exact Gaussian denoiser)"
         )
-        if not quiet:
+        if not clip.quiet:
             click.echo(format_gap_table(bands, runs, title=title))
         doc = freeinit_to_dict(
             bands, P.cpu(), runs, video=info.path, encoder=enc_info, latent_shape=shape, scheduler=sch
@@ -494,13 +499,13 @@ def freeinit(
         for path, write in ((json_path, lambda p: write_json(doc, p)), (plot_path, lambda p: plot_gap(bands, runs, p))):
             if path is not None:
                 write(path)
-                if not quiet:
+                if not clip.quiet:
                     click.echo(f"wrote {path}", err=True)
         for v in videos_written:
-            if not quiet:
+            if not clip.quiet:
                 click.echo(f"wrote {v}", err=True)
 
-    _run(job, quiet)
+    _run(job, clip.quiet)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,21 +19,15 @@ def test_snr_table_json_csv_plot(bikes, tmp_path):
     j, c, p = tmp_path / "o.json", tmp_path / "o.csv", tmp_path / "o.png"
     r = _ok(
         run_cli(
-            "snr",
-            "--video",
+            *"snr --video".split(),
             bikes,
-            "--frames",
-            "8",
-            "--size",
-            "64",
-            "--json",
+            *"--frames 8 --size 64 --json".split(),
             j,
             "--csv",
             c,
             "--plot",
             p,
-            "--seeds",
-            "2",
+            *"--seeds 2".split(),
         )
     )
     assert "per-band SNR" in r.stdout and "t=999" in r.stdout and "0 dB at t" in r.stdout
@@ -81,48 +75,29 @@ def test_vae_schedules_and_flow(bikes, vaes, tmp_path):
     j = tmp_path / "v.json"
     _ok(
         run_cli(
-            "snr",
-            "--video",
+            *"snr --video".split(),
             bikes,
-            "--frames",
-            "4",
-            "--size",
-            "32",
-            "--vae",
+            *"--frames 4 --size 32 --vae".split(),
             vaes["kl"],
             "--json",
             j,
-            "--schedule",
-            "animatediff",
+            *"--schedule animatediff".split(),
         )
     )
     d = json.loads(j.read_text())
     assert d["encoder"]["name"] == "vae" and d["encoder"]["class_name"] == "AutoencoderKL"
     assert d["encoder"]["scaling"]["scaling_factor"] == 0.18215 and d["latent_shape"] == [1, 4, 4, 16, 36]
-    _ok(
-        run_cli(
-            "snr", "--video", bikes, "--frames", "4", "--size", "32", "--schedule", "flow", "--shift", "3", "--json", j
-        )
-    )
+    _ok(run_cli(*"snr --video".split(), bikes, *"--frames 4 --size 32 --schedule flow --shift 3 --json".split(), j))
     d = json.loads(j.read_text())
     assert d["schedule"]["kind"] == "flow" and d["schedule"]["sigmas"][-1] == 1.0
     assert all(row[-1] is None for row in d["snr_db"])  # −inf dB at σ = 1 is written as null
     _ok(
         run_cli(
-            "snr",
-            "--video",
+            *"snr --video".split(),
             bikes,
-            "--frames",
-            "4",
-            "--size",
-            "32",
-            "--zero-terminal-snr",
-            "--json",
+            *"--frames 4 --size 32 --zero-terminal-snr --json".split(),
             j,
-            "--decomposition",
-            "spatial",
-            "--bands",
-            "0.2,0.6",
+            *"--decomposition spatial --bands 0.2,0.6".split(),
         )
     )
     d = json.loads(j.read_text())

@@ -11,20 +11,9 @@ from freqscope.video import read_video
 def test_reference_run_json_and_plot(bikes, tmp_path):
     j, p = tmp_path / "f.json", tmp_path / "f.png"
     r = run_cli(
-        "freeinit",
-        "--video",
+        *"freeinit --video".split(),
         bikes,
-        "--size",
-        "32",
-        "--steps",
-        "10",
-        "--num-iters",
-        "3",
-        "--prior",
-        "freeinit",
-        "--prior",
-        "pyoco-mixed",
-        "--json",
+        *"--size 32 --steps 10 --num-iters 3 --prior freeinit --prior pyoco-mixed --json".split(),
         j,
         "--plot",
         p,
@@ -46,18 +35,9 @@ def test_reference_run_json_and_plot(bikes, tmp_path):
 
 def test_flow_matching_reference_says_where_it_renoises(bikes, tmp_path):
     r = run_cli(
-        "freeinit",
-        "--video",
+        *"freeinit --video".split(),
         bikes,
-        "--size",
-        "32",
-        "--steps",
-        "8",
-        "--schedule",
-        "flow",
-        "--shift",
-        "3",
-        "--json",
+        *"--size 32 --steps 8 --schedule flow --shift 3 --json".split(),
         tmp_path / "f.json",
     )
     assert r.returncode == 0, r.stderr
@@ -80,24 +60,13 @@ def test_pipeline_run_writes_videos_and_report(bikes, animatediff, tmp_path):
     out.mkdir()
     j = tmp_path / "p.json"
     r = run_cli(
-        "freeinit",
-        "--video",
+        *"freeinit --video".split(),
         bikes,
         "--pipeline",
         animatediff,
         "--prompt",
         "a boat on the sea",
-        "--height",
-        "16",
-        "--width",
-        "32",
-        "--frames",
-        "8",
-        "--steps",
-        "3",
-        "--num-iters",
-        "2",
-        "--out-dir",
+        *"--height 16 --width 32 --frames 8 --steps 3 --num-iters 2 --out-dir".split(),
         out,
         "--json",
         j,
@@ -131,14 +100,9 @@ def test_bad_input(bikes, tmp_path, args, msg):
 
     out = tmp_path / "o.json"
     r = run_cli(
-        "freeinit",
-        "--video",
+        *"freeinit --video".split(),
         bikes,
-        "--size",
-        "16",
-        "--steps",
-        "2",
-        "--json",
+        *"--size 16 --steps 2 --json".split(),
         out,
         *[a.format(tmp=tmp_path) for a in args],
     )
@@ -161,16 +125,9 @@ def test_embedder_adds_embedding_consistency(bikes, tmp_path):
     transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path / "vit")
     j = tmp_path / "e.json"
     r = run_cli(
-        "freeinit",
-        "--video",
+        *"freeinit --video".split(),
         bikes,
-        "--size",
-        "16",
-        "--steps",
-        "4",
-        "--num-iters",
-        "2",
-        "--embedder",
+        *"--size 16 --steps 4 --num-iters 2 --embedder".split(),
         tmp_path / "vit",
         "--json",
         j,
