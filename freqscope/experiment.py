@@ -31,6 +31,8 @@ from .reference import GaussianVideoModel
 from .schedule import PRESETS
 
 __all__ = [
+    "PipelineRun",
+    "run_pipeline",
     "single_pass",
     "REFERENCE_SIZE",
     "reference_scheduler",
@@ -95,11 +97,12 @@ def gap_run(
     *,
     model: GaussianVideoModel | None = None,
     scheduler=None,
-    decode=None,
+    frames: list[torch.Tensor] | None = None,
     embed=None,
 ) -> GapRun:
     """Measure a sampling result against a clip of band power ``P`` (and predict it, where a closed form exists:
-    the Gaussian reference model sampled with DDIM)."""
+    the Gaussian reference model sampled with DDIM). ``frames``: each pass's video in pixels, ``(1, 3, T, H, W)``
+    in [-1, 1], for the pixel-space consistency metrics (omitted: latent metrics only)."""
     info = result.info
     gaps = torch.stack([gap_db(p.init, bands, P, p.alpha_bar) for p in result.passes])
     rel = torch.stack([relative_power_db(p.latents, bands, P) for p in result.passes])
@@ -124,9 +127,8 @@ def gap_run(
         pred_gap = torch.stack([10 * torch.log10((ab * P + 1 - ab) / band_mean(q.mean(0), bands)) for q in inits])
         pred_rel = torch.stack([10 * torch.log10(band_mean(q.mean(0), bands) / P) for q in outs])
     cons = []
-    for p in result.passes:
-        frames = decode(p.latents) if decode is not None else None
-        cons.append(consistency_metrics(p.latents, frames, embed=embed))
+    for k, p in enumerate(result.passes):
+        cons.append(consistency_metrics(p.latents, frames[k] if frames is not None else None, embed=embed))
     return GapRun(
         info["prior"],
         result,
@@ -183,7 +185,7 @@ def run_reference(
                 bands,
                 model=model,
                 scheduler=scheduler,
-                decode=(lambda z: z) if pixel_frames else None,
+                frames=[p.latents for p in res.passes] if pixel_frames else None,
                 embed=embed if pixel_frames else None,
             )
         )
@@ -247,10 +249,11 @@ def run_pipeline(
             device=device,
             **single_pass(prior, sample_kwargs),
         )
-        out.runs.append(gap_run(res, P.to(device), bands, decode=vae.decode, embed=embed))
+        videos = [vae.decode(p.latents) for p in res.passes]  # decoded once: metrics and mp4s
+        out.runs.append(gap_run(res, P.to(device), bands, frames=videos, embed=embed))
         if out_dir is not None:
-            for p in res.passes:
+            for p, v in zip(res.passes, videos):
                 path = f"{out_dir}/{prior}_pass{p.index}.mp4"
-                write_video(path, vae.decode(p.latents), fps=8)
+                write_video(path, v, fps=8)
                 out.videos.append(path)
     return out

@@ -97,6 +97,14 @@ class _SchedulerSampler:
         """``(A, B)`` of the scheduler's sample ``A·x0 + B·ε`` at timestep ``t``."""
         return scheduler_space(self.scheduler, t)
 
+    def start_sample(self, init: torch.Tensor, num_inference_steps: int, start_index: int) -> torch.Tensor:
+        """A VP-normalised initial noise in the scheduler's own sample space at the pass's first step:
+        times ``init_noise_sigma`` at the start of the grid (as pipelines do), times ``√(A² + B²)`` midway."""
+        if not start_index:
+            return init * float(getattr(self.scheduler, "init_noise_sigma", 1.0))
+        A, B = self.level(self.timesteps(num_inference_steps)[start_index])
+        return init * math.sqrt(A**2 + B**2)
+
 
 class DenoiserSampler(_SchedulerSampler):
     """A model ``model(z, t, scheduler) → output`` stepped by a diffusers scheduler (η = 0)."""
@@ -107,22 +115,16 @@ class DenoiserSampler(_SchedulerSampler):
 
     def __call__(self, init, *, num_inference_steps, start_index=0, pass_index=0, callback=None, generator=None):
         sch = self.scheduler
-        sch.set_timesteps(num_inference_steps)
-        ts = sch.timesteps[start_index:]
-        if start_index == 0:
-            z = init * getattr(sch, "init_noise_sigma", 1.0)  # how pipelines start
-        else:
-            A, B = scheduler_space(sch, ts[0])
-            z = init * math.sqrt(A**2 + B**2)  # VP-normalised → the scheduler's sample space at ts[0]
-            if hasattr(sch, "set_begin_index"):
-                sch.set_begin_index(start_index)
-        for i, t in enumerate(ts):
-            # Model evaluation at the scheduler's input scaling, then one scheduler step.
-            zin = sch.scale_model_input(z, t) if hasattr(sch, "scale_model_input") else z
-            out = self.model(zin, t, sch)
-            z = sch.step(out, t, z, return_dict=False)[0]
-            if callback is not None:
-                callback({"stage": "step", "pass": pass_index, "i": i, "t": float(t), "x": z})
+        z = self.start_sample(init, num_inference_steps, start_index)
+        with _starting_at(sch, start_index):
+            sch.set_timesteps(num_inference_steps)
+            for i, t in enumerate(sch.timesteps):
+                # Model evaluation at the scheduler's input scaling, then one scheduler step.
+                zin = sch.scale_model_input(z, t) if hasattr(sch, "scale_model_input") else z
+                out = self.model(zin, t, sch)
+                z = sch.step(out, t, z, return_dict=False)[0]
+                if callback is not None:
+                    callback({"stage": "step", "pass": pass_index, "i": i, "t": float(t), "x": z})
         return z
 
 
@@ -149,10 +151,10 @@ class PipelineSampler(_SchedulerSampler):
     def __call__(self, init, *, num_inference_steps, start_index=0, pass_index=0, callback=None, generator=None):
         kw = dict(self.kwargs, num_inference_steps=num_inference_steps)
         dtype = getattr(self.pipe, "dtype", init.dtype)
-        latents = init
+        latents = init  # the pipeline multiplies by init_noise_sigma itself
         if start_index:
-            A, B = scheduler_space(self.scheduler, self.timesteps(num_inference_steps)[start_index])
-            latents = init * math.sqrt(A**2 + B**2) / float(getattr(self.scheduler, "init_noise_sigma", 1.0))
+            sigma = float(getattr(self.scheduler, "init_noise_sigma", 1.0))
+            latents = self.start_sample(init, num_inference_steps, start_index) / sigma
         if self.layout == "btchw":
             latents = latents.permute(0, 2, 1, 3, 4)  # (b, t, c, h, w)
         if callback is not None and "callback_on_step_end" in self._params:
