@@ -1,13 +1,26 @@
-"""Temporal consistency of generated videos, weight-free, with an optional image embedder.
+"""Temporal consistency of generated videos: weight-free measures, VBench's and the FreeInit paper's.
 
-All take frames ``(b, c, t, h, w)``. Cosine similarities are over flattened frames (or embeddings);
-VBench's temporal flickering score is ``(255 − mean |x_{i+1} − x_i|) / 255`` on 8-bit frames.
+All take frames ``(b, c, t, h, w)`` (pixels in [-1, 1]). Higher is more consistent everywhere; read them
+next to :mod:`freqscope.motion`, since a video that does not move scores perfectly.
+
+- ``frame_cosine`` / ``first_frame_cosine``: cosine of flattened consecutive frames / of each later frame
+  to the first (weight-free, also on latents).
+- ``temporal_flickering``: VBench's protocol (``vbench/temporal_flickering.py``): the frames are written to
+  an H.264 mp4 and read back as 8-bit RGB, then ``(255 − mean_i mean |x_{i+1} − x_i|) / 255``. VBench
+  scores it only on static videos (:func:`freqscope.motion.is_static`).
+- ``vbench_consistency``: VBench's subject (DINO) and background (CLIP) consistency: per frame i ≥ 1,
+  ``(max(0, cos(e_{i−1}, e_i)) + max(0, cos(e_0, e_i))) / 2``, averaged over frames.
+- ``first_frame_similarity``: the FreeInit paper's metric (Wu et al. 2024, §5.1; TianxingWu/FreeInit#16):
+  the mean cosine between the normalised DINO ViT-S/16 features of the first frame and of every later one
+  (the paper prints it ×100).
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -15,10 +28,22 @@ __all__ = [
     "frame_cosine",
     "first_frame_cosine",
     "temporal_flickering",
+    "vbench_consistency",
+    "first_frame_similarity",
     "embedding_consistency",
+    "vbench_normalized",
+    "VBENCH_RANGE",
     "consistency_metrics",
     "hf_image_embedder",
 ]
+
+#: VBench's per-dimension normalisation ``(score − Min) / (Max − Min)`` (``scripts/constant.py``).
+VBENCH_RANGE: dict[str, tuple[float, float]] = {
+    "subject_consistency": (0.1462, 1.0),
+    "background_consistency": (0.2615, 1.0),
+    "temporal_flickering": (0.6293, 1.0),
+    "dynamic_degree": (0.0, 1.0),
+}
 
 
 def _frames(x: torch.Tensor) -> torch.Tensor:
@@ -39,58 +64,172 @@ def first_frame_cosine(x: torch.Tensor) -> float:
     return float(F.cosine_similarity(f[:, 1:], f[:, :1].expand_as(f[:, 1:]), dim=-1).mean())
 
 
-def temporal_flickering(frames: torch.Tensor) -> float:
-    """VBench temporal flickering on frames in [-1, 1]: 1 for a static video, lower for flicker."""
-    x = ((frames.float().clamp(-1, 1) + 1) * 127.5).round()
-    _frames(x)
-    mae = (x[:, :, 1:] - x[:, :, :-1]).abs().mean()
-    return float((255 - mae) / 255)
+def _mp4_roundtrip(rgb: np.ndarray, fps: int = 8) -> np.ndarray:
+    """``(t, H, W, 3)`` uint8 written as an H.264 yuv420p mp4 (as VBench's videos are) and decoded back."""
+    import av
+
+    h, w = rgb.shape[1:3]
+    pad = ((0, 0), (0, h % 2), (0, w % 2), (0, 0))  # yuv420p needs even sizes
+    rgb = np.pad(rgb, pad, mode="edge")
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = rgb.shape[2], rgb.shape[1], "yuv420p"
+        for f in rgb:
+            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    buf.seek(0)
+    with av.open(buf) as c:
+        out = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    return out[:, :h, :w]
+
+
+def temporal_flickering(frames: torch.Tensor, *, encode: bool = True) -> float:
+    """VBench temporal flickering of frames in [-1, 1]: 1 for a static video, lower for flicker.
+    ``encode``: through an mp4 first, as VBench reads its videos (``False``: on the 8-bit frames as they are)."""
+    from .motion import to_uint8
+
+    _frames(frames)
+    scores = []
+    for rgb in to_uint8(frames):
+        x = _mp4_roundtrip(rgb) if encode else rgb
+        x = torch.from_numpy(x).float()
+        scores.append((255 - (x[1:] - x[:-1]).abs().mean()) / 255)  # mean over pairs of the per-pair MAE
+    return float(torch.stack(scores).mean())
+
+
+def vbench_consistency(e: torch.Tensor) -> float:
+    """VBench subject/background consistency of frame embeddings ``(b, t, d)``: per frame i ≥ 1 the mean of
+    the consecutive and first-frame cosines, each clamped at 0, averaged over frames (and videos)."""
+    if e.ndim != 3 or e.shape[1] < 2:
+        raise ValueError(f"embeddings must be (b, t, d) with t >= 2, got shape {tuple(e.shape)}")
+    e = F.normalize(e.float(), dim=-1)
+    prev = (e[:, 1:] * e[:, :-1]).sum(-1).clamp(min=0)
+    first = (e[:, 1:] * e[:, :1]).sum(-1).clamp(min=0)
+    return float(((prev + first) / 2).mean())
+
+
+def first_frame_similarity(e: torch.Tensor) -> float:
+    """The FreeInit paper's temporal consistency of frame embeddings ``(b, t, d)`` (DINO ViT-S/16): the mean
+    cosine between the normalised first-frame features and those of every later frame (no clamping)."""
+    if e.ndim != 3 or e.shape[1] < 2:
+        raise ValueError(f"embeddings must be (b, t, d) with t >= 2, got shape {tuple(e.shape)}")
+    e = F.normalize(e.float(), dim=-1)
+    return float((e[:, 1:] * e[:, :1]).sum(-1).mean())
+
+
+def _embed_frames(frames: torch.Tensor, embed: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    b, c, t, h, w = frames.shape
+    return embed(frames.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)).reshape(b, t, -1)
 
 
 def embedding_consistency(frames: torch.Tensor, embed: Callable[[torch.Tensor], torch.Tensor]) -> float:
-    """VBench-style subject consistency: mean over frames i ≥ 1 of (cos(e_i, e_0) + cos(e_i, e_{i−1})) / 2,
-    with ``embed`` mapping ``(n, 3, H, W)`` in [-1, 1] to ``(n, d)`` (e.g. DINO ViT-S/16 or CLIP)."""
-    b, c, t, h, w = frames.shape
-    e = embed(frames.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)).reshape(b, t, -1).float()
-    first = F.cosine_similarity(e[:, 1:], e[:, :1].expand_as(e[:, 1:]), dim=-1)
-    prev = F.cosine_similarity(e[:, 1:], e[:, :-1], dim=-1)
-    return float(((first + prev) / 2).mean())
+    """:func:`vbench_consistency` of ``embed``'s features of every frame; ``embed`` maps ``(n, 3, H, W)`` in
+    [-1, 1] to ``(n, d)`` (DINO ViT-S/16: subject consistency; CLIP ViT-B/32: background consistency)."""
+    return vbench_consistency(_embed_frames(frames, embed))
 
 
-def consistency_metrics(latents: torch.Tensor, frames: torch.Tensor | None = None, *, embed=None) -> dict:
-    """Latent- and pixel-space metrics of one result (``frames`` in [-1, 1]; omitted: pixel metrics skipped)."""
+def vbench_normalized(name: str, score: float) -> float:
+    """A raw VBench score on VBench's normalised scale (``(score − Min)/(Max − Min)``, 1 = VBench's Max)."""
+    if name not in VBENCH_RANGE:
+        raise ValueError(f"no VBench normalisation for {name!r}; one of {', '.join(VBENCH_RANGE)}")
+    lo, hi = VBENCH_RANGE[name]
+    return (score - lo) / (hi - lo)
+
+
+def consistency_metrics(
+    latents: torch.Tensor,
+    frames: torch.Tensor | None = None,
+    *,
+    embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    embed_background: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> dict:
+    """Consistency and motion of one result, side by side. ``frames``: its video in [-1, 1] (omitted: latent
+    metrics only); ``embed``: a DINO-type embedder (subject consistency and the FreeInit paper's first-frame
+    similarity); ``embed_background``: a CLIP-type embedder (background consistency)."""
+    from .motion import is_static, motion_metrics
+
     out = {"latent_frame_cosine": frame_cosine(latents), "latent_first_frame_cosine": first_frame_cosine(latents)}
-    if frames is not None:
-        out |= {
-            "pixel_frame_cosine": frame_cosine(frames),
-            "pixel_first_frame_cosine": first_frame_cosine(frames),
-            "temporal_flickering": temporal_flickering(frames),
-        }
-        if embed is not None:
-            out["embedding_consistency"] = embedding_consistency(frames, embed)
+    if frames is None:
+        return out
+    out |= {
+        "pixel_frame_cosine": frame_cosine(frames),
+        "pixel_first_frame_cosine": first_frame_cosine(frames),
+        "temporal_flickering": temporal_flickering(frames),
+        "static": bool(is_static(frames).all()),
+        **motion_metrics(frames),
+    }
+    if embed is not None:
+        e = _embed_frames(frames, embed)
+        out["subject_consistency"] = vbench_consistency(e)
+        out["first_frame_similarity"] = first_frame_similarity(e)
+        out["embedding_consistency"] = out["subject_consistency"]  # the name freqscope.freeinit/1 used
+    if embed_background is not None:
+        out["background_consistency"] = embedding_consistency(frames, embed_background)
     return out
 
 
-def hf_image_embedder(path_or_id: str, *, device: str | torch.device = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
+#: VBench's preprocessing (``vbench/utils.py``): DINO resizes the short side to 224 (bilinear, no antialias)
+#: with ImageNet statistics; CLIP resizes to 224 (bicubic, no antialias), centre-crops 224×224, CLIP statistics.
+VBENCH_TRANSFORMS = {
+    "dino": ("bilinear", False, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "clip": ("bicubic", True, (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
+}
+
+
+def vbench_transform(x: torch.Tensor, kind: str, n_px: int = 224) -> torch.Tensor:
+    """VBench's frame preprocessing of ``(n, 3, H, W)`` in [-1, 1] (8-bit quantised first, as read from a file)."""
+    mode, crop, mean, std = VBENCH_TRANSFORMS[kind]
+    x = ((x.float().clamp(-1, 1) + 1) * 127.5).round()
+    h, w = x.shape[-2:]
+    size = (n_px, int(n_px * w / h)) if h <= w else (int(n_px * h / w), n_px)  # short side to n_px
+    x = F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=False).round().clamp(0, 255)
+    if crop:
+        top, left = (x.shape[-2] - n_px) // 2, (x.shape[-1] - n_px) // 2
+        x = x[..., top : top + n_px, left : left + n_px]
+    m = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
+    sd = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
+    return (x / 255 - m) / sd
+
+
+def hf_image_embedder(
+    path_or_id: str, *, device: str | torch.device = "cpu", preprocess: str = "vbench"
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """An image embedder from a transformers vision model (DINO ViT-S/16 ``facebook/dino-vits16``, a CLIP
-    vision model, …) with its image processor: the CLS token (or ``image_embeds``) per frame."""
+    model, …): the CLS token (DINO) or the projected ``image_embeds`` (CLIP) per frame. ``preprocess``:
+    ``"vbench"`` resizes and normalises as VBench does (DINO or CLIP transform by the model's type),
+    ``"processor"`` uses the model's own image processor."""
+    if preprocess not in ("vbench", "processor"):
+        raise ValueError(f"preprocess={preprocess!r}: use 'vbench' or 'processor'")
     try:
-        from transformers import AutoImageProcessor, AutoModel
+        import transformers
+        from transformers import AutoConfig, AutoImageProcessor, AutoModel
     except ImportError:  # pragma: no cover - transformers is a test extra
         raise ValueError("the image embedder needs transformers: pip install transformers") from None
     try:
-        proc = AutoImageProcessor.from_pretrained(path_or_id)
-        model = AutoModel.from_pretrained(path_or_id).to(device).eval()
+        proc = AutoImageProcessor.from_pretrained(path_or_id) if preprocess == "processor" else None
+        arch = (getattr(AutoConfig.from_pretrained(path_or_id), "architectures", None) or [""])[0]
+        cls = getattr(transformers, arch, AutoModel)  # the saved class: keeps CLIP's projection head
+        model = cls.from_pretrained(path_or_id).to(device).eval()
     except Exception as e:  # noqa: BLE001 - transformers raises OSError, ValueError, HTTP errors
         raise ValueError(f"cannot load the image embedder {path_or_id!r}: {str(e).splitlines()[0][:200]}") from None
-    if hasattr(model, "vision_model"):  # a full CLIP model: use its vision tower
-        model = model.vision_model
+    is_clip = "clip" in type(model).__name__.lower()
+    kw = {"interpolate_pos_encoding": True} if not is_clip else {}
 
     @torch.no_grad()
     def embed(x: torch.Tensor) -> torch.Tensor:
-        imgs = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        inputs = proc(images=list(imgs), return_tensors="pt").to(device)
-        out = model(**inputs)
+        if preprocess == "vbench":
+            pixels = vbench_transform(x.to(device), "clip" if is_clip else "dino")
+        else:
+            imgs = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            pixels = proc(images=list(imgs), return_tensors="pt")["pixel_values"].to(device)
+        pixels = pixels.to(getattr(model, "dtype", torch.float32))
+        if hasattr(model, "get_image_features"):  # a full CLIP model: its projected image features
+            out = model.get_image_features(pixel_values=pixels)
+            return out if isinstance(out, torch.Tensor) else out.pooler_output
+        out = model(pixel_values=pixels, **kw)
         if getattr(out, "image_embeds", None) is not None:
             return out.image_embeds
         return out.last_hidden_state[:, 0]
