@@ -6,7 +6,15 @@ import math
 
 import torch
 
-__all__ = ["gaussian_noise", "offset_noise", "pyoco_mixed_noise", "pyoco_progressive_noise"]
+__all__ = [
+    "gaussian_noise",
+    "offset_noise",
+    "pyoco_mixed_noise",
+    "pyoco_progressive_noise",
+    "spectrum_matched_noise",
+]
+
+_DIMS = (-3, -2, -1)
 
 
 def _check_shape(shape) -> tuple[int, ...]:
@@ -56,3 +64,23 @@ def pyoco_progressive_noise(
     for i in range(1, t):  # over frames only (t ≈ 16): each frame depends on the previous one
         out[:, :, i] = r * out[:, :, i - 1] + xi[:, :, i] / math.sqrt(1 + alpha**2)
     return out
+
+
+def spectrum_matched_noise(
+    shape, power: torch.Tensor, *, generator: torch.Generator | None = None, device="cpu"
+) -> torch.Tensor:
+    """Gaussian noise with expected power ``power`` in every bin of the orthonormal 3D FFT: white noise
+    ``ξ`` shaped as ``F⁻¹(√power · F ξ)``. ``power`` is in FFT order and broadcasts to ``(b, c, t, h, w)``,
+    e.g. training ``z_T``'s ``ᾱ·P_b + 1 − ᾱ`` spread over each band's bins: the spectrum-matched prior, the
+    initial noise that closes the gap on power alone, with no extra sampling pass and no phase from a sample.
+    ``power`` must be symmetric, ``power(f) = power(−f)`` (a function of ``|f|`` is), so the noise is real."""
+    shape = _check_shape(shape)
+    power = torch.as_tensor(power, dtype=torch.float32, device=device)
+    if (power < 0).any() or not torch.isfinite(power).all():
+        raise ValueError("power must be finite and non-negative in every bin")
+    mirrored = torch.roll(torch.flip(power, dims=_DIMS), shifts=(1, 1, 1), dims=_DIMS)  # power at (−k) mod N
+    if power.ndim >= 3 and not torch.allclose(power, mirrored, rtol=1e-5, atol=1e-7):
+        raise ValueError("power must be symmetric, power(f) = power(-f), for the noise to be real")
+    xi = torch.randn(shape, generator=generator, device=device)
+    shaped = torch.fft.fftn(xi, dim=_DIMS, norm="ortho") * power.sqrt()
+    return torch.fft.ifftn(shaped, dim=_DIMS, norm="ortho").real

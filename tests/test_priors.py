@@ -46,3 +46,35 @@ def test_seeded_and_shape_checked():
         assert torch.equal(a, b) and a.shape == SHAPE
         with pytest.raises(ValueError, match=r"\(b, c, t, h, w\)"):
             f((4, 16, 32))
+
+
+def test_spectrum_matched_noise_closes_the_gap_in_every_band():
+    from freqscope.bands import band_power, make_bands
+    from freqscope.gap import gap_db, training_power
+    from freqscope.priors import spectrum_matched_noise
+
+    shape = (8, 2, 8, 16, 20)
+    bands = make_bands(shape[-3:])
+    P = torch.tensor([4000.0, 300.0, 12.0, 2.0, 0.5])  # a video-like spectrum: most power at low frequency
+    ab = 0.0046600985  # SD's ᾱ_999
+    target = training_power(P, ab)  # ᾱ·P_b + 1 − ᾱ per band
+    noise = spectrum_matched_noise(shape, target[bands.labels], generator=torch.Generator().manual_seed(0))
+    assert noise.dtype == torch.float32 and noise.shape == shape
+    got = band_power(noise, bands)
+    # each band's power is a mean of |F ξ|² (χ² per bin) over 8·2·n_bins draws: within 5 standard errors
+    n = torch.tensor([max(b.n_bins, 1) for b in bands.bands], dtype=torch.float64) * shape[0] * shape[1]
+    assert ((got / target - 1).abs() < 5 * (2 / n).sqrt()).all()
+    assert gap_db(noise, bands, P, ab).abs().max() < 5 * 10 / 2.3026 * (2 / n).sqrt().max()
+    # unit power everywhere is the white noise itself
+    g = torch.Generator().manual_seed(1)
+    white = spectrum_matched_noise(shape, torch.ones(shape[-3:]), generator=g)
+    assert torch.allclose(white, torch.randn(shape, generator=torch.Generator().manual_seed(1)), atol=1e-5)
+
+
+def test_spectrum_matched_noise_refuses_asymmetric_power():
+    from freqscope.priors import spectrum_matched_noise
+
+    p = torch.ones(4, 8, 8)
+    p[0, 1, 0] = 5.0  # its mirror bin (0, −1, 0) keeps 1
+    with pytest.raises(ValueError, match="symmetric"):
+        spectrum_matched_noise((1, 1, 4, 8, 8), p)
