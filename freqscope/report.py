@@ -26,6 +26,7 @@ import json
 import math
 import os
 import tempfile
+import textwrap
 from pathlib import Path
 
 import torch
@@ -105,7 +106,8 @@ def summary_to_dict(s: Summary) -> dict:
 def _fmt_db(v: float, sd: float | None = None) -> str:
     if not math.isfinite(v):
         return "-inf" if v < 0 else ("inf" if v > 0 else "nan")
-    return f"{v:7.1f}" + (f"±{sd:.1f}" if sd is not None and math.isfinite(sd) and sd > 0 else "")
+    text = f"{v:7.1f}".replace("-0.0", " 0.0")  # a value that rounds to zero prints without a sign
+    return text + (f"±{sd:.1f}" if sd is not None and math.isfinite(sd) and sd > 0 else "")
 
 
 def format_table(s: Summary, *, timesteps: tuple[int, ...] = TABLE_TIMESTEPS) -> str:
@@ -277,9 +279,29 @@ def freeinit_to_dict(bands, P, runs, *, video=None, encoder=None, latent_shape=N
     )
 
 
+#: How to read the consistency and motion columns of :func:`format_gap_table` (printed under it).
+GAP_TABLE_LEGEND = (
+    "consistency: VBench subject consistency (DINO embedder) where --embedder is given, else the cosine of "
+    "consecutive frames; flicker: VBench temporal flickering on the encoded video (* = not static: VBench "
+    "scores static videos only); both 1 = perfectly steady, higher is better. motion: mean optical flow, "
+    "px/frame; higher = more motion. Consistency bought with less motion is over-smoothing, not a gain."
+)
+
+
+def _consistency_cells(c: dict) -> list[str]:
+    """consistency, flicker and motion cells of one pass (``-`` where a metric needs pixels)."""
+    cons = c.get("subject_consistency", c.get("pixel_frame_cosine", c["latent_frame_cosine"]))
+    flick = "-"
+    if "temporal_flickering" in c:
+        flick = f"{c['temporal_flickering']:.4f}" + ("" if c.get("static", True) else "*")
+    motion = f"{c['flow_px']:.2f}" if "flow_px" in c else "-"
+    return [f"{cons:.4f}", flick, motion]
+
+
 def format_gap_table(bands, runs, *, title: str = "") -> str:
-    """Gap per band (dB) for every pass of every prior, closed form in brackets where one exists."""
-    head = ["prior", "pass"] + bands.names + ["frame cos", "flicker"]
+    """Gap per band (dB) for every pass of every prior, closed form in brackets where one exists, with
+    consistency and motion side by side (see :data:`GAP_TABLE_LEGEND`)."""
+    head = ["prior", "pass"] + bands.names + ["consistency", "flicker", "motion"]
     rows = []
     for r in runs:
         for k in range(r.gap_db.shape[0]):
@@ -289,10 +311,7 @@ def format_gap_table(bands, runs, *, title: str = "") -> str:
                 if r.gap_db_predicted is not None:
                     cell += f" ({_fmt_db(r.gap_db_predicted[k, i].item()).strip()})"
                 row.append(cell)
-            c = r.consistency[k]
-            row.append(f"{c.get('pixel_frame_cosine', c['latent_frame_cosine']):.4f}")
-            row.append(f"{c['temporal_flickering']:.4f}" if "temporal_flickering" in c else "-")
-            rows.append(row)
+            rows.append(row + _consistency_cells(r.consistency[k]))
     widths = [max(len(r[j]) for r in [head] + rows) for j in range(len(head))]
     line = lambda r: "  ".join(c.rjust(w) if j > 1 else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     lines = [title] if title else []
@@ -301,6 +320,7 @@ def format_gap_table(bands, runs, *, title: str = "") -> str:
         line(head),
         "  ".join("-" * w for w in widths),
     ] + [line(r) for r in rows]
+    lines += textwrap.wrap(GAP_TABLE_LEGEND, width=max(100, len(lines[-1])))
     return "\n".join(lines)
 
 
