@@ -10,6 +10,7 @@ from freqscope import PixelEncoder, analyze_video, get_schedule, summarize
 from freqscope.plotting import band_colors, new_figure
 
 fig, axes = new_figure(1, 2, width=7.0, height=2.6, sharey=True)
+NAMES = {"sd": "Stable Diffusion schedule", "animatediff": "AnimateDiff schedule"}
 for ax, preset in zip(axes, ["sd", "animatediff"]):
     sched = get_schedule(preset)
     s = summarize([analyze_video(p, PixelEncoder(), sched, frames=16, size=SIZE, start=st) for p, st in CLIPS], sched)
@@ -21,14 +22,14 @@ for ax, preset in zip(axes, ["sd", "animatediff"]):
         if s.crossing[i] is not None:
             ax.plot([s.crossing[i]], [0], "o", color=c, markersize=3)
     ax.axhline(0, color="0.3", linestyle="--", linewidth=0.8)
-    ax.set_title(f"{preset}: terminal SNR {10 * torch.log10(sched.snr[-1]).item():.1f} dB")
-    ax.set_xlabel("timestep t")
+    ax.set_title(f"{NAMES[preset]}\n(whole-signal SNR at t = 999: {10 * torch.log10(sched.snr[-1]).item():.1f} dB)")
+    ax.set_xlabel("training timestep t")
     if preset == "sd":
         headline(
             "fig2",
             f"SD: band {s.bands.names[1]} crosses 0 dB at t = {s.crossing[1]}, "
             f"SNR at t=999 {s.snr_db[1, 999]:.1f} ± {s.snr_db_std[1, 999]:.1f} dB; DC {s.snr_db[0, 999]:.1f} dB",
         )
-axes[0].set_ylabel("SNR (dB), mean ± spread over 6 clips")
-axes[1].legend(title="band (Nyquist = 1)", fontsize="x-small", title_fontsize="x-small")
+axes[0].set_ylabel("per-band SNR (dB)\nmean ± s.d. over 6 clips")
+axes[1].legend(title="frequency band\n(Nyquist = 1)", loc="upper left", bbox_to_anchor=(1.02, 1.0))
 save(fig, "fig2_snr_vs_timestep")
