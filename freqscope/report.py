@@ -217,25 +217,39 @@ def plot_snr(s: Summary, path: str | os.PathLike, *, title: str | None = None) -
 # ---- freeinit: the gap per band per pass --------------------------------------------------------------
 
 
+def band_video_frames(z0: torch.Tensor, bands, index: int) -> torch.Tensor:
+    """What band ``index`` of ``z0`` ``(b, c, t, h, w)`` holds, ready to look at: the clip's mean (its DC
+    component, so the clip's own colour) plus the band-pass content amplified by ONE gain for all channels
+    (hue is kept) up to the clip's own contrast (99.5th percentile of ``|z0 − mean|``); the DC band alone is
+    the flat mean colour (band 0 shown as it is). Gain ≥ 1: weak high bands are made visible, never shrunk."""
+    from .bands import bandpass
+
+    part = bandpass(z0, bands, index=index)
+    if index == 0:  # the DC band (band 0) holds the mean itself: shown as it is
+        return part
+    mean = z0.mean(dim=(-3, -2, -1), keepdim=True)  # the clip's DC component, per channel
+    q = lambda x: torch.quantile(x.abs().flatten().float()[:: max(1, x.numel() // 1_000_000)], 0.995)  # noqa: E731
+    spread, amp = q(z0 - mean), q(part)
+    gain = max(1.0, float(spread / amp)) if amp > 0 else 1.0
+    return mean + gain * part
+
+
 def write_band_videos(z0: torch.Tensor, bands, folder, *, decode=None, fps: float = 8.0) -> list[str]:
-    """Write what each band of ``z0`` holds as ``band{i}_{name}.mp4`` in ``folder``: the band-pass
-    reconstruction (decoded to pixels by ``decode`` for a VAE latent), each scaled to its own range."""
+    """Write what each band of ``z0`` holds as ``band{i}_{name}.mp4`` in ``folder``
+    (:func:`band_video_frames`, decoded to pixels by ``decode`` for a VAE latent)."""
     import re
 
-    from .bands import bandpass
     from .video import write_video
 
     paths = []
     for i, b in enumerate(bands.bands):
         if b.n_bins == 0:
             continue
-        part = bandpass(z0, bands, index=i)
+        part = band_video_frames(z0, bands, i)
         frames = decode(part) if decode is not None else part
         frames = frames[:, :3] if frames.shape[1] >= 3 else frames.expand(-1, 3, -1, -1, -1)
-        lo, hi = frames.min(), frames.max()
-        frames = (frames - lo) / (hi - lo) * 2 - 1 if hi > lo else frames.clamp(-1, 1)
         path = Path(folder) / f"band{i}_{re.sub(r'[^0-9A-Za-z.]+', '_', b.name).strip('_')}.mp4"
-        write_video(path, frames, fps=fps)
+        write_video(path, frames.clamp(-1, 1), fps=fps)
         paths.append(str(path))
     return paths
 

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import numbered_frames, run_cli, write_clip
 
@@ -210,3 +211,23 @@ def test_band_videos(bikes, tmp_path):
     assert high[0, :, 0].std() > 0.05  # the high band holds edges and texture
     r = run_cli("snr", "--video", bikes, "--band-videos", tmp_path / "missing")
     assert r.returncode == 2 and "no such folder" in r.stderr
+
+
+def test_band_videos_keep_the_clips_colour(tmp_path):
+    """Each band video is the clip's mean colour plus that band's content (one gain for all channels)."""
+    from freqscope.bands import make_bands
+    from freqscope.report import band_video_frames, write_band_videos
+    from freqscope.video import read_video
+
+    g = torch.Generator().manual_seed(0)
+    colour = torch.tensor([0.1, 0.05, 0.02]).view(1, 3, 1, 1, 1)  # ≈ (141, 133, 130) in 8 bits
+    z0 = colour + 0.3 * torch.randn(1, 3, 8, 32, 48, generator=g)
+    mean = z0.mean(dim=(-3, -2, -1)).flatten()  # the clip's own mean colour
+    bands = make_bands((8, 32, 48))
+    for i in range(len(bands)):
+        f = band_video_frames(z0, bands, i)
+        assert torch.allclose(f.mean(dim=(-3, -2, -1)).flatten(), mean, atol=1e-4)
+    paths = write_band_videos(z0, bands, tmp_path)
+    dc, _ = read_video(paths[0], frames=8)
+    rgb = (dc.mean(dim=(-3, -2, -1)).flatten() + 1) * 127.5
+    assert torch.allclose(rgb, (mean + 1) * 127.5, atol=2.5)  # not stretched to (254, 72, 0)
