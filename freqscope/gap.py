@@ -12,7 +12,14 @@ import torch
 
 from .bands import BandSet, band_power
 
-__all__ = ["training_power", "gap_db", "relative_power_db", "predicted_pass_power"]
+__all__ = [
+    "training_power",
+    "gap_db",
+    "low_band_gap_db",
+    "keep_reinitialising",
+    "relative_power_db",
+    "predicted_pass_power",
+]
 
 
 def training_power(P: torch.Tensor, alpha_bar: float) -> torch.Tensor:
@@ -23,6 +30,29 @@ def training_power(P: torch.Tensor, alpha_bar: float) -> torch.Tensor:
 def gap_db(init: torch.Tensor, bands: BandSet, P: torch.Tensor, alpha_bar: float) -> torch.Tensor:
     """``(n_bands,)`` gap in dB of an initial noise ``(b, c, t, h, w)`` against training at level ᾱ."""
     return 10 * torch.log10(training_power(P, alpha_bar) / band_power(init, bands))
+
+
+def low_band_gap_db(
+    init: torch.Tensor, bands: BandSet, P: torch.Tensor, alpha_bar: float, *, cutoff: float = 0.25
+) -> float:
+    """The gap of the low band FreeInit restores: every bin below ``cutoff`` (FreeInit's stop frequency
+    ``d_s``) but DC, pooled (bands weighted by their bin counts). DC is left out: with one bin per channel its
+    power is a χ² of ``c`` degrees of freedom, too noisy to steer by."""
+    low = [i for i, b in enumerate(bands.bands) if 0 < b.hi <= cutoff + 1e-12 and b.n_bins > 0]
+    if not low:
+        raise ValueError(f"cutoff={cutoff}: no band below it besides DC; pass band edges below the filter's d_s")
+    n = torch.tensor([float(bands.bands[i].n_bins) for i in low], dtype=torch.float64)
+    target = (n * training_power(P[low].double().cpu(), alpha_bar)).sum()
+    got = (n * band_power(init, bands)[low].double().cpu()).sum()
+    return float(10 * torch.log10(target / got))
+
+
+def keep_reinitialising(gaps: list[float], candidate: float, *, tol: float = 1.0) -> bool:
+    """Adaptive FreeInit's rule: run another pass from a candidate initial noise only while the gap of the
+    noise just sampled (``gaps[-1]``) is above ``tol``, the candidate's gap is smaller in magnitude (still
+    shrinking) and it does not overshoot below ``−tol`` (re-used noise drives it past zero)."""
+    current = gaps[-1]
+    return current > tol and abs(candidate) < abs(current) and candidate >= -tol
 
 
 def relative_power_db(z: torch.Tensor, bands: BandSet, P: torch.Tensor) -> torch.Tensor:

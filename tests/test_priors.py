@@ -78,3 +78,37 @@ def test_spectrum_matched_noise_refuses_asymmetric_power():
     p[0, 1, 0] = 5.0  # its mirror bin (0, −1, 0) keeps 1
     with pytest.raises(ValueError, match="symmetric"):
         spectrum_matched_noise((1, 1, 4, 8, 8), p)
+
+
+def test_low_band_gap_pools_the_bands_below_the_cutoff():
+    from freqscope.bands import band_power, make_bands
+    from freqscope.gap import low_band_gap_db, training_power
+
+    bands = make_bands((16, 32, 32))  # DC, (0, .125), [.125, .25), [.25, .5), [.5, 1.732]
+    P = torch.tensor([900.0, 40.0, 6.0, 1.5, 0.2])
+    ab = 0.01
+    x = torch.randn(2, 4, 16, 32, 32, generator=torch.Generator().manual_seed(0))
+    Q = band_power(x, bands).double()
+    n1, n2 = bands.bands[1].n_bins, bands.bands[2].n_bins
+    T = training_power(P.double(), ab)
+    by_hand = 10 * math.log10((n1 * T[1] + n2 * T[2]) / (n1 * Q[1] + n2 * Q[2]))
+    assert low_band_gap_db(x, bands, P, ab) == pytest.approx(by_hand, rel=1e-6)
+    assert low_band_gap_db(x, bands, P, ab, cutoff=0.125) == pytest.approx(10 * math.log10(T[1] / Q[1]), rel=1e-6)
+    with pytest.raises(ValueError, match="no band below it"):
+        low_band_gap_db(x, bands, P, ab, cutoff=0.01)
+
+
+@pytest.mark.parametrize(
+    "gaps, candidate, go",
+    [
+        ([2.7], 0.8, True),  # above tolerance and shrinking
+        ([2.7, 0.8], 0.0, False),  # 0.8 dB is within the 1 dB tolerance: closed
+        ([2.7], -1.5, False),  # the candidate would overshoot past −1 dB
+        ([2.7], 2.9, False),  # not shrinking
+        ([-2.0], -1.0, False),  # already overshot: more passes only push further
+    ],
+)
+def test_adaptive_freeinit_rule(gaps, candidate, go):
+    from freqscope.gap import keep_reinitialising
+
+    assert keep_reinitialising(gaps, candidate, tol=1.0) is go
