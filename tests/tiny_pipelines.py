@@ -1,19 +1,30 @@
-"""Tiny randomly initialised diffusers video pipelines built from config (no download), saved and loaded back."""
+"""Tiny randomly initialised diffusers video pipelines built from config (no download), saved and loaded back.
+
+TABLE_PLACEHOLDER
+"""
 
 from __future__ import annotations
 
 import json
+import string
+import tempfile
 from pathlib import Path
 
 import torch
 
+WORDS = ("a", "boat", "cat", "the", "on", "sea")
 
-def tiny_tokenizer(root: Path):
+
+# ---- tokenizers and text encoders, built offline --------------------------------------------------------
+
+
+def tiny_tokenizer(root: Path | None = None):
     """A CLIP tokenizer with a handful of tokens (unknown words map to <|endoftext|>)."""
     from transformers import CLIPTokenizer
 
+    root = Path(tempfile.mkdtemp(prefix="tiny_tok_")) if root is None else root
     root.mkdir(parents=True, exist_ok=True)
-    words = ["<|startoftext|>", "<|endoftext|>", "a</w>", "boat</w>", "cat</w>", "the</w>", "on</w>", "sea</w>"]
+    words = ["<|startoftext|>", "<|endoftext|>"] + [w + "</w>" for w in WORDS]
     (root / "vocab.json").write_text(json.dumps({w: i for i, w in enumerate(words)}))
     (root / "merges.txt").write_text("#version: 0.2\n")
     return CLIPTokenizer(
@@ -21,11 +32,116 @@ def tiny_tokenizer(root: Path):
     )
 
 
-def tiny_animatediff(root: Path | None = None, *, scheduler: str = "ddim", text: bool = True):
-    """AnimateDiff with a 2-block UNet + motion adapter (cross-attention dim 8), a tiny VAE (factor 2)."""
+def tiny_clip_text(hidden: int = 8, projection: bool = False):
+    """A one-layer CLIP text encoder (vocabulary 16, 77 positions); `projection` gives the SDXL
+    `CLIPTextModelWithProjection` whose `text_embeds` have `hidden` features."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    cfg = CLIPTextConfig(
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_attention_heads=2,
+        num_hidden_layers=1,
+        vocab_size=16,
+        max_position_embeddings=77,
+        projection_dim=hidden,
+    )
+    return (CLIPTextModelWithProjection if projection else CLIPTextModel)(cfg)
+
+
+def tiny_t5_tokenizer(max_length: int = 512):
+    """A T5 (sentencepiece-unigram) tokenizer over `WORDS`: <pad>=0, </s>=1 appended, <unk>=2."""
+    from transformers import T5Tokenizer
+
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [("▁" + w, -1.0) for w in WORDS] + [("▁", -2.0)]
+    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=max_length)
+
+
+def tiny_t5_encoder(d_model: int = 8, umt5: bool = False):
+    """A one-layer T5 (or UMT5, as Wan uses) encoder with `d_model` features."""
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+
+    kw = dict(d_model=d_model, d_ff=2 * d_model, d_kv=4, num_layers=1, num_heads=2, vocab_size=16)
+    kw.update(relative_attention_num_buckets=8, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    return UMT5EncoderModel(UMT5Config(**kw)) if umt5 else T5EncoderModel(T5Config(**kw))
+
+
+def tiny_llama_tokenizer():
+    """A Llama (BPE) tokenizer: letters, '▁' and one merge chain per word of `WORDS`; right padding with
+    </s> as the pad token, as HunyuanVideo's tokenizer is loaded."""
+    from transformers import LlamaTokenizer
+
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for c in "▁" + string.ascii_lowercase:
+        vocab[c] = len(vocab)
+    merges = []
+    for w in WORDS:
+        s = "▁"
+        for c in w:
+            merges.append((s, c))
+            s += c
+            vocab.setdefault(s, len(vocab))
+    tok = LlamaTokenizer(vocab=vocab, merges=list(dict.fromkeys(merges)), padding_side="right")
+    tok.pad_token = tok.eos_token
+    return tok
+
+
+def tiny_llama(hidden: int = 16, vocab_size: int = 64):
+    """A two-layer Llama (HunyuanVideo reads the hidden state two layers from the top)."""
+    from transformers import LlamaConfig, LlamaModel
+
+    cfg = LlamaConfig(
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        num_hidden_layers=2,
+        vocab_size=vocab_size,
+        max_position_embeddings=512,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+    )
+    return LlamaModel(cfg)
+
+
+def _finish(pipe, root: Path | None):
+    pipe.set_progress_bar_config(disable=True)
+    if root is not None:
+        pipe.save_pretrained(root)
+    return pipe
+
+
+def _tiny_vae_2d():
+    """An SD-style image VAE, 2× spatial compression, 4 latent channels."""
+    import diffusers
+
+    return diffusers.AutoencoderKL(
+        block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=4,
+        latent_channels=4,
+        sample_size=16,
+    )
+
+
+# ---- 1. AnimateDiff (SD 1.5, SDXL, PAG) -----------------------------------------------------------------
+
+
+def _animatediff_parts(scheduler: str, text: bool, sdxl: bool = False):
     import diffusers
 
     torch.manual_seed(0)
+    unet_kw = {}
+    if sdxl:  # two text encoders (8 + 8 features) and SDXL's micro-conditioning (6 time ids)
+        unet_kw = dict(
+            cross_attention_dim=16,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=4,
+            projection_class_embeddings_input_dim=6 * 4 + 8,
+            use_linear_projection=True,
+        )
     unet = diffusers.UNet2DConditionModel(
         block_out_channels=(8, 16),
         layers_per_block=1,
@@ -34,9 +150,9 @@ def tiny_animatediff(root: Path | None = None, *, scheduler: str = "ddim", text:
         out_channels=4,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=8,
         norm_num_groups=4,
         attention_head_dim=2,
+        **({"cross_attention_dim": 8} | unet_kw),
     )
     motion = diffusers.MotionAdapter(
         block_out_channels=(8, 16),
@@ -44,16 +160,12 @@ def tiny_animatediff(root: Path | None = None, *, scheduler: str = "ddim", text:
         motion_norm_num_groups=4,
         motion_num_attention_heads=2,
         motion_max_seq_length=32,
+        use_motion_mid_block=not sdxl,
     )
-    vae = diffusers.AutoencoderKL(
-        block_out_channels=(8, 16),
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        norm_num_groups=4,
-        latent_channels=4,
-        sample_size=16,
-    )
+    vae = _tiny_vae_2d()
     cfg = {"beta_schedule": "linear", "beta_start": 0.00085, "beta_end": 0.012, "steps_offset": 1}
+    if sdxl:
+        cfg["timestep_spacing"] = "linspace"
     if scheduler == "ddim":
         sch = diffusers.DDIMScheduler(**cfg, clip_sample=False)
     elif scheduler == "euler":
@@ -62,45 +174,126 @@ def tiny_animatediff(root: Path | None = None, *, scheduler: str = "ddim", text:
         raise ValueError(scheduler)
     tok = enc = None
     if text:
-        from transformers import CLIPTextConfig, CLIPTextModel
+        tok, enc = tiny_tokenizer(), tiny_clip_text()
+    return dict(unet=unet, motion_adapter=motion, vae=vae, scheduler=sch, text_encoder=enc, tokenizer=tok)
 
-        tok = tiny_tokenizer((root or Path("/tmp")) / "_tok")
-        enc = CLIPTextModel(
-            CLIPTextConfig(
-                hidden_size=8,
-                intermediate_size=16,
-                num_attention_heads=2,
-                num_hidden_layers=1,
-                vocab_size=16,
-                max_position_embeddings=77,
-                projection_dim=8,
-            )
-        )
-    pipe = diffusers.AnimateDiffPipeline(
-        unet=unet,
-        motion_adapter=motion,
-        vae=vae,
-        scheduler=sch,
-        text_encoder=enc,
-        tokenizer=tok,
-        feature_extractor=None,
+
+def tiny_animatediff(root: Path | None = None, *, scheduler: str = "ddim", text: bool = True):
+    """AnimateDiff (SD 1.5) with a 2-block UNet + motion adapter (cross-attention dim 8), a tiny VAE (factor 2).
+
+    Scheduler: the AnimateDiff docs' DDIM (linear β 0.00085..0.012, steps_offset 1, clip_sample off; the
+    docs also set timestep_spacing="linspace", kept at "leading" here as the existing tests expect)."""
+    import diffusers
+
+    parts = _animatediff_parts(scheduler, text)
+    pipe = diffusers.AnimateDiffPipeline(**parts, feature_extractor=None, image_encoder=None)
+    return _finish(pipe, root)
+
+
+def tiny_animatediff_sdxl(root: Path | None = None, *, scheduler: str = "ddim"):
+    """AnimateDiff SDXL: two CLIP text encoders (the second with projection), SDXL's text-time
+    micro-conditioning, a motion adapter without mid block (as the SDXL beta adapter).
+
+    Scheduler: the AnimateDiffSDXLPipeline docs' DDIM (SDXL base's scheduler with clip_sample=False,
+    timestep_spacing="linspace", beta_schedule="linear", steps_offset=1)."""
+    import diffusers
+
+    parts = _animatediff_parts(scheduler, text=True, sdxl=True)
+    pipe = diffusers.AnimateDiffSDXLPipeline(
+        **parts,
+        text_encoder_2=tiny_clip_text(projection=True),
+        tokenizer_2=tiny_tokenizer(),
         image_encoder=None,
+        feature_extractor=None,
     )
-    pipe.set_progress_bar_config(disable=True)
-    if root is not None:
-        pipe.save_pretrained(root)
-    return pipe
+    return _finish(pipe, root)
 
 
-def tiny_cogvideox():
-    """CogVideoX with a one-layer transformer, a tiny video VAE (8× space, 4× time) and its own scheduler:
-    zero terminal SNR, v-prediction, latents in (b, t, c, h, w)."""
+def tiny_animatediff_pag(root: Path | None = None, *, scheduler: str = "ddim"):
+    """AnimateDiff with perturbed-attention guidance on the mid block's self-attention (the default
+    `pag_applied_layers`), otherwise the SD 1.5 pipeline above (same seed, same weights)."""
+    import diffusers
+
+    parts = _animatediff_parts(scheduler, text=True)
+    pipe = diffusers.AnimateDiffPAGPipeline(**parts, feature_extractor=None, image_encoder=None)
+    return _finish(pipe, root)
+
+
+# ---- 2. TextToVideoSD -----------------------------------------------------------------------------------
+
+
+def tiny_text_to_video_sd(root: Path | None = None):
+    """ModelScope text-to-video: UNet3DConditionModel, an SD image VAE (factor 2), CLIP text.
+
+    Scheduler: damo-vilab/text-to-video-ms-1.7b's DDIM (scaled_linear β 0.00085..0.012, clip_sample and
+    set_alpha_to_one off, steps_offset 1), as diffusers' TextToVideoSD tests build it."""
     import diffusers
 
     torch.manual_seed(0)
+    unet = diffusers.UNet3DConditionModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        cross_attention_dim=8,
+        attention_head_dim=2,
+        norm_num_groups=4,
+    )
+    sch = diffusers.DDIMScheduler(
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipe = diffusers.TextToVideoSDPipeline(
+        vae=_tiny_vae_2d(), text_encoder=tiny_clip_text(), tokenizer=tiny_tokenizer(), unet=unet, scheduler=sch
+    )
+    return _finish(pipe, root)
+
+
+# ---- 3. CogVideoX (1.0: 5b-like and 2b-like; 1.5) -------------------------------------------------------
+
+# CogVideoXDDIMScheduler configs as released (THUDM/CogVideoX-{2b,5b,1.5-5B} scheduler_config.json): both
+# zero terminal SNR, v-prediction, trailing spacing, set_alpha_to_one, steps_offset 0; 2b has
+# snr_shift_scale 3.0 (diffusers' scripts/convert_cogvideox_to_diffusers.py hard-codes it), 5b and 1.5 1.0.
+COGVIDEOX_SCHEDULER = dict(
+    beta_schedule="scaled_linear",
+    beta_start=0.00085,
+    beta_end=0.012,
+    clip_sample=False,
+    prediction_type="v_prediction",
+    rescale_betas_zero_snr=True,
+    set_alpha_to_one=True,
+    steps_offset=0,
+    timestep_spacing="trailing",
+)
+
+
+def tiny_cogvideox(root: Path | None = None, *, version: str | None = None, text: bool = False):
+    """CogVideoX with a one-layer transformer, a tiny video VAE (8× space, 4× time, causal first frame) and
+    its own scheduler: zero terminal SNR, v-prediction, latents in (b, t, c, h, w).
+
+    `version=None` is the historical fixture (the scheduler keeps the class default snr_shift_scale=3.0,
+    i.e. 2b's shift; no tokenizer unless `text`). "5b": released 5b scheduler (snr_shift_scale 1.0). "2b":
+    released 2b scheduler (snr_shift_scale 3.0). "1.5": CogVideoX 1.5 (temporal patch `patch_size_t=2`,
+    RoPE, snr_shift_scale 1.0; the pipeline pads the latent frames to a multiple of 2). `text` (implied by
+    a `version`) adds a T5 tokenizer + one-layer T5 encoder (8 features). The transformer takes 16 text
+    tokens when `version` is None (pass 16-token `prompt_embeds`, or max_sequence_length=16), else 226 as
+    released (the pipeline's default max_sequence_length)."""
+    import diffusers
+
+    torch.manual_seed(0)
+    v15 = version == "1.5"
+    if version not in (None, "5b", "2b", "1.5"):
+        raise ValueError(f"version must be None, '5b', '2b' or '1.5', got {version!r}")
     transformer = diffusers.CogVideoXTransformer3DModel(
         num_attention_heads=2,
-        attention_head_dim=8,
+        attention_head_dim=16 if v15 else 8,
         in_channels=4,
         out_channels=4,
         time_embed_dim=4,
@@ -111,22 +304,416 @@ def tiny_cogvideox():
         sample_frames=9,
         patch_size=2,
         temporal_compression_ratio=4,
-        max_text_seq_length=16,
+        max_text_seq_length=16 if version is None else 226,
+        **(dict(patch_size_t=2, use_rotary_positional_embeddings=True, patch_bias=False) if v15 else {}),
     )
     vae = diffusers.AutoencoderKLCogVideoX(
         block_out_channels=(8,) * 4, latent_channels=4, layers_per_block=1, norm_num_groups=4
     )
-    sch = diffusers.CogVideoXDDIMScheduler(
-        rescale_betas_zero_snr=True,
-        prediction_type="v_prediction",
-        timestep_spacing="trailing",
-        beta_schedule="scaled_linear",
-        beta_start=0.00085,
-        beta_end=0.012,
+    if version is None:
+        sch = diffusers.CogVideoXDDIMScheduler(
+            rescale_betas_zero_snr=True,
+            prediction_type="v_prediction",
+            timestep_spacing="trailing",
+            beta_schedule="scaled_linear",
+            beta_start=0.00085,
+            beta_end=0.012,
+            clip_sample=False,
+        )
+    else:
+        shift = 3.0 if version == "2b" else 1.0
+        sch = diffusers.CogVideoXDDIMScheduler(**COGVIDEOX_SCHEDULER, snr_shift_scale=shift)
+    tok = enc = None
+    if text or version is not None:
+        tok, enc = tiny_t5_tokenizer(max_length=226), tiny_t5_encoder(8)
+    pipe = diffusers.CogVideoXPipeline(
+        tokenizer=tok, text_encoder=enc, vae=vae, transformer=transformer, scheduler=sch
+    )
+    return _finish(pipe, root)
+
+
+# ---- 4. Wan T2V -----------------------------------------------------------------------------------------
+
+
+def tiny_wan(root: Path | None = None, *, scheduler: str = "flow_euler", shift: float | None = None):
+    """Wan 2.1 T2V: WanTransformer3DModel (1 layer, 2 heads of 6), AutoencoderKLWan (8× space, 4× time,
+    causal first frame, 4 latent channels), UMT5 encoder (8 features), T5 tokenizer.
+
+    scheduler="flow_euler": FlowMatchEulerDiscreteScheduler(shift=7) (the issue's case; `shift` overrides).
+    scheduler="unipc": the released Wan-AI/Wan2.1-T2V-1.3B-Diffusers scheduler, UniPCMultistepScheduler with
+    prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0 (the docs: 3.0 for 480P, 5.0
+    for 720P, i.e. the 14B config; `shift` overrides)."""
+    import diffusers
+
+    torch.manual_seed(0)
+    vae = diffusers.AutoencoderKLWan(
+        base_dim=4,
+        z_dim=4,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+        latents_mean=[0.0] * 4,
+        latents_std=[1.0] * 4,
+    )
+    transformer = diffusers.WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=6,
+        in_channels=4,
+        out_channels=4,
+        text_dim=8,
+        freq_dim=8,
+        ffn_dim=16,
+        num_layers=1,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+    )
+    if scheduler == "flow_euler":
+        sch = diffusers.FlowMatchEulerDiscreteScheduler(shift=7.0 if shift is None else shift)
+    elif scheduler == "unipc":
+        sch = diffusers.UniPCMultistepScheduler(
+            prediction_type="flow_prediction",
+            use_flow_sigmas=True,
+            num_train_timesteps=1000,
+            flow_shift=3.0 if shift is None else shift,
+        )
+    else:
+        raise ValueError(f"scheduler must be 'flow_euler' or 'unipc', got {scheduler!r}")
+    pipe = diffusers.WanPipeline(
+        tokenizer=tiny_t5_tokenizer(),
+        text_encoder=tiny_t5_encoder(8, umt5=True),
+        vae=vae,
+        transformer=transformer,
+        scheduler=sch,
+    )
+    return _finish(pipe, root)
+
+
+# ---- 5. HunyuanVideo ------------------------------------------------------------------------------------
+
+
+def tiny_hunyuan_video(root: Path | None = None):
+    """HunyuanVideo: a 1+1-layer dual/single-stream transformer, its causal video VAE (8× space, 4× time),
+    a 2-layer Llama text encoder (16 features) + CLIP text encoder_2 (pooled, 8 features).
+
+    Scheduler: FlowMatchEulerDiscreteScheduler(shift=7.0), diffusers'
+    scripts/convert_hunyuan_video_to_diffusers.py default `--flow_shift 7.0`."""
+    import diffusers
+
+    torch.manual_seed(0)
+    transformer = diffusers.HunyuanVideoTransformer3DModel(
+        in_channels=4,
+        out_channels=4,
+        num_attention_heads=2,
+        attention_head_dim=10,
+        num_layers=1,
+        num_single_layers=1,
+        num_refiner_layers=1,
+        patch_size=1,
+        patch_size_t=1,
+        guidance_embeds=True,
+        text_embed_dim=16,
+        pooled_projection_dim=8,
+        rope_axes_dim=(2, 4, 4),
+    )
+    vae = diffusers.AutoencoderKLHunyuanVideo(
+        latent_channels=4,
+        down_block_types=("HunyuanVideoDownBlock3D",) * 4,
+        up_block_types=("HunyuanVideoUpBlock3D",) * 4,
+        block_out_channels=(8,) * 4,
+        layers_per_block=1,
+        norm_num_groups=4,
+        spatial_compression_ratio=8,
+        temporal_compression_ratio=4,
+        mid_block_add_attention=True,
+    )
+    sch = diffusers.FlowMatchEulerDiscreteScheduler(shift=7.0)
+    tok = tiny_llama_tokenizer()
+    pipe = diffusers.HunyuanVideoPipeline(
+        text_encoder=tiny_llama(16, vocab_size=len(tok)),
+        tokenizer=tok,
+        transformer=transformer,
+        vae=vae,
+        scheduler=sch,
+        text_encoder_2=tiny_clip_text(8),
+        tokenizer_2=tiny_tokenizer(),
+    )
+    return _finish(pipe, root)
+
+
+# ---- 6. LTX-Video ---------------------------------------------------------------------------------------
+
+# Lightricks/LTX-Video's released scheduler (diffusers' scripts/convert_ltx_to_diffusers.py).
+LTX_DYNAMIC_SCHEDULER = dict(
+    use_dynamic_shifting=True,
+    base_shift=0.95,
+    max_shift=2.05,
+    base_image_seq_len=1024,
+    max_image_seq_len=4096,
+    shift_terminal=0.1,
+)
+
+
+def tiny_ltx(root: Path | None = None, *, dynamic_shifting: bool = False):
+    """LTX-Video: a one-layer transformer on packed latent tokens, its causal video VAE (here 4× space,
+    4× time, 8 latent channels), T5 text (8 features).
+
+    `dynamic_shifting=False`: FlowMatchEulerDiscreteScheduler() (as diffusers' LTX tests). True: the released
+    config (use_dynamic_shifting, base/max shift 0.95/2.05 over 1024..4096 tokens, shift_terminal 0.1); the
+    pipeline passes its own `sigmas` and `mu`."""
+    import diffusers
+
+    torch.manual_seed(0)
+    transformer = diffusers.LTXVideoTransformer3DModel(
+        in_channels=8,
+        out_channels=8,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        cross_attention_dim=16,
+        num_layers=1,
+        caption_channels=8,
+    )
+    vae = diffusers.AutoencoderKLLTXVideo(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=8,
+        block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1),
+        spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False),
+        decoder_inject_noise=(False, False, False, False, False),
+        upsample_residual=(False, False, False, False),
+        upsample_factor=(1, 1, 1, 1),
+        timestep_conditioning=False,
+        patch_size=1,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+    )
+    vae.use_framewise_encoding = False
+    vae.use_framewise_decoding = False
+    sch = diffusers.FlowMatchEulerDiscreteScheduler(**(LTX_DYNAMIC_SCHEDULER if dynamic_shifting else {}))
+    pipe = diffusers.LTXPipeline(
+        scheduler=sch,
+        vae=vae,
+        text_encoder=tiny_t5_encoder(8),
+        tokenizer=tiny_t5_tokenizer(max_length=128),
+        transformer=transformer,
+    )
+    return _finish(pipe, root)
+
+
+# ---- 7. Mochi -------------------------------------------------------------------------------------------
+
+
+def tiny_mochi(root: Path | None = None):
+    """Mochi: a one-layer asymmetric transformer, its causal VAE (8× space, 6× time, 12 latent channels
+    with per-channel latents_mean/std; the VAE's group norms need 32 channels), T5 text (8 features).
+
+    Scheduler: FlowMatchEulerDiscreteScheduler(invert_sigmas=True) (diffusers'
+    scripts/convert_mochi_to_diffusers.py); the pipeline passes its own linear-quadratic `sigmas`."""
+    import diffusers
+
+    torch.manual_seed(0)
+    transformer = diffusers.MochiTransformer3DModel(
+        patch_size=2,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        num_layers=1,
+        pooled_projection_dim=8,
+        in_channels=12,
+        out_channels=None,
+        qk_norm="rms_norm",
+        text_embed_dim=8,
+        time_embed_dim=4,
+        activation_fn="swiglu",
+        max_sequence_length=16,
+    )
+    # initialised to zeros (RoPE off); ones as in diffusers' Mochi tests, so positions matter
+    transformer.pos_frequencies.data = transformer.pos_frequencies.new_ones(transformer.pos_frequencies.shape)
+    vae = diffusers.AutoencoderKLMochi(
+        latent_channels=12,
+        out_channels=3,
+        encoder_block_out_channels=(32,) * 4,
+        decoder_block_out_channels=(32,) * 4,
+        layers_per_block=(1, 1, 1, 1, 1),
+    )
+    sch = diffusers.FlowMatchEulerDiscreteScheduler(invert_sigmas=True)
+    pipe = diffusers.MochiPipeline(
+        scheduler=sch,
+        vae=vae,
+        text_encoder=tiny_t5_encoder(8),
+        tokenizer=tiny_t5_tokenizer(max_length=256),
+        transformer=transformer,
+    )
+    return _finish(pipe, root)
+
+
+# ---- 8. Latte -------------------------------------------------------------------------------------------
+
+
+def tiny_latte(root: Path | None = None, *, video_length: int = 4):
+    """Latte: a one-layer spatial+temporal transformer (learned σ: 8 output channels), an SD image VAE
+    (factor 2), T5 text (8 features). The transformer's temporal position embedding is fixed to
+    `video_length` frames (16 in Latte-1), so a call with more than one frame must use exactly that many.
+
+    Scheduler: DDIMScheduler with linear β 0.0001..0.02, clip_sample off, as Latte's sample_t2v.py builds it
+    (its `variance_type="learned_range"` is not a DDIM parameter and is dropped; without it the pipeline
+    keeps the first 4 of the transformer's 8 output channels, the ε half)."""
+    import diffusers
+
+    torch.manual_seed(0)
+    transformer = diffusers.LatteTransformer3DModel(
+        sample_size=8,
+        num_layers=1,
+        patch_size=2,
+        attention_head_dim=4,
+        num_attention_heads=2,
+        caption_channels=8,
+        in_channels=4,
+        cross_attention_dim=8,
+        out_channels=8,
+        attention_bias=True,
+        activation_fn="gelu-approximate",
+        num_embeds_ada_norm=1000,
+        norm_type="ada_norm_single",
+        norm_elementwise_affine=False,
+        norm_eps=1e-6,
+        video_length=video_length,
+    )
+    sch = diffusers.DDIMScheduler(
+        beta_schedule="linear",
+        beta_start=0.0001,
+        beta_end=0.02,
         clip_sample=False,
     )
-    pipe = diffusers.CogVideoXPipeline(
-        tokenizer=None, text_encoder=None, vae=vae, transformer=transformer, scheduler=sch
+    pipe = diffusers.LattePipeline(
+        tokenizer=tiny_t5_tokenizer(max_length=120),
+        text_encoder=tiny_t5_encoder(8),
+        vae=_tiny_vae_2d(),
+        transformer=transformer,
+        scheduler=sch,
     )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return _finish(pipe, root)
+
+
+# ---- 9. StableVideoDiffusion ----------------------------------------------------------------------------
+
+# stabilityai/stable-video-diffusion-img2vid(-xt)'s scheduler_config.json: EDM-style Euler on Karras sigmas.
+SVD_SCHEDULER = dict(
+    beta_schedule="scaled_linear",
+    beta_start=0.00085,
+    beta_end=0.012,
+    interpolation_type="linear",
+    num_train_timesteps=1000,
+    prediction_type="v_prediction",
+    sigma_max=700.0,
+    sigma_min=0.002,
+    steps_offset=1,
+    timestep_spacing="leading",
+    timestep_type="continuous",
+    use_karras_sigmas=True,
+)
+
+
+def tiny_svd(root: Path | None = None):
+    """StableVideoDiffusion (image-to-video): UNetSpatioTemporalConditionModel, AutoencoderKLTemporalDecoder
+    (image encoder, 2× space, temporal decoder), CLIPVisionModelWithProjection (224 px input, 8 features) +
+    CLIPImageProcessor. These models hard-code 32-group norms, so their channels are 32.
+
+    Scheduler: SVD_SCHEDULER (EulerDiscreteScheduler, v-prediction, Karras σ in [0.002, 700])."""
+    import diffusers
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(0)
+    unet = diffusers.UNetSpatioTemporalConditionModel(
+        block_out_channels=(32, 32),
+        layers_per_block=1,
+        sample_size=8,
+        in_channels=8,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+        cross_attention_dim=8,
+        num_attention_heads=(2, 2),
+        projection_class_embeddings_input_dim=3 * 4,
+        addition_time_embed_dim=4,
+        num_frames=4,
+    )
+    vae = diffusers.AutoencoderKLTemporalDecoder(
+        block_out_channels=(32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        latent_channels=4,
+        layers_per_block=1,
+    )
+    image_encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=8,
+            projection_dim=8,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=224,
+            intermediate_size=16,
+            patch_size=56,
+        )
+    )
+    feature_extractor = CLIPImageProcessor(crop_size=224, size=224)
+    pipe = diffusers.StableVideoDiffusionPipeline(
+        vae=vae,
+        image_encoder=image_encoder,
+        unet=unet,
+        scheduler=diffusers.EulerDiscreteScheduler(**SVD_SCHEDULER),
+        feature_extractor=feature_extractor,
+    )
+    return _finish(pipe, root)
+
+
+# ---- the registry: one entry per family and scheduler variant ---------------------------------------------
+
+
+def _image(height: int, width: int):
+    import PIL.Image
+
+    return PIL.Image.new("RGB", (width, height), (120, 60, 200))
+
+
+# name: (builder, builder kwargs, a call like the real one at the smallest size that is legal and keeps
+# every axis of the latent > 1 where the family allows it; add num_inference_steps and output_type).
+FAMILIES: dict[str, tuple] = {
+    "animatediff": (tiny_animatediff, {}, dict(prompt="a cat", num_frames=4, height=16, width=16)),
+    "animatediff_sdxl": (tiny_animatediff_sdxl, {}, dict(prompt="a cat", num_frames=4, height=16, width=16)),
+    "animatediff_pag": (tiny_animatediff_pag, {}, dict(prompt="a cat", num_frames=4, height=16, width=16)),
+    "text_to_video_sd": (tiny_text_to_video_sd, {}, dict(prompt="a cat", num_frames=4, height=16, width=16)),
+    "cogvideox_5b": (tiny_cogvideox, dict(version="5b"), dict(prompt="a cat", num_frames=9, height=32, width=32)),
+    "cogvideox_2b": (tiny_cogvideox, dict(version="2b"), dict(prompt="a cat", num_frames=9, height=32, width=32)),
+    "cogvideox_1.5": (tiny_cogvideox, dict(version="1.5"), dict(prompt="a cat", num_frames=9, height=32, width=32)),
+    "wan": (tiny_wan, {}, dict(prompt="a cat", num_frames=9, height=16, width=16)),
+    "wan_unipc": (tiny_wan, dict(scheduler="unipc"), dict(prompt="a cat", num_frames=9, height=16, width=16)),
+    "hunyuan_video": (tiny_hunyuan_video, {}, dict(prompt="a cat", num_frames=9, height=16, width=16)),
+    "ltx": (tiny_ltx, {}, dict(prompt="a cat", num_frames=9, height=32, width=32)),
+    "ltx_dynamic": (tiny_ltx, dict(dynamic_shifting=True), dict(prompt="a cat", num_frames=9, height=32, width=32)),
+    "mochi": (tiny_mochi, {}, dict(prompt="a cat", num_frames=7, height=16, width=16)),
+    "latte": (tiny_latte, {}, dict(prompt="a cat", video_length=4, height=16, width=16)),
+    "svd": (tiny_svd, {}, dict(image=None, num_frames=4, height=16, width=16)),
+}
+
+
+def family_call(name: str, **overrides) -> dict:
+    """The call kwargs of FAMILIES[name] (SVD's conditioning image drawn at the call's size), updated
+    with `overrides`; add num_inference_steps, generator and output_type."""
+    call = dict(FAMILIES[name][2])
+    if "image" in call:
+        call["image"] = _image(call["height"], call["width"])
+    call.update(overrides)
+    return call
+
+
+def build(name: str, root: Path | None = None):
+    """The tiny pipeline of family `name` (a key of FAMILIES), saved to `root` if given."""
+    builder, kwargs, _ = FAMILIES[name]
+    return builder(root, **kwargs)
