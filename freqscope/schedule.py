@@ -144,7 +144,16 @@ def flow_schedule(*, num_train_timesteps: int = 1000, shift: float = 1.0, name: 
 
 
 def _is_flow(config: dict) -> bool:
-    return "FlowMatch" in str(config.get("_class_name", "")) or ("shift" in config and "beta_schedule" not in config)
+    """Flow matching: a FlowMatch* class, or UniPC / DPM-Solver with ``use_flow_sigmas`` (Wan)."""
+    return (
+        "FlowMatch" in str(config.get("_class_name", ""))
+        or bool(config.get("use_flow_sigmas"))
+        or ("shift" in config and "beta_schedule" not in config)
+    )
+
+
+def _shift_key(config: dict) -> str:
+    return "flow_shift" if config.get("use_flow_sigmas") else "shift"
 
 
 def schedule_from_config(
@@ -173,7 +182,7 @@ def schedule_from_config(
             raise ValueError(f"{file} uses resolution-dependent shifting; give the shift with --shift")
         sched = flow_schedule(
             num_train_timesteps=config.get("num_train_timesteps", 1000),
-            shift=float(shift if shift is not None else config.get("shift", 1.0)),
+            shift=float(shift if shift is not None else config.get(_shift_key(config), 1.0)),
             name=name,
         )
     else:

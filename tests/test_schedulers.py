@@ -200,3 +200,17 @@ def test_pass_two_starts_at_its_intended_level(name):
         assert p.start_timestep == 981 and res.passes[0].alpha_bar == p.alpha_bar
     if FAMILY[name] != "vp" or ab[0] < 1e-8:  # 50 steps resolve the intended level to within 25 %
         assert ab[i] / intended < 1.25
+
+
+def test_snr_schedule_of_wans_unipc_config_is_flow_matching(tmp_path):
+    """`freqscope snr --scheduler-config` on Wan's released UniPC config: flow matching with its flow_shift,
+    whose σ_t equals the scheduler's own training sigmas (not a VP beta schedule)."""
+    from freqscope.schedule import schedule_from_config
+
+    sch = RELEASED["wan-unipc-flow"][0]()
+    sch.save_config(tmp_path)
+    s = schedule_from_config(tmp_path)
+    assert s.kind == "flow" and s.source["shift"] == 3.0
+    assert torch.allclose(s.s, training_schedule(sch).s)
+    sch.set_timesteps(1000)  # 1000 steps: the inference grid samples the shifted σ within one spacing (1/1000)
+    assert torch.allclose(s.s.flip(0).float(), sch.sigmas[:-1].float(), atol=3.5e-3)
