@@ -61,7 +61,7 @@ def tiny_t5_encoder(d_model: int = 8, umt5: bool = False):
     """A one-layer T5 (or UMT5, as Wan uses) encoder with `d_model` features."""
     from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
 
-    kw = dict(d_model=d_model, d_ff=2 * d_model, d_kv=4, num_layers=1, num_heads=2, vocab_size=16)
+    kw = dict(d_model=d_model, d_ff=2 * d_model, d_kv=4, num_layers=1, num_heads=2, vocab_size=16, dropout_rate=0.0)
     kw.update(relative_attention_num_buckets=8, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
     return UMT5EncoderModel(UMT5Config(**kw)) if umt5 else T5EncoderModel(T5Config(**kw))
 
@@ -106,6 +106,10 @@ def tiny_llama(hidden: int = 16, vocab_size: int = 64):
 
 
 def _finish(pipe, root: Path | None):
+    """Eval mode, as `from_pretrained` returns it (T5's dropout would otherwise make calls random)."""
+    for module in pipe.components.values():
+        if isinstance(module, torch.nn.Module):
+            module.eval()
     pipe.set_progress_bar_config(disable=True)
     if root is not None:
         pipe.save_pretrained(root)
@@ -307,8 +311,13 @@ def tiny_cogvideox(root: Path | None = None, *, version: str | None = None, text
         max_text_seq_length=16 if version is None else 226,
         **(dict(patch_size_t=2, use_rotary_positional_embeddings=True, patch_bias=False) if v15 else {}),
     )
+    # scaling_factor: 2b 1.15258426 (also the class default), 5b and 1.5 0.7 (diffusers' conversion script)
     vae = diffusers.AutoencoderKLCogVideoX(
-        block_out_channels=(8,) * 4, latent_channels=4, layers_per_block=1, norm_num_groups=4
+        block_out_channels=(8,) * 4,
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=4,
+        **({"scaling_factor": 0.7} if version in ("5b", "1.5") else {}),
     )
     if version is None:
         sch = diffusers.CogVideoXDDIMScheduler(
@@ -334,6 +343,11 @@ def tiny_cogvideox(root: Path | None = None, *, version: str | None = None, text
 
 # ---- 4. Wan T2V -----------------------------------------------------------------------------------------
 
+# Per-channel latent statistics, deliberately not (0, 1), so that code which forgets the pipeline's latent
+# normalisation ((z - mean) / std) is caught; the released VAE has 16 such channels.
+WAN_LATENTS_MEAN = (-0.2, 0.1, 0.3, -0.05)
+WAN_LATENTS_STD = (0.5, 1.5, 0.8, 1.2)
+
 
 def tiny_wan(root: Path | None = None, *, scheduler: str = "flow_euler", shift: float | None = None):
     """Wan 2.1 T2V: WanTransformer3DModel (1 layer, 2 heads of 6), AutoencoderKLWan (8× space, 4× time,
@@ -352,8 +366,8 @@ def tiny_wan(root: Path | None = None, *, scheduler: str = "flow_euler", shift: 
         dim_mult=[1, 1, 1, 1],
         num_res_blocks=1,
         temperal_downsample=[False, True, True],
-        latents_mean=[0.0] * 4,
-        latents_std=[1.0] * 4,
+        latents_mean=list(WAN_LATENTS_MEAN),
+        latents_std=list(WAN_LATENTS_STD),
     )
     transformer = diffusers.WanTransformer3DModel(
         patch_size=(1, 2, 2),
@@ -497,6 +511,9 @@ def tiny_ltx(root: Path | None = None, *, dynamic_shifting: bool = False):
     )
     vae.use_framewise_encoding = False
     vae.use_framewise_decoding = False
+    # per-channel latent statistics (buffers saved with the weights; the class initialises them to 0 and 1)
+    vae.latents_mean.copy_(torch.linspace(-0.2, 0.2, 8))
+    vae.latents_std.copy_(torch.linspace(0.5, 1.5, 8))
     sch = diffusers.FlowMatchEulerDiscreteScheduler(**(LTX_DYNAMIC_SCHEDULER if dynamic_shifting else {}))
     pipe = diffusers.LTXPipeline(
         scheduler=sch,
