@@ -699,8 +699,9 @@ def _image(height: int, width: int):
     return PIL.Image.new("RGB", (width, height), (120, 60, 200))
 
 
-# name: (builder, builder kwargs, a call like the real one at the smallest size that is legal and keeps
-# every axis of the latent > 1 where the family allows it; add num_inference_steps and output_type).
+# name: (builder, builder kwargs, a call like the real one at a small legal size whose latent has 3 or 4
+# frames and at least 4 x 4 pixels, so that no frequency axis is degenerate; add num_inference_steps,
+# generator and output_type). The table at the top says what each returns.
 FAMILIES: dict[str, tuple] = {
     "animatediff": (tiny_animatediff, {}, dict(prompt="a cat", num_frames=4, height=16, width=16)),
     "animatediff_sdxl": (tiny_animatediff_sdxl, {}, dict(prompt="a cat", num_frames=4, height=16, width=16)),
@@ -709,12 +710,12 @@ FAMILIES: dict[str, tuple] = {
     "cogvideox_5b": (tiny_cogvideox, dict(version="5b"), dict(prompt="a cat", num_frames=9, height=32, width=32)),
     "cogvideox_2b": (tiny_cogvideox, dict(version="2b"), dict(prompt="a cat", num_frames=9, height=32, width=32)),
     "cogvideox_1.5": (tiny_cogvideox, dict(version="1.5"), dict(prompt="a cat", num_frames=9, height=32, width=32)),
-    "wan": (tiny_wan, {}, dict(prompt="a cat", num_frames=9, height=16, width=16)),
-    "wan_unipc": (tiny_wan, dict(scheduler="unipc"), dict(prompt="a cat", num_frames=9, height=16, width=16)),
-    "hunyuan_video": (tiny_hunyuan_video, {}, dict(prompt="a cat", num_frames=9, height=16, width=16)),
+    "wan": (tiny_wan, {}, dict(prompt="a cat", num_frames=9, height=32, width=32)),
+    "wan_unipc": (tiny_wan, dict(scheduler="unipc"), dict(prompt="a cat", num_frames=9, height=32, width=32)),
+    "hunyuan_video": (tiny_hunyuan_video, {}, dict(prompt="a cat", num_frames=9, height=32, width=32)),
     "ltx": (tiny_ltx, {}, dict(prompt="a cat", num_frames=9, height=32, width=32)),
     "ltx_dynamic": (tiny_ltx, dict(dynamic_shifting=True), dict(prompt="a cat", num_frames=9, height=32, width=32)),
-    "mochi": (tiny_mochi, {}, dict(prompt="a cat", num_frames=7, height=16, width=16)),
+    "mochi": (tiny_mochi, {}, dict(prompt="a cat", num_frames=13, height=32, width=32)),
     "latte": (tiny_latte, {}, dict(prompt="a cat", video_length=4, height=16, width=16)),
     "svd": (tiny_svd, {}, dict(image=None, num_frames=4, height=16, width=16)),
 }
