@@ -1,6 +1,123 @@
 """Tiny randomly initialised diffusers video pipelines built from config (no download), saved and loaded back.
 
-TABLE_PLACEHOLDER
+One builder per family, `tiny_<family>(root=None, **variant)`: torch.manual_seed(0), every model tiny (1 layer,
+2 heads, 4-16 channels; 32 where a model hard-codes 32-group norms: Mochi's VAE, SVD's UNet and VAE), its
+tokenizer(s) and text or image encoder(s) built offline, all components in eval mode, `save_pretrained(root)`
+when `root` is given. `FAMILIES` maps a name to (builder, variant, a call like the real one); `build(name, root)`
+and `family_call(name)` read it. Scheduler configs follow the released ones; each builder's docstring names
+where its config comes from and any departure (the historical AnimateDiff fixture, Wan shift 7, LTX static).
+
+What each family does (diffusers 0.42.1, CPU). "call" is FAMILIES[name][2], run with num_inference_steps=2,
+output_type="latent"; "legal" is what the pipeline's check_inputs demands. "z" is how the pipeline-space latent
+(what output_type="latent" returns and latents= means) is made from the VAE's encoding z_vae.
+
+animatediff, animatediff_pag, animatediff_sdxl, text_to_video_sd
+    pipeline  AnimateDiffPipeline, AnimateDiffPAGPipeline, AnimateDiffSDXLPipeline, TextToVideoSDPipeline
+    call      prompt="a cat", num_frames=4, height=16, width=16 (legal: h, w multiples of 8)
+    latent    (1, 4, 4, 8, 8) = (b, c, t, h, w); per-frame image VAE: pipe.vae_scale_factor = 2, t unchanged
+    latents=  (b, c, t, h, w), multiplied by scheduler.init_noise_sigma (1.0)
+    scheduler DDIMScheduler; set_timesteps(n, device) takes no sigmas/timesteps/mu. The pipeline calls
+              set_timesteps(n); SDXL calls retrieve_timesteps with the call's timesteps=/sigmas=.
+              2 steps: 501, 1 (leading); SDXL (linspace): 999, 0
+    z         z_vae * vae.config.scaling_factor (0.18215)
+
+cogvideox_5b, cogvideox_2b, cogvideox_1.5 (tiny_cogvideox(version=...); version=None is the older fixture)
+    pipeline  CogVideoXPipeline
+    call      prompt="a cat", num_frames=9, height=32, width=32 (legal: h, w multiples of 8; frames unchecked)
+    latent    (1, 3, 4, 4, 4) = (b, t, c, h, w); 1.5: (1, 4, 4, 4, 4), t PADDED from 3 to 4.
+              pipe.vae_scale_factor_spatial = 8, pipe.vae_scale_factor_temporal = 4, causal first frame;
+              1.5: pipe.transformer.config.patch_size_t = 2 (None for 1.0)
+    latents=  (b, t, c, h, w) with the padded t for 1.5, multiplied by init_noise_sigma (1.0). With an odd
+              latent frame count 1.5 adds `additional_frames`; output_type="latent" returns them, decoding
+              drops the FIRST additional_frames latent frames.
+    scheduler CogVideoXDDIMScheduler (trailing, zero terminal SNR, v-prediction; snr_shift_scale 1.0 for
+              5b/1.5, 3.0 for 2b and version=None); set_timesteps takes no sigmas/timesteps/mu; the
+              pipeline uses retrieve_timesteps with the call's timesteps=. 2 steps: 999, 499
+    z         z_vae * scaling_factor (5b, 1.5: 0.7; 2b: 1.15258426), permuted to (b, t, c, h, w)
+
+wan, wan_unipc (tiny_wan(scheduler="flow_euler" | "unipc"))
+    pipeline  WanPipeline
+    call      prompt="a cat", num_frames=9, height=32, width=32 (legal: h, w multiples of 16; frames are
+              rounded down to 4k + 1 with a warning)
+    latent    (1, 4, 3, 4, 4) = (b, c, t, h, w); pipe.vae_scale_factor_spatial = 8,
+              pipe.vae_scale_factor_temporal = 4, causal first frame; transformer patch (1, 2, 2)
+    latents=  (b, c, t, h, w), used as is
+    scheduler wan: FlowMatchEulerDiscreteScheduler(shift=7), set_timesteps takes sigmas, timesteps, mu.
+              wan_unipc: UniPCMultistepScheduler(use_flow_sigmas, flow_prediction, flow_shift=3), takes
+              sigmas and mu, NOT timesteps. The pipeline calls set_timesteps(n).
+              2 steps: wan 1000, 46.76 (the shifted sigma_min is shifted again: 0.0468, not 0.00696);
+              wan_unipc 999, 750
+    z         (z_vae - vae.config.latents_mean) / vae.config.latents_std, per channel (not 0/1 here)
+
+hunyuan_video
+    pipeline  HunyuanVideoPipeline (Llama text_encoder + CLIP text_encoder_2, embedded guidance, no CFG)
+    call      prompt="a cat", num_frames=9, height=32, width=32 (legal: h, w multiples of 16)
+    latent    (1, 4, 3, 4, 4) = (b, c, t, h, w); pipe.vae_scale_factor_spatial = 8,
+              pipe.vae_scale_factor_temporal = 4, causal first frame
+    latents=  (b, c, t, h, w), used as is
+    scheduler FlowMatchEulerDiscreteScheduler(shift=7); takes sigmas, timesteps, mu. The pipeline passes
+              sigmas = linspace(1, 0, n + 1)[:-1] (or the call's sigmas=). 2 steps: 1000, 875
+    z         z_vae * scaling_factor (0.476986)
+
+ltx, ltx_dynamic (tiny_ltx(dynamic_shifting=...))
+    pipeline  LTXPipeline
+    call      prompt="a cat", num_frames=9, height=32, width=32 (legal: h, w multiples of 32)
+    latent    (1, 192, 8) PACKED = (b, t*h*w, c*p_t*p*p) with t, h, w = 3, 8, 8;
+              pipe.vae_spatial_compression_ratio = 4 (released 32),
+              pipe.vae_temporal_compression_ratio = 4 (released 8), causal first frame;
+              pipe.transformer_spatial_patch_size = pipe.transformer_temporal_patch_size = 1
+    latents=  PACKED, used as is. The pipeline's own draw is randn (b, c, t, h, w) packed by
+              LTXPipeline._pack_latents(x, p, p_t): tokens t-major, then h, then w; features c-major
+    scheduler FlowMatchEulerDiscreteScheduler; ltx: default config; ltx_dynamic: released config
+              (use_dynamic_shifting, base/max shift 0.95/2.05, shift_terminal 0.1), for which mu is required.
+              Takes sigmas, timesteps, mu. The pipeline passes sigmas = linspace(1, 1/n, n) and mu from the
+              token count (ignored when not dynamic). 2 steps: ltx 1000, 500; ltx_dynamic 1000, 100
+    z         (z_vae - vae.latents_mean) * scaling_factor / vae.latents_std (buffers; not 0/1 here), packed
+
+mochi
+    pipeline  MochiPipeline
+    call      prompt="a cat", num_frames=13, height=32, width=32 (legal: h, w multiples of 8)
+    latent    (1, 12, 3, 4, 4) = (b, c, t, h, w); pipe.vae_spatial_scale_factor = 8 and
+              pipe.vae_temporal_scale_factor = 6 are constants in the pipeline (not read from the VAE),
+              pipe.patch_size = 2, causal first frame: 13 frames -> (13 - 1) // 6 + 1 = 3
+    latents=  (b, c, t, h, w), used as is
+    scheduler FlowMatchEulerDiscreteScheduler(invert_sigmas=True); takes sigmas, timesteps, mu. The pipeline
+              passes its linear-quadratic sigmas (threshold 0.025). Inverted: scheduler.sigmas are
+              1 - (noise level) and the timesteps 1000 * (1 - noise level) run UP from 0; the transformer
+              gets that t. 2 steps: 0, 25
+    z         (z_vae - vae.config.latents_mean) * scaling_factor / vae.config.latents_std (released values)
+
+latte
+    pipeline  LattePipeline
+    call      prompt="a cat", video_length=4, height=16, width=16 (legal: h, w multiples of 8; with more
+              than one frame video_length must equal transformer.config.video_length, 16 released, 4 here)
+    latent    (1, 4, 4, 8, 8) = (b, c, t, h, w); per-frame image VAE: pipe.vae_scale_factor = 2
+    latents=  (b, c, t, h, w), multiplied by init_noise_sigma (1.0)
+    scheduler DDIMScheduler (leading); no sigmas/timesteps/mu; retrieve_timesteps with the call's
+              timesteps=. 2 steps: 500, 0
+    z         z_vae * vae.config.scaling_factor (0.18215)
+
+svd
+    pipeline  StableVideoDiffusionPipeline (image-to-video; CFG from min_guidance_scale 1 to max 3 over frames)
+    call      image=<PIL 16x16>, num_frames=4, height=16, width=16 (legal: h, w multiples of 8)
+    latent    (1, 4, 4, 8, 8) = (b, t, c, h, w); pipe.vae_scale_factor = 2; the VAE encodes single images
+              (AutoencoderKLTemporalDecoder: image encoder, temporal decoder)
+    latents=  (b, t, c, h, w), multiplied by init_noise_sigma = sqrt(sigma_max^2 + 1) = 700.0007 (leading)
+    scheduler EulerDiscreteScheduler (Karras sigmas 0.002..700, v-prediction, timestep_type "continuous":
+              timesteps are 0.25 ln sigma); takes sigmas and timesteps, not mu; retrieve_timesteps with the
+              call's sigmas=. 2 steps: 1.64, -1.55
+    z         frames: z_vae * scaling_factor (0.18215); the conditioning image: vae.encode(image).mode(),
+              unscaled, concatenated on channels inside the loop (unet in_channels 8 = 4 + 4)
+
+latents= check: in every family, passing the pipeline's own draw randn_tensor(shape, generator) gives exactly
+the same result as passing nothing (tests/test_tiny_pipelines.py); SVD first draws the image's noise
+augmentation, randn of (1, 3, H, W), from the same generator.
+
+Timings (CPU, one torch thread, after a first pass over all families that pays ~6 s of imports): build +
+save_pretrained + from_pretrained + 2-step latent call take 0.06-0.37 s per family (AnimateDiff PAG 0.8 s);
+tests/test_tiny_pipelines.py takes ~9 s. With 2 threads on the shared 2-core machine the same calls run 2-10x
+slower (thread contention), hence the smoke test's one-thread fixture. Parameters: 21 k (Wan) to 154 k; Mochi
+0.63 M and SVD 0.93 M (32-channel norms).
 """
 
 from __future__ import annotations
