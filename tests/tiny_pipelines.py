@@ -136,10 +136,13 @@ WORDS = ("a", "boat", "cat", "the", "on", "sea")
 
 
 def tiny_tokenizer(root: Path | None = None):
-    """A CLIP tokenizer with a handful of tokens (unknown words map to <|endoftext|>)."""
+    """A CLIP tokenizer with a handful of tokens (unknown words map to <|endoftext|>); its vocab.json and
+    merges.txt are written to `root`, or to a temporary folder removed once the tokenizer has read them."""
     from transformers import CLIPTokenizer
 
-    root = Path(tempfile.mkdtemp(prefix="tiny_tok_")) if root is None else root
+    if root is None:
+        with tempfile.TemporaryDirectory(prefix="tiny_tok_") as tmp:
+            return tiny_tokenizer(Path(tmp))
     root.mkdir(parents=True, exist_ok=True)
     words = ["<|startoftext|>", "<|endoftext|>"] + [w + "</w>" for w in WORDS]
     (root / "vocab.json").write_text(json.dumps({w: i for i, w in enumerate(words)}))
@@ -313,7 +316,7 @@ def tiny_animatediff(root: Path | None = None, *, scheduler: str = "ddim", text:
 
 def tiny_animatediff_sdxl(root: Path | None = None, *, scheduler: str = "ddim"):
     """AnimateDiff SDXL: two CLIP text encoders (the second with projection), SDXL's text-time
-    micro-conditioning, a motion adapter without mid block (as the SDXL beta adapter).
+    micro-conditioning, a motion adapter without mid block (as diffusers' AnimateDiffSDXL tests build it).
 
     Scheduler: the AnimateDiffSDXLPipeline docs' DDIM (SDXL base's scheduler with clip_sample=False,
     timestep_spacing="linspace", beta_schedule="linear", steps_offset=1)."""
