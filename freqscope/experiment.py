@@ -186,11 +186,13 @@ def run_pipeline(
     out_dir=None,
     source: str | None = None,
     progress=None,
+    callback=None,
     **sample_kwargs,
 ) -> PipelineRun:
     """Sample a diffusers video pipeline with each prior and measure every pass against ``frames``
     ``(1, 3, t, H, W)``, a real clip at the generation size, encoded by the pipeline's own VAE. With
-    ``out_dir``, the decoded video of every pass is written there as ``{prior}_pass{k}.mp4``."""
+    ``out_dir``, the decoded video of every pass is written there as ``{prior}_pass{k}.mp4``; ``callback``
+    observes the sampler (see :func:`~freqscope.freeinit.sample`)."""
     from .freeinit import PipelineSampler
     from .pipelines import adapter_for, pipeline_vae
     from .video import write_video
@@ -198,16 +200,19 @@ def run_pipeline(
     _, _, t, H, W = frames.shape
     vae = pipeline_vae(pipe, source)
     z0 = vae(frames, progress=progress).float()
-    shape = adapter_for(pipe).latent_shape(pipe, num_frames=t, height=H, width=W)
-    if tuple(z0.shape[1:]) != shape[1:]:
+    adapter = adapter_for(pipe)
+    shape = adapter.latent_shape(pipe, num_frames=t, height=H, width=W)  # what the pipeline denoises
+    pad = adapter.pad_frames(pipe, z0.shape[2])  # CogVideoX 1.5: padding frames first, dropped when decoded
+    clip_shape = (shape[0], shape[1], shape[2] - pad, *shape[3:])
+    if tuple(z0.shape[1:]) != clip_shape[1:]:
         raise ValueError(
-            f"the clip encodes to {tuple(z0.shape)} but the pipeline denoises {shape}; "
+            f"the clip encodes to {tuple(z0.shape)} but the pipeline denoises {clip_shape}; "
             "choose --frames to suit the pipeline's VAE"
         )
-    bands = make_bands(shape[-3:], **({"edges": edges} if edges is not None else {}))
+    bands = make_bands(clip_shape[-3:], **({"edges": edges} if edges is not None else {}))
     P = band_power(z0, bands)
     call = {**(call_kwargs or {}), "num_frames": t, "height": H, "width": W, "frames": frames}
-    out = PipelineRun(bands, P, [], shape, vae.info.to_dict())
+    out = PipelineRun(bands, P, [], clip_shape, vae.info.to_dict())
     for prior in progress(priors, desc="priors", unit="prior") if progress and len(priors) > 1 else priors:
         # Every prior starts from the same seed; a CPU generator, as diffusers recommends: noise is drawn on
         # the generator's device and moved (randn_tensor), so CPU and CUDA runs start from the same noise.
@@ -218,8 +223,11 @@ def run_pipeline(
             prior=prior,
             generator=gen,
             device=device,
+            callback=callback,
             **single_pass(prior, sample_kwargs),
         )
+        for p in res.passes:  # measured on the frames the pipeline decodes
+            p.init, p.latents = p.init[:, :, pad:], p.latents[:, :, pad:]
         videos = [vae.decode(p.latents) for p in res.passes]  # decoded once: metrics and mp4s
         out.runs.append(gap_run(res, P.to(device), bands, frames=videos, embed=embed))
         if out_dir is not None:

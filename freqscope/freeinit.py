@@ -142,9 +142,11 @@ class PipelineSampler(_SchedulerSampler):
         self._states: dict[int, object] = {}
         self._shape = None
 
-    def grid(self, num_inference_steps: int) -> list[tuple[float, float, float]]:
-        """The grid the pipeline sets for itself (its own sigmas, shift, ``mu``), read by starting a call
-        that stops as soon as ``set_timesteps`` returns."""
+    def grid(self, num_inference_steps: int, shape: tuple | None = None) -> list[tuple[float, float, float]]:
+        """The grid the pipeline sets for itself (its own sigmas, shift, ``mu``) for latents of ``shape``
+        (default: the last pass's), read by starting a call that stops as soon as ``set_timesteps`` returns."""
+        if shape is not None and tuple(shape) != self._shape:
+            self._shape, self._states = tuple(shape), {}
         return grid_levels(self._scheduler_state(num_inference_steps))
 
     def _scheduler_state(self, num_inference_steps: int):
@@ -181,6 +183,13 @@ class PipelineSampler(_SchedulerSampler):
                 return {}
 
             kw["callback_on_step_end"] = on_step
+        elif callback is not None and "callback" in self._params:  # older pipelines (TextToVideoSD)
+
+            def legacy(i, t, x):
+                x = self.adapter.from_pipeline(self.pipe, x, shape)
+                callback({"stage": "step", "pass": pass_index, "i": i, "t": float(t), "x": x})
+
+            kw.update(callback=legacy, callback_steps=1)
         if generator is not None and "generator" in self._params:
             kw.setdefault("generator", generator)
         dtype = getattr(self.pipe, "dtype", latents.dtype)
@@ -338,9 +347,9 @@ def sample(
             if start_index and target is None and not any("re-noising from t=" in n for n in notes):
                 t, a, s = levels[start_index]
                 notes.append(
-                    f"{type(scheduler).__name__} ({fam}) starts at zero or σ-scaled SNR; re-noising from "
-                    f"t={t:g} (ᾱ={vp_alpha_bar(a, s):.4g}, intended {MIN_RENOISE_ALPHA_BAR}) and "
-                    "sampling the rest of the grid"
+                    f"{type(scheduler).__name__} ({fam}) starts its grid at ᾱ={vp_alpha_bar(*levels[0][1:]):.3g}; "
+                    f"re-noising from t={t:g} (ᾱ={vp_alpha_bar(a, s):.4g}, intended {MIN_RENOISE_ALPHA_BAR}) "
+                    "and sampling the rest of the grid"
                 )
             z0 = passes[-1].latents.float()
             eps = eps0 if renoise == "reuse" else gaussian_noise(shape, generator=generator, device=device)

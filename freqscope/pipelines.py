@@ -4,6 +4,7 @@ VAE encodes the reference clip). This is the one module that inspects pipeline c
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,14 +93,13 @@ class Family:
         if height % s or width % s:
             raise ValueError(f"height {height} and width {width} must be multiples of the VAE factor {s}")
         t = (num_frames - 1) // r + 1 if r > 1 else num_frames
+        return (batch, _channels(pipe), int(t) + self.pad_frames(pipe, t), height // s, width // s)
+
+    def pad_frames(self, pipe, t: int) -> int:
+        """Latent frames the pipeline prepends to ``t`` (CogVideoX 1.5 pads to a multiple of its
+        ``patch_size_t`` and drops the first ones when decoding)."""
         p_t = _patch_t(pipe) if self.name == "CogVideoX" else None
-        if p_t and t % p_t:
-            ok = [(k * p_t - 1) * r + 1 for k in range(1, 5)]
-            raise ValueError(
-                f"num_frames={num_frames} gives {t} latent frames, but this CogVideoX 1.5 transformer pads them to "
-                f"a multiple of patch_size_t={p_t} and decodes only the unpadded ones: use num_frames in {ok}"
-            )
-        return (batch, _channels(pipe), int(t), height // s, width // s)
+        return (p_t - t % p_t) % p_t if p_t else 0
 
     def call_kwargs(self, pipe, kwargs: dict) -> dict:
         """The caller's ``num_frames``/``height``/``width``/``frames`` mapped to this family's call."""
@@ -111,6 +111,13 @@ class Family:
             if first is None:
                 raise ValueError(f"{type(pipe).__name__} is image-to-video: pass the clip (frames=) or image=")
             kw["image"] = _to_pil(first[0, :, 0])
+        params = inspect.signature(pipe.__call__).parameters
+        unknown = sorted(k for k, v in kw.items() if k not in params and v is not None)
+        if unknown:
+            raise ValueError(f"{type(pipe).__name__} ({self.name}) takes no {', '.join(unknown)}; drop it")
+        kw = {k: v for k, v in kw.items() if k in params}
+        if "prompt" in params and kw.get("prompt") is None and kw.get("prompt_embeds") is None:
+            kw["prompt"] = ""  # unconditional, rather than the pipeline's "provide prompt or prompt_embeds"
         return kw
 
     def to_pipeline(self, pipe, z: torch.Tensor, shape) -> torch.Tensor:

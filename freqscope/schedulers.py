@@ -9,7 +9,8 @@ families comparable (``vp_alpha_bar``). Families:
 - ``"sigma"``: σ-scaled ``z = x0 + σ·ε`` (Euler, Euler ancestral, Heun, LMS, EDM, Karras sigmas);
   levels from the scheduler's own ``sigmas``.
 - ``"flow"``: flow matching ``z = (1−σ)·x0 + σ·ε`` (FlowMatch* schedulers, and UniPC / DPM-Solver with
-  ``use_flow_sigmas``), for any ``shift`` and under dynamic shifting (the pipeline's ``mu``).
+  ``use_flow_sigmas``), for any ``shift`` and under dynamic shifting (the pipeline's ``mu``); with
+  ``invert_sigmas`` (Mochi) the scheduler's σ is the signal weight, ``z = σ·x0 + (1−σ)·ε``.
 """
 
 from __future__ import annotations
@@ -123,6 +124,8 @@ def step_level(scheduler, index: int) -> tuple[float, float]:
     if fam == "vp":
         return _vp_level(scheduler, scheduler.timesteps[index])
     sigma = float(scheduler.sigmas[index])
+    if fam == "flow" and scheduler.config.get("invert_sigmas"):  # Mochi: σ runs 0 → 1, the signal weight
+        return sigma, 1.0 - sigma
     return (1.0 - sigma, sigma) if fam == "flow" else (1.0, sigma)
 
 
