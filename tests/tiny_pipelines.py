@@ -475,8 +475,8 @@ def tiny_wan(root: Path | None = None, *, scheduler: str = "flow_euler", shift: 
 
     scheduler="flow_euler": FlowMatchEulerDiscreteScheduler(shift=7) (the issue's case; `shift` overrides).
     scheduler="unipc": the released Wan-AI/Wan2.1-T2V-1.3B-Diffusers scheduler, UniPCMultistepScheduler with
-    prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0 (the docs: 3.0 for 480P, 5.0
-    for 720P, i.e. the 14B config; `shift` overrides)."""
+    prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0 (diffusers' Wan docs and examples:
+    3.0 for 480P, 5.0 for 720P; `shift` overrides)."""
     import diffusers
 
     torch.manual_seed(0)
