@@ -282,7 +282,7 @@ def snr(
         )
         paths, enc, dev = _load(clip)
         progress = _progress(clip.quiet)
-        gen = torch.Generator(dev).manual_seed(clip.seed)
+        gen = torch.Generator().manual_seed(clip.seed)  # CPU: noise drawn there and moved (randn_tensor)
         clips = [
             analyze_video(
                 p,
