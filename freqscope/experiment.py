@@ -77,7 +77,7 @@ def gap_run(
     rel = torch.stack([relative_power_db(p.latents, bands, P) for p in result.passes])
     f = info["filter"]
     mask = lowpass_filter(bands.shape, method=f["method"], d_s=f["d_s"], d_t=f["d_t"], order=f["order"])
-    vp = info["prior"] == "freqprior"
+    vp = info["prior"].startswith("freqprior")
     pred_gap = pred_rel = None
     closed = (
         model is not None
@@ -112,7 +112,7 @@ def gap_run(
 
 def single_pass(prior: str, kwargs: dict) -> dict:
     """Sampler options for ``prior``: the single-pass priors (PYoCo, offset) run one pass."""
-    return kwargs if prior in ("freeinit", "freqprior") else {**kwargs, "num_iters": 1}
+    return kwargs if prior in ("freeinit", "freqprior", "freqprior-tail") else {**kwargs, "num_iters": 1}
 
 
 def run_reference(

@@ -72,14 +72,20 @@ def _lowpass(shape, method, d_s, d_t, order, device) -> torch.Tensor:
 
 
 def freq_mix(
-    x: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor, *, variance_preserving: bool = False
+    x: torch.Tensor,
+    noise: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    variance_preserving: bool = False,
+    part: str = "real",
 ) -> torch.Tensor:
     """Low frequencies of ``x`` and high frequencies of ``noise`` over the last three dims.
 
     FreeInit: ``F⁻¹(L·F x + (1 − L)·F noise)``. With ``variance_preserving`` (as FreqPrior) the noise
     is weighted by ``√(1 − L²)``, so that two unit white noises mix to unit white noise.
     ``x`` and ``noise`` are ``(…, t, h, w)``; ``mask`` is ``(t, h, w)`` in centred order. Computed in
-    float32 (float64 inputs stay float64).
+    float32 (float64 inputs stay float64). ``part``: ``"real"`` of the inverse FFT, or ``"+"`` / ``"-"`` for
+    real ± imaginary part (FreqPrior's two halves, whose average is again unit white noise).
     """
     if x.shape != noise.shape:
         raise ValueError(f"x {tuple(x.shape)} and noise {tuple(noise.shape)} must have the same shape")
@@ -90,7 +96,12 @@ def freq_mix(
     H = torch.sqrt(torch.clamp(1 - L**2, min=0)) if variance_preserving else 1 - L
     X = torch.fft.fftn(x.to(dtype), dim=_DIMS)
     N = torch.fft.fftn(noise.to(dtype), dim=_DIMS)
-    return torch.fft.ifftn(X * L + N * H, dim=_DIMS).real
+    out = torch.fft.ifftn(X * L + N * H, dim=_DIMS)
+    if part == "real":
+        return out.real
+    if part in ("+", "-"):
+        return out.real + out.imag if part == "+" else out.real - out.imag
+    raise ValueError(f"part={part!r}: use 'real', '+' or '-'")
 
 
 def noise_variance(mask: torch.Tensor, *, variance_preserving: bool = False) -> float:

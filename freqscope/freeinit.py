@@ -34,20 +34,28 @@ __all__ = [
     "DenoiserSampler",
     "PipelineSampler",
     "sample",
+    "freqprior_noise",
     "MIN_RENOISE_ALPHA_BAR",
 ]
 
-#: freeinit: re-diffuse to the last timestep, keep low frequencies; freqprior: re-noise from an
-#: intermediate timestep with variance-preserving mixing; pyoco-mixed / pyoco-progressive / offset:
-#: frame-correlated or offset initial noise, one pass.
-PRIORS = ("freeinit", "freqprior", "pyoco-mixed", "pyoco-progressive", "offset")
+#: freeinit: re-diffuse the last result, keep its low frequencies (Wu et al. 2024); freqprior: FreqPrior as
+#: published (fudan-zvg/FreqPrior): re-diffuse the latent at ``mid_step`` to the last timestep, blend with
+#: fresh noise (``ratio``), variance-preserving filter, full grid; freqprior-tail: our earlier variant,
+#: re-noise the clean result at an intermediate level and sample only the tail (variance-preserving mixing);
+#: pyoco-mixed / pyoco-progressive / offset: frame-correlated or offset initial noise, one pass.
+PRIORS = ("freeinit", "freqprior", "freqprior-tail", "pyoco-mixed", "pyoco-progressive", "offset")
+ITERATIVE = ("freeinit", "freqprior", "freqprior-tail")
 RENOISE = ("reuse", "fresh")
 #: Where re-diffusing to the last timestep carries no signal (zero terminal SNR, flow matching), re-noise
 #: from the last timestep whose VP-equivalent ᾱ is at least this: SD's terminal ᾱ, the level FreeInit
 #: was designed at.
 MIN_RENOISE_ALPHA_BAR = 0.0046600985
-#: FreqPrior-style partial sampling starts at this fraction of the training timesteps (our default).
+#: freqprior-tail re-noises at the level of this fraction of the training timesteps (our default).
 FREQPRIOR_FRACTION = 0.8
+#: FreqPrior's published defaults (scripts/animate_with_freqprior.py): the training timestep whose latent is
+#: carried to the next pass, and the weight of the diffused latent against fresh noise.
+FREQPRIOR_MID_STEP = 321
+FREQPRIOR_RATIO = 0.8
 
 
 @dataclass
@@ -75,7 +83,7 @@ class _SchedulerSampler:
 
     scheduler = None
 
-    def grid(self, num_inference_steps: int) -> list[tuple[float, float, float]]:
+    def grid(self, num_inference_steps: int, shape: tuple | None = None) -> list[tuple[float, float, float]]:
         """``(t, a, s)`` of every step of a pass with this many steps, as the sampler will run it."""
         self.scheduler.set_timesteps(num_inference_steps)
         return grid_levels(self.scheduler)
@@ -213,10 +221,24 @@ class PipelineSampler(_SchedulerSampler):
             _, a, s = self.grid(num_inference_steps)[start_index]
             latents = init * math.sqrt(a**2 + s**2) / sigma
         with starting_at(self.scheduler, start_index):
-            z = self._call(
-                latents, num_inference_steps, pass_index=pass_index, callback=callback, generator=generator
-            )
+            z = self._call(latents, num_inference_steps, pass_index=pass_index, callback=callback, generator=generator)
         return z.to(init.device)
+
+
+def freqprior_noise(
+    z_t: torch.Tensor, mask: torch.Tensor, *, ratio: float = FREQPRIOR_RATIO, generator=None, device="cpu"
+) -> torch.Tensor:
+    """FreqPrior's re-initialisation of a diffused latent ``z_t`` (fudan-zvg/FreqPrior, freqprior pipeline):
+    two blends ``x_j = (ratio·z_t + √(1−ratio²)·η_j) / √(1+ratio²)``, each low-passed against fresh noise
+    ``y_j`` with the variance-preserving filter (``L``, ``√(1−L²)``), the first taken as real + imaginary
+    part of the inverse FFT, the second as real − imaginary, averaged as ``(part₁ + part₂)/√2``.
+    Noise is drawn in the order η₁, η₂, y₁, y₂."""
+    eta1, eta2, y1, y2 = (gaussian_noise(z_t.shape, generator=generator, device=device) for _ in range(4))
+    c, n = ratio / math.sqrt(1 + ratio**2), math.sqrt(1 - ratio**2) / math.sqrt(1 + ratio**2)
+    x1, x2 = c * z_t + n * eta1, c * z_t + n * eta2
+    part1 = freq_mix(x1, y1, mask, variance_preserving=True, part="+")
+    part2 = freq_mix(x2, y2, mask, variance_preserving=True, part="-")
+    return (part1 + part2) / math.sqrt(2)
 
 
 def _prior_noise(prior, shape, *, generator, device, pyoco_alpha, offset_strength):
@@ -247,6 +269,8 @@ def sample(
     renoise: str = "reuse",
     diffuse_timestep: int | None = None,
     renoise_alpha_bar: float | None = None,
+    mid_step: int = FREQPRIOR_MID_STEP,
+    ratio: float = FREQPRIOR_RATIO,
     fast_sampling: bool = False,
     pyoco_alpha: float | None = None,
     offset_strength: float = 0.1,
@@ -290,7 +314,7 @@ def sample(
     scheduler = sampler.scheduler
     fam = family(scheduler)
     notes: list[str] = []
-    iterative = prior in ("freeinit", "freqprior")
+    iterative = prior in ITERATIVE
     if not iterative and num_iters > 1:
         notes.append(f"prior {prior} is a single-pass initial noise; num_iters={num_iters} ignored")
         num_iters = 1
@@ -303,7 +327,7 @@ def sample(
     # (a training timestep, as the official code) and start from the first grid step at or below it;
     # otherwise re-diffuse to the level of that grid step itself (start level and ᾱ agree).
     target, exact, t_star = renoise_alpha_bar, False, None
-    if diffuse_timestep is not None or prior == "freqprior" and target is None:
+    if diffuse_timestep is not None or prior == "freqprior-tail" and target is None:
         train = training_schedule(scheduler)
         N = train.num_train_timesteps
         t_star = diffuse_timestep if diffuse_timestep is not None else round(FREQPRIOR_FRACTION * (N - 1))
@@ -317,6 +341,16 @@ def sample(
             )
             target, exact = MIN_RENOISE_ALPHA_BAR, False
 
+    ab_mid_step = None
+    if prior == "freqprior":
+        train = training_schedule(scheduler)
+        last = train.num_train_timesteps - 1
+        if not 0 <= mid_step <= last:
+            raise ValueError(f"mid_step={mid_step}: must be a training timestep in [0, {last}]")
+        if not 0 <= ratio <= 1:
+            raise ValueError(f"ratio={ratio}: FreqPrior's blend weight must lie in [0, 1]")
+        ab_mid_step = float(train.vp_alpha_bar[mid_step])
+
     def renoise_level(levels) -> tuple[int, float]:
         """(start index, ᾱ re-diffused to) of a pass with this grid."""
         ab = target
@@ -328,6 +362,7 @@ def sample(
 
     passes: list[PassResult] = []
     eps0 = None
+    mid: dict = {}  # FreqPrior: the previous pass's latent at mid_step and its level
     for k in range(num_iters):
         steps = max(1, int(num_inference_steps / num_iters * (k + 1))) if fast_sampling else num_inference_steps
         if k == 0:
@@ -351,20 +386,47 @@ def sample(
                     f"re-noising from t={t:g} (ᾱ={vp_alpha_bar(a, s):.4g}, intended {MIN_RENOISE_ALPHA_BAR}) "
                     "and sampling the rest of the grid"
                 )
-            z0 = passes[-1].latents.float()
             eps = eps0 if renoise == "reuse" else gaussian_noise(shape, generator=generator, device=device)
-            # Re-diffusion to the start level (VP-normalised), then frequency mixing with fresh noise.
-            z_t = math.sqrt(alpha_bar) * z0 + math.sqrt(1 - alpha_bar) * eps
-            fresh = gaussian_noise(shape, generator=generator, device=device)
-            init = freq_mix(z_t, fresh, mask, variance_preserving=prior == "freqprior")
+            if prior == "freqprior":
+                # FreqPrior: the previous pass's latent at mid_step, diffused on to the start level (its
+                # forward process from ᾱ_mid to ᾱ_T), blended with fresh noise and filtered.
+                z_mid, ab_mid = mid["z"], mid["alpha_bar"]
+                r = alpha_bar / ab_mid
+                z_t = math.sqrt(r) * z_mid + math.sqrt(1 - r) * eps
+                init = freqprior_noise(z_t, mask, ratio=ratio, generator=generator, device=device)
+            else:
+                # Re-diffusion of the last result to the start level (VP-normalised), then frequency mixing.
+                z0 = passes[-1].latents.float()
+                z_t = math.sqrt(alpha_bar) * z0 + math.sqrt(1 - alpha_bar) * eps
+                fresh = gaussian_noise(shape, generator=generator, device=device)
+                init = freq_mix(z_t, fresh, mask, variance_preserving=prior == "freqprior-tail")
         if callback is not None:
             callback({"stage": "init", "pass": k, "x": init})
+        observe = callback
+        if prior == "freqprior" and k < num_iters - 1:
+            # Keep this pass's latent at mid_step (the sample entering that step), VP-normalised. The pass
+            # itself runs to the end (the official code's save_intermediate): same trajectory, and a clean
+            # result per pass for the gap diagnostic.
+            levels = sampler.grid(steps, shape)
+            m = start_index_for(levels, ab_mid_step)
+            _, a_m, s_m = levels[m]
+            mid = {"alpha_bar": vp_alpha_bar(a_m, s_m), "t": levels[m][0]}
+            if m <= start_index:
+                mid["z"] = init
+            else:
+
+                def observe(d, m=m, start=start_index, norm=math.sqrt(a_m**2 + s_m**2), mid=mid):
+                    if d["stage"] == "step" and d["i"] == m - start - 1:
+                        mid["z"] = d["x"].float().to(init.device) / norm
+                    if callback is not None:
+                        callback(d)
+
         z0 = sampler(
             init,
             num_inference_steps=steps,
             start_index=start_index,
             pass_index=k,
-            callback=callback,
+            callback=observe,
             generator=generator,
         )
         if callback is not None:
@@ -393,4 +455,6 @@ def sample(
         info["pyoco_alpha"] = pyoco_alpha if pyoco_alpha is not None else (1.0 if prior == "pyoco-mixed" else 2.0)
     if prior == "offset":
         info["offset_strength"] = offset_strength
+    if prior == "freqprior":
+        info.update(mid_step=mid_step, ratio=ratio)
     return SamplingResult(passes, info)

@@ -100,7 +100,7 @@ def test_pipeline_starts_midway_on_the_tail_of_its_grid(pipe, embeds):
     res = sample(
         PipelineSampler(pipe, **embeds),
         (1, 4, 8, 8, 8),
-        prior="freqprior",
+        prior="freqprior-tail",
         num_iters=2,
         num_inference_steps=10,
         generator=torch.Generator().manual_seed(0),
@@ -291,7 +291,7 @@ def test_zero_terminal_snr_renoises_midway_and_says_so(clip_latent, scheduler):
 def test_freqprior_variance_preserving_and_single_pass_peers(clip_latent):
     bands, P, runs = run_reference(
         clip_latent,
-        priors=("freqprior", "pyoco-mixed", "pyoco-progressive", "offset"),
+        priors=("freqprior-tail", "pyoco-mixed", "pyoco-progressive", "offset"),
         num_iters=2,
         num_inference_steps=20,
         renoise="fresh",
