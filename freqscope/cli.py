@@ -350,7 +350,13 @@ def snr(
 @click.option(
     "--diffuse-timestep",
     type=click.IntRange(min=0),
-    help="Re-diffusion timestep.  [default: last, or intermediate where SNR is 0]",
+    help="Re-diffuse to exactly this training timestep's level (999: the official code).  "
+    "[default: the first inference step's level; SD's terminal level where that is 0 or σ-scaled]",
+)
+@click.option(
+    "--renoise-alpha-bar",
+    type=float,
+    help="Re-noise level as a VP-equivalent ᾱ, mapped onto the scheduler's own grid.",
 )
 @click.option("--fast-sampling", is_flag=True, default=None, help="Coarse-to-fine: fewer steps in early passes.")
 @click.option("--bands", "bands_text", metavar="E1,E2,...", help="Band edges (Nyquist = 1).")
@@ -380,6 +386,7 @@ def freeinit(
     order,
     renoise,
     diffuse_timestep,
+    renoise_alpha_bar,
     fast_sampling,
     bands_text,
     pipeline,
@@ -437,6 +444,7 @@ def freeinit(
             order=order,
             renoise=renoise,
             diffuse_timestep=diffuse_timestep,
+            renoise_alpha_bar=renoise_alpha_bar,
             fast_sampling=fast_sampling,
         )
         read_kw = clip.read_kwargs()
