@@ -28,7 +28,7 @@ from .filters import lowpass_filter, variance_loss_db
 from .freeinit import DenoiserSampler, SamplingResult, sample
 from .gap import gap_db, predicted_pass_power, relative_power_db
 from .reference import GaussianVideoModel
-from .schedulers import reference_scheduler
+from .schedulers import is_ddim, reference_scheduler
 
 __all__ = [
     "PipelineRun",
@@ -82,7 +82,7 @@ def gap_run(
     closed = (
         model is not None
         and scheduler is not None
-        and type(scheduler).__name__ == "DDIMScheduler"
+        and is_ddim(scheduler)
         and info["prior"] == "freeinit"
         and all(p.start_timestep == result.passes[0].start_timestep for p in result.passes)
     )

@@ -166,7 +166,9 @@ class PipelineSampler(_SchedulerSampler):
 
             def probe(*args, **kwargs):
                 original(*args, **kwargs)
-                self._states[num_inference_steps] = copy.deepcopy(self.scheduler)
+                state = copy.deepcopy(self.scheduler)
+                state.__dict__.pop("set_timesteps", None)  # the copy keeps its class method, not this probe
+                self._states[num_inference_steps] = state
                 raise _GridProbe
 
             self.scheduler.set_timesteps = functools.wraps(original)(probe)

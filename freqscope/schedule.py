@@ -23,6 +23,7 @@ __all__ = [
     "flow_schedule",
     "schedule_from_config",
     "rescale_zero_terminal_snr",
+    "is_flow_config",
 ]
 
 #: name → diffusers-style config (beta schedules as in Stable Diffusion, AnimateDiff, DDPM, iDDPM).
@@ -143,8 +144,10 @@ def flow_schedule(*, num_train_timesteps: int = 1000, shift: float = 1.0, name: 
     )
 
 
-def _is_flow(config: dict) -> bool:
-    """Flow matching: a FlowMatch* class, or UniPC / DPM-Solver with ``use_flow_sigmas`` (Wan)."""
+def is_flow_config(config: dict) -> bool:
+    """A diffusers scheduler config (dict) describes flow matching: a FlowMatch* class, or UniPC / DPM-Solver
+    with ``use_flow_sigmas`` (Wan); a bare ``shift`` without a beta schedule is a flow preset. The one place
+    this is decided (:mod:`freqscope.schedulers` builds on it)."""
     return (
         "FlowMatch" in str(config.get("_class_name", ""))
         or bool(config.get("use_flow_sigmas"))
@@ -177,7 +180,7 @@ def schedule_from_config(
     if not isinstance(config, dict):
         raise ValueError(f"{file} does not hold a JSON object; pass a diffusers scheduler_config.json")
     name = str(config.get("_class_name", file.stem))
-    if _is_flow(config):
+    if is_flow_config(config):
         if config.get("use_dynamic_shifting") and shift is None:
             raise ValueError(f"{file} uses resolution-dependent shifting; give the shift with --shift")
         sched = flow_schedule(
@@ -197,7 +200,7 @@ def get_schedule(
     """A preset (``sd``, ``animatediff``, ``linear``, ``cosine``, ``flow``) or a scheduler config path."""
     if name_or_path in PRESETS:
         cfg = PRESETS[name_or_path]
-        if _is_flow(cfg):
+        if is_flow_config(cfg):
             return flow_schedule(shift=shift if shift is not None else cfg["shift"], name=name_or_path)
         if shift is not None:
             raise ValueError(f"--shift applies to flow matching; preset {name_or_path!r} is a beta schedule")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .schedule import PRESETS, Schedule, flow_schedule, rescale_zero_terminal_snr, vp_schedule
+from .schedule import PRESETS, Schedule, flow_schedule, is_flow_config, rescale_zero_terminal_snr, vp_schedule
 
 __all__ = [
     "FAMILIES",
@@ -36,6 +36,7 @@ __all__ = [
     "sample_level",
     "input_level",
     "start_index_for",
+    "is_ddim",
     "cut_grid",
     "starting_at",
     "reference_scheduler",
@@ -45,25 +46,21 @@ FAMILIES = ("vp", "sigma", "flow")
 _SIGMA_CLASSES = ("Euler", "Heun", "LMSDiscrete", "KDPM2", "EDM")
 
 
-def is_flow_config(config: dict) -> bool:
-    """A scheduler config (dict) describes flow matching: a FlowMatch* class or ``use_flow_sigmas``."""
-    name = str(config.get("_class_name", ""))
-    return (
-        "FlowMatch" in name
-        or bool(config.get("use_flow_sigmas"))
-        or ("shift" in config and "beta_schedule" not in config and not name)
-    )
-
-
 def family(scheduler) -> str:
     """``"vp"``, ``"sigma"`` or ``"flow"`` (see the module docstring)."""
     cfg = dict(scheduler.config)
+    cfg.pop("shift", None)  # a flow *class* or flow sigmas decide here, not a config key alone
     if is_flow_config({**cfg, "_class_name": type(scheduler).__name__}):
         return "flow"
     name = type(scheduler).__name__
     if any(k in name for k in _SIGMA_CLASSES):
         return "sigma"
     return "vp"
+
+
+def is_ddim(scheduler) -> bool:
+    """Diffusers' plain DDIMScheduler (the closed-form pass gain of the reference model assumes its step)."""
+    return type(scheduler).__name__ == "DDIMScheduler"
 
 
 def vp_alpha_bar(a: float, s: float) -> float:
