@@ -161,3 +161,35 @@ def test_cli_freeinit_runs_a_saved_pipeline(name, bikes, tmp_path):
     assert len(vals) >= 6 and all(math.isfinite(v) for v in vals)
     ab = run["alpha_bar"]
     assert ab[1] == ab[2] and ab[1] >= MIN_RENOISE_ALPHA_BAR * (1 - 1e-4)
+
+
+@pytest.mark.parametrize("name", ["svd", "cogvideox_5b", "wan_unipc", "animatediff"])
+def test_midway_pass_hands_the_pipeline_the_sample_at_its_start_level(pipes, name):
+    """What the pipeline starts denoising from (prepare_latents' result, after its own init_noise_sigma) is
+    the VP-normalised initial noise scaled into the scheduler's sample space at the start step: √(a² + s²)."""
+    pipe = pipes(name)
+    frames, call = _clip_and_call(name)
+    size = {"num_frames": frames.shape[2], "height": frames.shape[3], "width": frames.shape[4]}
+    ad = adapter_for(pipe)
+    shape = ad.latent_shape(pipe, **size)
+    sampler = PipelineSampler(pipe, **call, **size, frames=frames)
+    levels = sampler.grid(STEPS, shape)
+    i = len(levels) // 2
+    _, a, s = levels[i]
+    init = torch.randn(shape, generator=torch.Generator().manual_seed(3))
+    seen = []
+    original = pipe.prepare_latents
+
+    def record(*args, **kwargs):
+        out = original(*args, **kwargs)
+        seen.append(out[0] if isinstance(out, tuple) else out)
+        return out
+
+    pipe.prepare_latents = record
+    try:
+        sampler(init, num_inference_steps=STEPS, start_index=i)
+    finally:
+        del pipe.prepare_latents
+    (started,) = seen
+    expected = ad.to_pipeline(pipe, init * math.sqrt(a**2 + s**2), shape)
+    assert torch.allclose(started.float(), expected, rtol=1e-5, atol=1e-5)
