@@ -284,8 +284,13 @@ def sample(
 
     Pass 0 samples from ``prior``'s noise. FreeInit passes k ≥ 1 re-diffuse the last result with the pass-0
     noise (``renoise="reuse"``, the official behaviour) or a fresh draw (``"fresh"``), keep its low
-    frequencies under the ``method`` filter and refill the high ones with fresh Gaussian noise. FreqPrior
-    (this variant) does the same at an intermediate level with variance-preserving mixing.
+    frequencies under the ``method`` filter and refill the high ones with fresh Gaussian noise.
+    ``freqprior`` (as published) carries each pass's latent at training timestep ``mid_step`` (mapped onto
+    the grid as a level) to the next, diffuses it on to the start level with the initial noise, blends it
+    with fresh noise (``ratio``) and filters it (:func:`freqprior_noise`); every pass runs the whole grid
+    (the official code's ``save_intermediate``: the same trajectory, and a clean result per pass).
+    ``freqprior-tail`` re-noises the clean result at the level of training timestep ``0.8·(N−1)`` with
+    variance-preserving mixing and samples from there.
 
     Where a pass re-noises is a *noise level* (VP-equivalent ᾱ), mapped onto the grid the sampler runs
     (:mod:`freqscope.schedulers`): the pass starts at the first grid step at or below that noise and is
@@ -295,7 +300,7 @@ def sample(
     ᾱ), said in ``info["notes"]`` and a warning when the pass then starts midway. ``renoise_alpha_bar``
     sets another level; ``diffuse_timestep`` re-diffuses to exactly that training timestep's level and runs
     from the first grid step at or below it (``diffuse_timestep=N−1`` is the official code and diffusers'
-    ``enable_free_init``). FreqPrior's default level is that of training timestep ``0.8·(N−1)``.
+    ``enable_free_init``; with ``freqprior``, the official FreqPrior).
 
     ``callback(d)`` sees ``{"stage": "init", "pass", "x"}``, every ``{"stage": "step", "pass", "i", "t", "x"}``
     and ``{"stage": "end", "pass", "x"}``.
