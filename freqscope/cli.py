@@ -358,6 +358,12 @@ def snr(
     type=float,
     help="Re-noise level as a VP-equivalent ᾱ, mapped onto the scheduler's own grid.",
 )
+@click.option(
+    "--mid-step", type=click.IntRange(min=0), help="FreqPrior: timestep carried to the next pass.  [default: 321]"
+)
+@click.option(
+    "--ratio", type=float, help="FreqPrior: weight of the diffused latent against fresh noise.  [default: 0.8]"
+)
 @click.option("--fast-sampling", is_flag=True, default=None, help="Coarse-to-fine: fewer steps in early passes.")
 @click.option("--bands", "bands_text", metavar="E1,E2,...", help="Band edges (Nyquist = 1).")
 @click.option(
@@ -387,6 +393,8 @@ def freeinit(
     renoise,
     diffuse_timestep,
     renoise_alpha_bar,
+    mid_step,
+    ratio,
     fast_sampling,
     bands_text,
     pipeline,
@@ -445,6 +453,8 @@ def freeinit(
             renoise=renoise,
             diffuse_timestep=diffuse_timestep,
             renoise_alpha_bar=renoise_alpha_bar,
+            mid_step=mid_step,
+            ratio=ratio,
             fast_sampling=fast_sampling,
         )
         read_kw = clip.read_kwargs()
