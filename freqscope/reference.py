@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from .bands import fft3
+from .priors import randn
 from .schedulers import family, input_level
 
 __all__ = ["GaussianVideoModel"]
@@ -53,7 +54,7 @@ class GaussianVideoModel:
 
     def sample(self, batch: int = 1, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw videos from the model's data distribution: ``F⁻¹(√S · F ξ)``, ``(batch, c, t, h, w)``."""
-        xi = torch.randn((batch, *self.S.shape), generator=generator, device=self.S.device)
+        xi = randn((batch, *self.S.shape), generator=generator, device=self.S.device)  # generator's device, moved
         return torch.fft.ifftn(
             torch.fft.fftn(xi, dim=_DIMS, norm="ortho") * self.S.sqrt(), dim=_DIMS, norm="ortho"
         ).real
