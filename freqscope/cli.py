@@ -282,7 +282,7 @@ def snr(
         )
         paths, enc, dev = _load(clip)
         progress = _progress(clip.quiet)
-        gen = torch.Generator(dev).manual_seed(clip.seed)
+        gen = torch.Generator().manual_seed(clip.seed)  # CPU: noise drawn there and moved (randn_tensor)
         clips = [
             analyze_video(
                 p,
@@ -350,7 +350,19 @@ def snr(
 @click.option(
     "--diffuse-timestep",
     type=click.IntRange(min=0),
-    help="Re-diffusion timestep.  [default: last, or intermediate where SNR is 0]",
+    help="Re-diffuse to exactly this training timestep's level (999: the official code).  "
+    "[default: the first inference step's level; SD's terminal level where that is 0 or σ-scaled]",
+)
+@click.option(
+    "--renoise-alpha-bar",
+    type=float,
+    help="Re-noise level as a VP-equivalent ᾱ, mapped onto the scheduler's own grid.",
+)
+@click.option(
+    "--mid-step", type=click.IntRange(min=0), help="FreqPrior: timestep carried to the next pass.  [default: 321]"
+)
+@click.option(
+    "--ratio", type=float, help="FreqPrior: weight of the diffused latent against fresh noise.  [default: 0.8]"
 )
 @click.option("--fast-sampling", is_flag=True, default=None, help="Coarse-to-fine: fewer steps in early passes.")
 @click.option("--bands", "bands_text", metavar="E1,E2,...", help="Band edges (Nyquist = 1).")
@@ -380,6 +392,9 @@ def freeinit(
     order,
     renoise,
     diffuse_timestep,
+    renoise_alpha_bar,
+    mid_step,
+    ratio,
     fast_sampling,
     bands_text,
     pipeline,
@@ -437,6 +452,9 @@ def freeinit(
             order=order,
             renoise=renoise,
             diffuse_timestep=diffuse_timestep,
+            renoise_alpha_bar=renoise_alpha_bar,
+            mid_step=mid_step,
+            ratio=ratio,
             fast_sampling=fast_sampling,
         )
         read_kw = clip.read_kwargs()

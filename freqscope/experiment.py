@@ -28,7 +28,7 @@ from .filters import lowpass_filter, variance_loss_db
 from .freeinit import DenoiserSampler, SamplingResult, sample
 from .gap import gap_db, predicted_pass_power, relative_power_db
 from .reference import GaussianVideoModel
-from .schedule import PRESETS
+from .schedulers import is_ddim, reference_scheduler
 
 __all__ = [
     "PipelineRun",
@@ -45,37 +45,6 @@ __all__ = [
 FREEINIT_SCHEMA = "freqscope.freeinit/1"
 #: Short side of the reference clip for the weight-free model: 16×64×(64·aspect) keeps every pass ~1 s on a CPU.
 REFERENCE_SIZE = 64
-
-
-def reference_scheduler(name_or_path: str = "sd", *, shift: float | None = None):
-    """A real diffusers scheduler for the reference model: DDIM (η = 0, no clipping) for beta presets,
-    FlowMatchEulerDiscreteScheduler for ``flow``, or any class named in a scheduler config."""
-    import diffusers
-
-    if name_or_path in PRESETS:
-        cfg = dict(PRESETS[name_or_path])
-        if "FlowMatch" in cfg.get("_class_name", ""):
-            return diffusers.FlowMatchEulerDiscreteScheduler(shift=shift if shift is not None else cfg["shift"])
-        return diffusers.DDIMScheduler(
-            **cfg, clip_sample=False, set_alpha_to_one=True, steps_offset=1, timestep_spacing="leading"
-        )
-    from pathlib import Path
-
-    p = Path(name_or_path)
-    folder = p.parent if p.is_file() else (p / "scheduler" if (p / "scheduler").is_dir() else p)
-    try:
-        config = diffusers.DDIMScheduler.load_config(folder)
-    except Exception as e:  # noqa: BLE001 - diffusers raises OSError/EnvironmentError/ValueError
-        raise ValueError(
-            f"cannot load a scheduler config from {name_or_path}: {str(e).splitlines()[0][:200]}"
-        ) from None
-    cls = getattr(diffusers, str(config.get("_class_name", "DDIMScheduler")), None)
-    if cls is None or not hasattr(cls, "step"):
-        raise ValueError(f"{name_or_path} names {config.get('_class_name')!r}, not a diffusers scheduler")
-    over = {"clip_sample": False} if "clip_sample" in config else {}
-    if shift is not None:
-        over["shift"] = shift
-    return cls.from_config(config, **over)
 
 
 @dataclass
@@ -108,12 +77,12 @@ def gap_run(
     rel = torch.stack([relative_power_db(p.latents, bands, P) for p in result.passes])
     f = info["filter"]
     mask = lowpass_filter(bands.shape, method=f["method"], d_s=f["d_s"], d_t=f["d_t"], order=f["order"])
-    vp = info["prior"] == "freqprior"
+    vp = info["prior"].startswith("freqprior")
     pred_gap = pred_rel = None
     closed = (
         model is not None
         and scheduler is not None
-        and type(scheduler).__name__ == "DDIMScheduler"
+        and is_ddim(scheduler)
         and info["prior"] == "freeinit"
         and all(p.start_timestep == result.passes[0].start_timestep for p in result.passes)
     )
@@ -143,7 +112,7 @@ def gap_run(
 
 def single_pass(prior: str, kwargs: dict) -> dict:
     """Sampler options for ``prior``: the single-pass priors (PYoCo, offset) run one pass."""
-    return kwargs if prior in ("freeinit", "freqprior") else {**kwargs, "num_iters": 1}
+    return kwargs if prior in ("freeinit", "freqprior", "freqprior-tail") else {**kwargs, "num_iters": 1}
 
 
 def run_reference(
@@ -217,38 +186,48 @@ def run_pipeline(
     out_dir=None,
     source: str | None = None,
     progress=None,
+    callback=None,
     **sample_kwargs,
 ) -> PipelineRun:
     """Sample a diffusers video pipeline with each prior and measure every pass against ``frames``
     ``(1, 3, t, H, W)``, a real clip at the generation size, encoded by the pipeline's own VAE. With
-    ``out_dir``, the decoded video of every pass is written there as ``{prior}_pass{k}.mp4``."""
+    ``out_dir``, the decoded video of every pass is written there as ``{prior}_pass{k}.mp4``; ``callback``
+    observes the sampler (see :func:`~freqscope.freeinit.sample`)."""
     from .freeinit import PipelineSampler
-    from .pipelines import latent_shape, pipeline_vae
+    from .pipelines import adapter_for, pipeline_vae
     from .video import write_video
 
     _, _, t, H, W = frames.shape
     vae = pipeline_vae(pipe, source)
     z0 = vae(frames, progress=progress).float()
-    shape = latent_shape(pipe, num_frames=t, height=H, width=W)
-    if tuple(z0.shape[1:]) != shape[1:]:
+    adapter = adapter_for(pipe)
+    shape = adapter.latent_shape(pipe, num_frames=t, height=H, width=W)  # what the pipeline denoises
+    pad = adapter.pad_frames(pipe, z0.shape[2])  # CogVideoX 1.5: padding frames first, dropped when decoded
+    clip_shape = (shape[0], shape[1], shape[2] - pad, *shape[3:])
+    if tuple(z0.shape[1:]) != clip_shape[1:]:
         raise ValueError(
-            f"the clip encodes to {tuple(z0.shape)} but the pipeline denoises {shape}; "
+            f"the clip encodes to {tuple(z0.shape)} but the pipeline denoises {clip_shape}; "
             "choose --frames to suit the pipeline's VAE"
         )
-    bands = make_bands(shape[-3:], **({"edges": edges} if edges is not None else {}))
+    bands = make_bands(clip_shape[-3:], **({"edges": edges} if edges is not None else {}))
     P = band_power(z0, bands)
-    call = {**(call_kwargs or {}), "num_frames": t, "height": H, "width": W}
-    out = PipelineRun(bands, P, [], shape, vae.info.to_dict())
+    call = {**(call_kwargs or {}), "num_frames": t, "height": H, "width": W, "frames": frames}
+    out = PipelineRun(bands, P, [], clip_shape, vae.info.to_dict())
     for prior in progress(priors, desc="priors", unit="prior") if progress and len(priors) > 1 else priors:
-        gen = torch.Generator(device).manual_seed(seed)  # every prior starts from the same seed
+        # Every prior starts from the same seed; a CPU generator, as diffusers recommends: noise is drawn on
+        # the generator's device and moved (randn_tensor), so CPU and CUDA runs start from the same noise.
+        gen = torch.Generator().manual_seed(seed)
         res = sample(
             PipelineSampler(pipe, **call),
             shape,
             prior=prior,
             generator=gen,
             device=device,
+            callback=callback,
             **single_pass(prior, sample_kwargs),
         )
+        for p in res.passes:  # measured on the frames the pipeline decodes
+            p.init, p.latents = p.init[:, :, pad:], p.latents[:, :, pad:]
         videos = [vae.decode(p.latents) for p in res.passes]  # decoded once: metrics and mp4s
         out.runs.append(gap_run(res, P.to(device), bands, frames=videos, embed=embed))
         if out_dir is not None:

@@ -14,8 +14,9 @@ import torch
 
 __all__ = ["FILTER_METHODS", "lowpass_filter", "freq_mix", "noise_variance", "variance_loss_db"]
 
-#: ``ideal-legacy`` keeps the published code's bug (``d² ≤ 2·d_s`` instead of ``d² ≤ d_s²``) for reproduction.
-FILTER_METHODS = ("gaussian", "butterworth", "box", "ideal", "ideal-legacy")
+#: ``ideal-legacy`` keeps the published code's bug (``d² ≤ 2·d_s`` instead of ``d² ≤ d_s²``) for reproduction;
+#: ``box-legacy`` the published box, whose width threshold is H's (``round(H//2 · d_s)`` on both spatial axes).
+FILTER_METHODS = ("gaussian", "butterworth", "box", "box-legacy", "ideal", "ideal-legacy")
 _DIMS = (-3, -2, -1)
 
 
@@ -31,7 +32,9 @@ def lowpass_filter(
     """Low-pass mask ``L`` of shape ``(t, h, w)`` in centred (fftshift) order, float32.
 
     gaussian ``exp(−d²/(2 d_s²))``; butterworth ``1/(1 + (d²/d_s²)^order)``; ideal ``d² ≤ d_s²``;
-    box: the official code's index box of half-width ``round(N//2 · d)`` about the centre bin.
+    box: an index box of half-width ``round(N//2 · d)`` about the centre bin, per axis (``d_t`` for t, ``d_s``
+    for h and w); the official code (FreeInit's and FreqPrior's ``box_low_pass_filter``) computes the spatial
+    half-width from H alone and uses it for W too: the same box when H = W, kept as ``box-legacy``.
 
     >>> lowpass_filter((16, 32, 32), method="gaussian").shape
     torch.Size([16, 32, 32])
@@ -53,9 +56,9 @@ def _lowpass(shape, method, d_s, d_t, order, device) -> torch.Tensor:
     T, H, W = shape
     if d_s == 0 or d_t == 0:
         return torch.zeros(shape, device=device)
-    if method == "box":
+    if method in ("box", "box-legacy"):
         idx = [torch.arange(n, device=device) - n // 2 for n in shape]  # offset from the centre bin
-        th = [round(T // 2 * d_t), round(H // 2 * d_s), round(W // 2 * d_s)]
+        th = [round(T // 2 * d_t), round(H // 2 * d_s), round((H if method == "box-legacy" else W) // 2 * d_s)]
         inside = [(-r <= k) & (k < r) for k, r in zip(idx, th)]
         return (inside[0][:, None, None] & inside[1][None, :, None] & inside[2][None, None, :]).float()
     f_t, f_h, f_w = (2 * torch.arange(n, dtype=torch.float64, device=device) / n - 1 for n in shape)
@@ -72,14 +75,20 @@ def _lowpass(shape, method, d_s, d_t, order, device) -> torch.Tensor:
 
 
 def freq_mix(
-    x: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor, *, variance_preserving: bool = False
+    x: torch.Tensor,
+    noise: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    variance_preserving: bool = False,
+    part: str = "real",
 ) -> torch.Tensor:
     """Low frequencies of ``x`` and high frequencies of ``noise`` over the last three dims.
 
     FreeInit: ``F⁻¹(L·F x + (1 − L)·F noise)``. With ``variance_preserving`` (as FreqPrior) the noise
     is weighted by ``√(1 − L²)``, so that two unit white noises mix to unit white noise.
     ``x`` and ``noise`` are ``(…, t, h, w)``; ``mask`` is ``(t, h, w)`` in centred order. Computed in
-    float32 (float64 inputs stay float64).
+    float32 (float64 inputs stay float64). ``part``: ``"real"`` of the inverse FFT, or ``"+"`` / ``"-"`` for
+    real ± imaginary part (FreqPrior's two halves, whose average is again unit white noise).
     """
     if x.shape != noise.shape:
         raise ValueError(f"x {tuple(x.shape)} and noise {tuple(noise.shape)} must have the same shape")
@@ -90,7 +99,12 @@ def freq_mix(
     H = torch.sqrt(torch.clamp(1 - L**2, min=0)) if variance_preserving else 1 - L
     X = torch.fft.fftn(x.to(dtype), dim=_DIMS)
     N = torch.fft.fftn(noise.to(dtype), dim=_DIMS)
-    return torch.fft.ifftn(X * L + N * H, dim=_DIMS).real
+    out = torch.fft.ifftn(X * L + N * H, dim=_DIMS)
+    if part == "real":
+        return out.real
+    if part in ("+", "-"):
+        return out.real + out.imag if part == "+" else out.real - out.imag
+    raise ValueError(f"part={part!r}: use 'real', '+' or '-'")
 
 
 def noise_variance(mask: torch.Tensor, *, variance_preserving: bool = False) -> float:

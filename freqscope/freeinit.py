@@ -13,18 +13,18 @@ plain sampling, ``num_iters=3`` is one plain pass and two re-initialised ones.
 
 from __future__ import annotations
 
+import copy
+import functools
 import inspect
 import math
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 
 from .filters import FILTER_METHODS, freq_mix, lowpass_filter
 from .priors import gaussian_noise, offset_noise, pyoco_mixed_noise, pyoco_progressive_noise
-from .reference import scheduler_space
-from .schedule import Schedule, flow_schedule, vp_schedule
+from .schedulers import cut_grid, family, grid_levels, start_index_for, starting_at, training_schedule, vp_alpha_bar
 
 __all__ = [
     "PRIORS",
@@ -34,33 +34,28 @@ __all__ = [
     "DenoiserSampler",
     "PipelineSampler",
     "sample",
-    "schedule_of",
+    "freqprior_noise",
     "MIN_RENOISE_ALPHA_BAR",
 ]
 
-#: freeinit: re-diffuse to the last timestep, keep low frequencies; freqprior: re-noise from an
-#: intermediate timestep with variance-preserving mixing; pyoco-mixed / pyoco-progressive / offset:
-#: frame-correlated or offset initial noise, one pass.
-PRIORS = ("freeinit", "freqprior", "pyoco-mixed", "pyoco-progressive", "offset")
+#: freeinit: re-diffuse the last result, keep its low frequencies (Wu et al. 2024); freqprior: FreqPrior as
+#: published (fudan-zvg/FreqPrior): re-diffuse the latent at ``mid_step`` to the last timestep, blend with
+#: fresh noise (``ratio``), variance-preserving filter, full grid; freqprior-tail: our earlier variant,
+#: re-noise the clean result at an intermediate level and sample only the tail (variance-preserving mixing);
+#: pyoco-mixed / pyoco-progressive / offset: frame-correlated or offset initial noise, one pass.
+PRIORS = ("freeinit", "freqprior", "freqprior-tail", "pyoco-mixed", "pyoco-progressive", "offset")
+ITERATIVE = ("freeinit", "freqprior", "freqprior-tail")
 RENOISE = ("reuse", "fresh")
 #: Where re-diffusing to the last timestep carries no signal (zero terminal SNR, flow matching), re-noise
 #: from the last timestep whose VP-equivalent ᾱ is at least this: SD's terminal ᾱ, the level FreeInit
 #: was designed at.
 MIN_RENOISE_ALPHA_BAR = 0.0046600985
-#: FreqPrior-style partial sampling starts at this fraction of the training timesteps (our default).
+#: freqprior-tail re-noises at the level of this fraction of the training timesteps (our default).
 FREQPRIOR_FRACTION = 0.8
-
-
-def schedule_of(scheduler) -> Schedule:
-    """The training schedule of a diffusers scheduler (float64)."""
-    cfg = dict(scheduler.config)
-    if "FlowMatch" in type(scheduler).__name__:
-        return flow_schedule(
-            num_train_timesteps=cfg.get("num_train_timesteps", 1000),
-            shift=cfg.get("shift", 1.0),
-            name=type(scheduler).__name__,
-        )
-    return vp_schedule(cfg, name=type(scheduler).__name__)
+#: FreqPrior's published defaults (scripts/animate_with_freqprior.py): the training timestep whose latent is
+#: carried to the next pass, and the weight of the diffused latent against fresh noise.
+FREQPRIOR_MID_STEP = 321
+FREQPRIOR_RATIO = 0.8
 
 
 @dataclass
@@ -84,26 +79,26 @@ class SamplingResult:
 
 
 class _SchedulerSampler:
-    """What :func:`sample` asks of a sampler besides sampling: its scheduler's grid and levels."""
+    """What :func:`sample` asks of a sampler besides sampling: the grid of a pass and its levels."""
 
     scheduler = None
 
+    def grid(self, num_inference_steps: int, shape: tuple | None = None) -> list[tuple[float, float, float]]:
+        """``(t, a, s)`` of every step of a pass with this many steps, as the sampler will run it."""
+        self.scheduler.set_timesteps(num_inference_steps)
+        return grid_levels(self.scheduler)
+
     def timesteps(self, num_inference_steps: int) -> list[float]:
         """The inference timesteps of a pass with this many steps."""
-        self.scheduler.set_timesteps(num_inference_steps)
-        return [float(t) for t in self.scheduler.timesteps]
-
-    def level(self, t) -> tuple[float, float]:
-        """``(A, B)`` of the scheduler's sample ``A·x0 + B·ε`` at timestep ``t``."""
-        return scheduler_space(self.scheduler, t)
+        return [t for t, _, _ in self.grid(num_inference_steps)]
 
     def start_sample(self, init: torch.Tensor, num_inference_steps: int, start_index: int) -> torch.Tensor:
         """A VP-normalised initial noise in the scheduler's own sample space at the pass's first step:
-        times ``init_noise_sigma`` at the start of the grid (as pipelines do), times ``√(A² + B²)`` midway."""
+        times ``init_noise_sigma`` at the start of the grid (as pipelines do), times ``√(a² + s²)`` midway."""
         if not start_index:
             return init * float(getattr(self.scheduler, "init_noise_sigma", 1.0))
-        A, B = self.level(self.timesteps(num_inference_steps)[start_index])
-        return init * math.sqrt(A**2 + B**2)
+        _, a, s = self.grid(num_inference_steps)[start_index]
+        return init * math.sqrt(a**2 + s**2)
 
 
 class DenoiserSampler(_SchedulerSampler):
@@ -111,12 +106,12 @@ class DenoiserSampler(_SchedulerSampler):
 
     def __init__(self, model, scheduler):
         self.model, self.scheduler = model, scheduler
-        self.schedule = schedule_of(scheduler)
+        self.family = family(scheduler)
 
     def __call__(self, init, *, num_inference_steps, start_index=0, pass_index=0, callback=None, generator=None):
         sch = self.scheduler
         z = self.start_sample(init, num_inference_steps, start_index)
-        with _starting_at(sch, start_index):
+        with starting_at(sch, start_index):
             sch.set_timesteps(num_inference_steps)
             for i, t in enumerate(sch.timesteps):
                 # Model evaluation at the scheduler's input scaling, then one scheduler step.
@@ -128,83 +123,124 @@ class DenoiserSampler(_SchedulerSampler):
         return z
 
 
-def _pipeline_layout(pipe) -> str:
-    return "btchw" if type(pipe).__name__.startswith("CogVideoX") else "bcthw"
+class _GridProbe(Exception):
+    """Raised from inside a pipeline call once its scheduler's grid is set: the grid is all we wanted."""
 
 
 class PipelineSampler(_SchedulerSampler):
-    """A diffusers video pipeline whose ``__call__`` takes ``latents=`` and ``output_type="latent"``.
+    """A diffusers video pipeline of a supported family (:mod:`freqscope.pipelines`), run with ``latents=``
+    and ``output_type="latent"``.
 
-    ``call_kwargs`` (prompt or prompt_embeds, guidance, size, …) are passed on every pass. Latents are
-    exchanged in ``(b, c, t, h, w)``; pipelines that use ``(b, t, c, h, w)`` (CogVideoX) are transposed.
-    A pass that starts midway (flow matching, zero terminal SNR, FreqPrior) runs the pipeline on the
-    tail of its timesteps, as img2img pipelines do.
+    ``call_kwargs`` (prompt or prompt_embeds, guidance, ``num_frames``, ``height``, ``width``, …) are passed
+    on every pass, translated by the family's adapter (frame count name, conditioning image). Latents are
+    exchanged in ``(b, c, t, h, w)``; the adapter converts to and from the pipeline's own layout
+    ((b, t, c, h, w) or packed tokens). A pass that starts midway runs the pipeline on the tail of the grid
+    the pipeline itself sets (with its own ``sigmas``, ``mu``, shift), as img2img pipelines do.
     """
 
     def __init__(self, pipe, **call_kwargs):
-        self.pipe, self.kwargs = pipe, call_kwargs
-        self.scheduler = pipe.scheduler
-        self.schedule = schedule_of(pipe.scheduler)
-        self.layout = _pipeline_layout(pipe)
-        self._params = set(inspect.signature(pipe.__call__).parameters)
+        from .pipelines import adapter_for
 
-    def __call__(self, init, *, num_inference_steps, start_index=0, pass_index=0, callback=None, generator=None):
+        self.pipe = pipe
+        self.adapter = adapter_for(pipe)
+        self.scheduler = pipe.scheduler
+        self.family = family(pipe.scheduler)
+        self.kwargs = self.adapter.call_kwargs(pipe, call_kwargs)
+        self._params = set(inspect.signature(pipe.__call__).parameters)
+        self._states: dict[int, object] = {}
+        self._shape = None
+
+    def grid(self, num_inference_steps: int, shape: tuple | None = None) -> list[tuple[float, float, float]]:
+        """The grid the pipeline sets for itself (its own sigmas, shift, ``mu``) for latents of ``shape``
+        (default: the last pass's), read by starting a call that stops as soon as ``set_timesteps`` returns."""
+        if shape is not None and tuple(shape) != self._shape:
+            self._shape, self._states = tuple(shape), {}
+        return grid_levels(self._scheduler_state(num_inference_steps))
+
+    def _scheduler_state(self, num_inference_steps: int):
+        """A copy of the scheduler as the pipeline sets it up for a pass with this many steps."""
+        if num_inference_steps not in self._states:
+            if self._shape is None:
+                raise RuntimeError("PipelineSampler needs the latent shape first: run a pass (sample() does)")
+            original = self.scheduler.set_timesteps
+
+            def probe(*args, **kwargs):
+                original(*args, **kwargs)
+                state = copy.deepcopy(self.scheduler)
+                state.__dict__.pop("set_timesteps", None)  # the copy keeps its class method, not this probe
+                self._states[num_inference_steps] = state
+                raise _GridProbe
+
+            self.scheduler.set_timesteps = functools.wraps(original)(probe)
+            try:
+                self._call(torch.zeros(self._shape), num_inference_steps)
+            except _GridProbe:
+                pass
+            finally:
+                del self.scheduler.set_timesteps
+            if num_inference_steps not in self._states:
+                raise RuntimeError(f"{type(self.pipe).__name__} never called scheduler.set_timesteps")
+        return self._states[num_inference_steps]
+
+    def _call(self, latents, num_inference_steps, *, pass_index=0, callback=None, generator=None):
         kw = dict(self.kwargs, num_inference_steps=num_inference_steps)
-        dtype = getattr(self.pipe, "dtype", init.dtype)
-        latents = init  # the pipeline multiplies by init_noise_sigma itself
-        if start_index:
-            sigma = float(getattr(self.scheduler, "init_noise_sigma", 1.0))
-            latents = self.start_sample(init, num_inference_steps, start_index) / sigma
-        if self.layout == "btchw":
-            latents = latents.permute(0, 2, 1, 3, 4)  # (b, t, c, h, w)
+        shape = tuple(latents.shape)
         if callback is not None and "callback_on_step_end" in self._params:
 
             def on_step(pipe, i, t, tensors):
-                x = tensors["latents"]
-                callback(
-                    {
-                        "stage": "step",
-                        "pass": pass_index,
-                        "i": i,
-                        "t": float(t),
-                        "x": x.permute(0, 2, 1, 3, 4) if self.layout == "btchw" else x,
-                    }
-                )
+                x = self.adapter.from_pipeline(pipe, tensors["latents"], shape)
+                callback({"stage": "step", "pass": pass_index, "i": i, "t": float(t), "x": x})
                 return {}
 
             kw["callback_on_step_end"] = on_step
+        elif callback is not None and "callback" in self._params:  # older pipelines (TextToVideoSD)
+
+            def legacy(i, t, x):
+                x = self.adapter.from_pipeline(self.pipe, x, shape)
+                callback({"stage": "step", "pass": pass_index, "i": i, "t": float(t), "x": x})
+
+            kw.update(callback=legacy, callback_steps=1)
         if generator is not None and "generator" in self._params:
             kw.setdefault("generator", generator)
-        with _starting_at(self.scheduler, start_index):
-            out = self.pipe(latents=latents.to(dtype), output_type="latent", **kw)
+        dtype = getattr(self.pipe, "dtype", latents.dtype)
+        device = getattr(self.pipe, "device", latents.device)
+        x = self.adapter.to_pipeline(self.pipe, latents.to(device, dtype), shape)
+        out = self.pipe(latents=x, output_type="latent", **kw)
         frames = out.frames if hasattr(out, "frames") else out[0]
         if isinstance(frames, (list, tuple)):
             frames = frames[0]
-        z = torch.as_tensor(frames)
-        return z.permute(0, 2, 1, 3, 4) if self.layout == "btchw" else z
+        return self.adapter.from_pipeline(self.pipe, torch.as_tensor(frames), shape)
+
+    def __call__(self, init, *, num_inference_steps, start_index=0, pass_index=0, callback=None, generator=None):
+        self._shape = tuple(init.shape)
+        latents = init  # the pipeline multiplies by init_noise_sigma itself
+        if start_index:
+            # The sample at the start level, divided by the init_noise_sigma the pipeline will multiply by
+            # (that of the cut grid: pipelines set their timesteps before preparing latents).
+            cut = copy.deepcopy(self._scheduler_state(num_inference_steps))
+            cut_grid(cut, start_index)
+            sigma = float(getattr(cut, "init_noise_sigma", 1.0))
+            _, a, s = self.grid(num_inference_steps)[start_index]
+            latents = init * math.sqrt(a**2 + s**2) / sigma
+        with starting_at(self.scheduler, start_index):
+            z = self._call(latents, num_inference_steps, pass_index=pass_index, callback=callback, generator=generator)
+        return z.to(init.device)
 
 
-@contextmanager
-def _starting_at(scheduler, start_index: int):
-    """Make a pipeline denoise from its ``start_index``-th timestep on, as diffusers' img2img pipelines do:
-    cut ``scheduler.timesteps`` after each ``set_timesteps`` and set the begin index where the
-    scheduler has one (index-based schedulers such as Euler look sigmas up by it)."""
-    if not start_index:
-        yield
-        return
-    original = scheduler.set_timesteps
-
-    def set_timesteps(*args, **kwargs):
-        original(*args, **kwargs)
-        scheduler.timesteps = scheduler.timesteps[start_index:]
-        if hasattr(scheduler, "set_begin_index"):
-            scheduler.set_begin_index(start_index)
-
-    scheduler.set_timesteps = set_timesteps
-    try:
-        yield
-    finally:
-        del scheduler.set_timesteps  # back to the class method (whose next call also resets the begin index)
+def freqprior_noise(
+    z_t: torch.Tensor, mask: torch.Tensor, *, ratio: float = FREQPRIOR_RATIO, generator=None, device="cpu"
+) -> torch.Tensor:
+    """FreqPrior's re-initialisation of a diffused latent ``z_t`` (fudan-zvg/FreqPrior, freqprior pipeline):
+    two blends ``x_j = (ratio·z_t + √(1−ratio²)·η_j) / √(1+ratio²)``, each low-passed against fresh noise
+    ``y_j`` with the variance-preserving filter (``L``, ``√(1−L²)``), the first taken as real + imaginary
+    part of the inverse FFT, the second as real − imaginary, averaged as ``(part₁ + part₂)/√2``.
+    Noise is drawn in the order η₁, η₂, y₁, y₂."""
+    eta1, eta2, y1, y2 = (gaussian_noise(z_t.shape, generator=generator, device=device) for _ in range(4))
+    c, n = ratio / math.sqrt(1 + ratio**2), math.sqrt(1 - ratio**2) / math.sqrt(1 + ratio**2)
+    x1, x2 = c * z_t + n * eta1, c * z_t + n * eta2
+    part1 = freq_mix(x1, y1, mask, variance_preserving=True, part="+")
+    part2 = freq_mix(x2, y2, mask, variance_preserving=True, part="-")
+    return (part1 + part2) / math.sqrt(2)
 
 
 def _prior_noise(prior, shape, *, generator, device, pyoco_alpha, offset_strength):
@@ -234,6 +270,9 @@ def sample(
     order: int = 4,
     renoise: str = "reuse",
     diffuse_timestep: int | None = None,
+    renoise_alpha_bar: float | None = None,
+    mid_step: int = FREQPRIOR_MID_STEP,
+    ratio: float = FREQPRIOR_RATIO,
     fast_sampling: bool = False,
     pyoco_alpha: float | None = None,
     offset_strength: float = 0.1,
@@ -243,14 +282,25 @@ def sample(
 ) -> SamplingResult:
     """Sample with FreeInit or a peer; every pass is returned with its initial noise.
 
-    Pass 0 samples from ``prior``'s noise. FreeInit passes k ≥ 1 re-diffuse the last result to
-    ``diffuse_timestep`` (default: the last training timestep) with the pass-0 noise (``renoise="reuse"``,
-    the official behaviour) or a fresh draw (``"fresh"``), keep its low frequencies under the ``method``
-    filter, and refill the high ones with fresh Gaussian noise. FreqPrior does the same from an
-    intermediate timestep with variance-preserving mixing and samples from there. Where the schedule's
-    terminal SNR is zero (flow matching, zero-terminal-SNR), re-diffusing to the last timestep would
-    return the initial noise unchanged: the sampler re-noises from the last timestep whose ᾱ is at least
-    ``MIN_RENOISE_ALPHA_BAR``, samples from there, and says so (a warning and ``info["notes"]``).
+    Pass 0 samples from ``prior``'s noise. FreeInit passes k ≥ 1 re-diffuse the last result with the pass-0
+    noise (``renoise="reuse"``, the official behaviour) or a fresh draw (``"fresh"``), keep its low
+    frequencies under the ``method`` filter and refill the high ones with fresh Gaussian noise.
+    ``freqprior`` (as published) carries each pass's latent at training timestep ``mid_step`` (mapped onto
+    the grid as a level) to the next, diffuses it on to the start level with the initial noise, blends it
+    with fresh noise (``ratio``) and filters it (:func:`freqprior_noise`); every pass runs the whole grid
+    (the official code's ``save_intermediate``: the same trajectory, and a clean result per pass).
+    ``freqprior-tail`` re-noises the clean result at the level of training timestep ``0.8·(N−1)`` with
+    variance-preserving mixing and samples from there.
+
+    Where a pass re-noises is a *noise level* (VP-equivalent ᾱ), mapped onto the grid the sampler runs
+    (:mod:`freqscope.schedulers`): the pass starts at the first grid step at or below that noise and is
+    re-diffused to exactly that step's level, so ``passes[k].start_timestep`` and ``.alpha_bar`` agree.
+    Default level: for VP schedules, the first inference step's own (DDIM 50 steps, leading: t = 981);
+    for flow matching, zero terminal SNR and σ-scaled schedules, ``MIN_RENOISE_ALPHA_BAR`` (SD's terminal
+    ᾱ), said in ``info["notes"]`` and a warning when the pass then starts midway. ``renoise_alpha_bar``
+    sets another level; ``diffuse_timestep`` re-diffuses to exactly that training timestep's level and runs
+    from the first grid step at or below it (``diffuse_timestep=N−1`` is the official code and diffusers'
+    ``enable_free_init``; with ``freqprior``, the official FreqPrior).
 
     ``callback(d)`` sees ``{"stage": "init", "pass", "x"}``, every ``{"stage": "step", "pass", "i", "t", "x"}``
     and ``{"stage": "end", "pass", "x"}``.
@@ -268,36 +318,60 @@ def sample(
     if len(shape) != 5:
         raise ValueError(f"shape must be (b, c, t, h, w), got {tuple(shape)}")
     mask = lowpass_filter(tuple(shape[-3:]), method=method, d_s=d_s, d_t=d_t, order=order, device=device)
-    sched = sampler.schedule
-    N = sched.num_train_timesteps
+    scheduler = sampler.scheduler
+    fam = family(scheduler)
     notes: list[str] = []
-    iterative = prior in ("freeinit", "freqprior")
+    iterative = prior in ITERATIVE
     if not iterative and num_iters > 1:
         notes.append(f"prior {prior} is a single-pass initial noise; num_iters={num_iters} ignored")
         num_iters = 1
+    if renoise_alpha_bar is not None and not (0 < renoise_alpha_bar < 1):
+        raise ValueError(f"renoise_alpha_bar={renoise_alpha_bar}: a VP-equivalent ᾱ must lie in (0, 1)")
+    if diffuse_timestep is not None and renoise_alpha_bar is not None:
+        raise ValueError("give diffuse_timestep or renoise_alpha_bar, not both")
 
-    # Where re-noising happens: the VP-equivalent ᾱ there, and the pass's first inference step.
-    ab_vp = sched.vp_alpha_bar
-    if prior == "freqprior":
+    # The re-noise level of passes k ≥ 1, as a VP-equivalent ᾱ. `exact`: re-diffuse to exactly this level
+    # (a training timestep, as the official code) and start from the first grid step at or below it;
+    # otherwise re-diffuse to the level of that grid step itself (start level and ᾱ agree).
+    target, exact, t_star = renoise_alpha_bar, False, None
+    if diffuse_timestep is not None or prior == "freqprior-tail" and target is None:
+        train = training_schedule(scheduler)
+        N = train.num_train_timesteps
         t_star = diffuse_timestep if diffuse_timestep is not None else round(FREQPRIOR_FRACTION * (N - 1))
-    else:
-        t_star = diffuse_timestep if diffuse_timestep is not None else N - 1
-    if not 0 <= t_star < N:
-        raise ValueError(f"diffuse_timestep={t_star}: must be a training timestep in [0, {N - 1}]")
-    if iterative and num_iters > 1 and float(ab_vp[t_star]) < 1e-8:
-        ok = torch.nonzero(ab_vp >= MIN_RENOISE_ALPHA_BAR)
-        t_star = int(ok.max()) if len(ok) else 0
-        notes.append(
-            f"{sched.name} has zero SNR at the requested re-diffusion timestep, where re-diffusion returns "
-            f"the initial noise unchanged; re-noising from t={t_star} (ᾱ={float(ab_vp[t_star]):.4g}) and "
-            "sampling from there instead"
-        )
+        if not 0 <= t_star < N:
+            raise ValueError(f"diffuse_timestep={t_star}: must be a training timestep in [0, {N - 1}]")
+        target, exact = float(train.vp_alpha_bar[t_star]), diffuse_timestep is not None
+        if iterative and num_iters > 1 and target < 1e-8:
+            notes.append(
+                f"{train.name} has zero SNR at diffuse_timestep={t_star}, where re-diffusion returns the "
+                f"initial noise unchanged; re-noising at ᾱ={MIN_RENOISE_ALPHA_BAR} instead"
+            )
+            target, exact = MIN_RENOISE_ALPHA_BAR, False
+
+    ab_mid_step = None
+    if prior == "freqprior":
+        train = training_schedule(scheduler)
+        last = train.num_train_timesteps - 1
+        if not 0 <= mid_step <= last:
+            raise ValueError(f"mid_step={mid_step}: must be a training timestep in [0, {last}]")
+        if not 0 <= ratio <= 1:
+            raise ValueError(f"ratio={ratio}: FreqPrior's blend weight must lie in [0, 1]")
+        ab_mid_step = float(train.vp_alpha_bar[mid_step])
+
+    def renoise_level(levels) -> tuple[int, float]:
+        """(start index, ᾱ re-diffused to) of a pass with this grid."""
+        ab = target
+        if ab is None:  # the family's default
+            ab0 = vp_alpha_bar(*levels[0][1:])
+            ab = ab0 if fam == "vp" and ab0 > 1e-8 else MIN_RENOISE_ALPHA_BAR
+        i = start_index_for(levels, ab)
+        return i, (ab if exact else vp_alpha_bar(*levels[i][1:]))
 
     passes: list[PassResult] = []
     eps0 = None
+    mid: dict = {}  # FreqPrior: the previous pass's latent at mid_step and its level
     for k in range(num_iters):
         steps = max(1, int(num_inference_steps / num_iters * (k + 1))) if fast_sampling else num_inference_steps
-        grid = sampler.timesteps(steps)
         if k == 0:
             init = _prior_noise(
                 prior,
@@ -308,37 +382,65 @@ def sample(
                 offset_strength=offset_strength,
             ).float()
             eps0 = init
-            start_index, start_t = 0, grid[0]
-            alpha_bar = float(ab_vp[N - 1])
+            start_index, alpha_bar = 0, None
         else:
-            z0 = passes[-1].latents.float()
-            full = prior == "freeinit" and t_star == N - 1
-            if full:
-                # FreeInit as published: diffuse to the last training timestep, start the whole grid.
-                start_index, start_t, alpha_bar = 0, grid[0], float(ab_vp[N - 1])
-            else:
-                # Start from the last grid timestep at or below t*, diffused to exactly its level.
-                start_index = next((i for i, t in enumerate(grid) if t <= t_star + 1e-6), len(grid) - 1)
-                start_t = grid[start_index]
-                A, B = sampler.level(start_t)
-                alpha_bar = A**2 / (A**2 + B**2)
+            levels = sampler.grid(steps)
+            start_index, alpha_bar = renoise_level(levels)
+            if start_index and target is None and not any("re-noising from t=" in n for n in notes):
+                t, a, s = levels[start_index]
+                notes.append(
+                    f"{type(scheduler).__name__} ({fam}) starts its grid at ᾱ={vp_alpha_bar(*levels[0][1:]):.3g}; "
+                    f"re-noising from t={t:g} (ᾱ={vp_alpha_bar(a, s):.4g}, intended {MIN_RENOISE_ALPHA_BAR}) "
+                    "and sampling the rest of the grid"
+                )
             eps = eps0 if renoise == "reuse" else gaussian_noise(shape, generator=generator, device=device)
-            # Re-diffusion to the start level (VP-normalised), then frequency mixing with fresh noise.
-            z_t = math.sqrt(alpha_bar) * z0 + math.sqrt(1 - alpha_bar) * eps
-            fresh = gaussian_noise(shape, generator=generator, device=device)
-            init = freq_mix(z_t, fresh, mask, variance_preserving=prior == "freqprior")
+            if prior == "freqprior":
+                # FreqPrior: the previous pass's latent at mid_step, diffused on to the start level (its
+                # forward process from ᾱ_mid to ᾱ_T), blended with fresh noise and filtered.
+                z_mid, ab_mid = mid["z"], mid["alpha_bar"]
+                r = alpha_bar / ab_mid
+                z_t = math.sqrt(r) * z_mid + math.sqrt(1 - r) * eps
+                init = freqprior_noise(z_t, mask, ratio=ratio, generator=generator, device=device)
+            else:
+                # Re-diffusion of the last result to the start level (VP-normalised), then frequency mixing.
+                z0 = passes[-1].latents.float()
+                z_t = math.sqrt(alpha_bar) * z0 + math.sqrt(1 - alpha_bar) * eps
+                fresh = gaussian_noise(shape, generator=generator, device=device)
+                init = freq_mix(z_t, fresh, mask, variance_preserving=prior == "freqprior-tail")
         if callback is not None:
             callback({"stage": "init", "pass": k, "x": init})
+        observe = callback
+        if prior == "freqprior" and k < num_iters - 1:
+            # Keep this pass's latent at mid_step (the sample entering that step), VP-normalised. The pass
+            # itself runs to the end (the official code's save_intermediate): same trajectory, and a clean
+            # result per pass for the gap diagnostic.
+            levels = sampler.grid(steps, shape)
+            m = start_index_for(levels, ab_mid_step)
+            _, a_m, s_m = levels[m]
+            mid = {"alpha_bar": vp_alpha_bar(a_m, s_m), "t": levels[m][0]}
+            if m <= start_index:
+                mid["z"] = init
+            else:
+
+                def observe(d, m=m, start=start_index, norm=math.sqrt(a_m**2 + s_m**2), mid=mid):
+                    if d["stage"] == "step" and d["i"] == m - start - 1:
+                        mid["z"] = d["x"].float().to(init.device) / norm
+                    if callback is not None:
+                        callback(d)
+
         z0 = sampler(
             init,
             num_inference_steps=steps,
             start_index=start_index,
             pass_index=k,
-            callback=callback,
+            callback=observe,
             generator=generator,
         )
         if callback is not None:
             callback({"stage": "end", "pass": k, "x": z0})
+        start_t, a, s = sampler.grid(steps)[start_index]
+        if alpha_bar is None:
+            alpha_bar = vp_alpha_bar(a, s)
         passes.append(PassResult(k, init, z0.float(), float(start_t), alpha_bar, steps))
 
     for n in notes:
@@ -350,12 +452,16 @@ def sample(
         "filter": {"method": method, "d_s": d_s, "d_t": d_t, "order": order},
         "renoise": renoise,
         "diffuse_timestep": t_star,
+        "renoise_alpha_bar": target,
+        "scheduler_family": fam,
         "fast_sampling": fast_sampling,
-        "schedule": sched.name,
+        "schedule": type(scheduler).__name__,
         "notes": notes,
     }
     if prior.startswith("pyoco"):
         info["pyoco_alpha"] = pyoco_alpha if pyoco_alpha is not None else (1.0 if prior == "pyoco-mixed" else 2.0)
     if prior == "offset":
         info["offset_strength"] = offset_strength
+    if prior == "freqprior":
+        info.update(mid_step=mid_step, ratio=ratio)
     return SamplingResult(passes, info)

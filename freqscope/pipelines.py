@@ -1,15 +1,19 @@
-"""Loading diffusers video pipelines for FreeInit and the gap diagnostic (hub id or local folder)."""
+"""Diffusers video pipelines for FreeInit and the gap diagnostic: loading (hub id or local folder) and one
+small adapter per family (latent layout and shape, how latents / frame count / conditioning go in, which
+VAE encodes the reference clip). This is the one module that inspects pipeline classes."""
 
 from __future__ import annotations
 
+import inspect
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .encode import VAEEncoder
 
-__all__ = ["load_pipeline", "latent_shape", "pipeline_vae"]
+__all__ = ["load_pipeline", "latent_shape", "pipeline_vae", "adapter_for", "Family", "FAMILIES"]
 
 
 def load_pipeline(source: str, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
@@ -51,21 +55,181 @@ def _quiet_libraries() -> None:
         pass
 
 
-def latent_shape(pipe, *, num_frames: int, height: int, width: int, batch: int = 1) -> tuple[int, int, int, int, int]:
-    """``(b, c, t, h, w)`` of the latents the pipeline denoises for a video of this size."""
+# ---- one adapter per pipeline family -----------------------------------------------------------------
+
+
+def _first(obj, names, default=None):
+    for n in names:
+        v = getattr(obj, n, None)
+        if v:
+            return int(v)
+    return default
+
+
+@dataclass(frozen=True)
+class Family:
+    """How freqscope talks to one family of diffusers video pipelines.
+
+    ``layout``: the pipeline's latents, ``"bcthw"``, ``"btchw"`` or ``"packed"`` (tokens ``(b, n, c·p_t·p·p)``);
+    ``spatial`` / ``temporal``: the pipeline attributes holding its compression ratios (first one set wins);
+    ``causal``: the first frame is encoded alone, ``t = (F − 1)//r + 1``; ``frames_arg``: the name of the
+    frame count in the call; ``image``: conditioned on the clip's first frame (``image=``).
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    layout: str = "bcthw"
+    spatial: tuple[str, ...] = ("vae_scale_factor",)
+    temporal: tuple[str, ...] = ()
+    frames_arg: str = "num_frames"
+    image: bool = False
+
+    def ratios(self, pipe) -> tuple[int, int]:
+        return _first(pipe, self.spatial, 8), _first(pipe, self.temporal, 1)
+
+    def latent_shape(self, pipe, *, num_frames: int, height: int, width: int, batch: int = 1):
+        """``(b, c, t, h, w)`` of the latents the pipeline denoises for a clip of this size."""
+        s, r = self.ratios(pipe)
+        if height % s or width % s:
+            raise ValueError(f"height {height} and width {width} must be multiples of the VAE factor {s}")
+        t = (num_frames - 1) // r + 1 if r > 1 else num_frames
+        return (batch, _channels(pipe), int(t) + self.pad_frames(pipe, t), height // s, width // s)
+
+    def pad_frames(self, pipe, t: int) -> int:
+        """Latent frames the pipeline prepends to ``t`` (CogVideoX 1.5 pads to a multiple of its
+        ``patch_size_t`` and drops the first ones when decoding)."""
+        p_t = _patch_t(pipe) if self.name == "CogVideoX" else None
+        return (p_t - t % p_t) % p_t if p_t else 0
+
+    def call_kwargs(self, pipe, kwargs: dict) -> dict:
+        """The caller's ``num_frames``/``height``/``width``/``frames`` mapped to this family's call."""
+        kw = dict(kwargs)
+        first = kw.pop("frames", None)  # the clip (1, 3, t, H, W) in [-1, 1], for image conditioning
+        if "num_frames" in kw and self.frames_arg != "num_frames":
+            kw[self.frames_arg] = kw.pop("num_frames")
+        if self.image and "image" not in kw:
+            if first is None:
+                raise ValueError(f"{type(pipe).__name__} is image-to-video: pass the clip (frames=) or image=")
+            kw["image"] = _to_pil(first[0, :, 0])
+        params = inspect.signature(pipe.__call__).parameters
+        unknown = sorted(k for k, v in kw.items() if k not in params and v is not None)
+        if unknown:
+            raise ValueError(f"{type(pipe).__name__} ({self.name}) takes no {', '.join(unknown)}; drop it")
+        kw = {k: v for k, v in kw.items() if k in params}
+        if "prompt" in params and kw.get("prompt") is None and kw.get("prompt_embeds") is None:
+            kw["prompt"] = ""  # unconditional, rather than the pipeline's "provide prompt or prompt_embeds"
+        return kw
+
+    def to_pipeline(self, pipe, z: torch.Tensor, shape) -> torch.Tensor:
+        """``(b, c, t, h, w)`` → the pipeline's latents."""
+        if self.layout == "btchw":
+            return z.permute(0, 2, 1, 3, 4)
+        if self.layout == "packed":
+            return pipe._pack_latents(z, pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size)
+        return z
+
+    def from_pipeline(self, pipe, x: torch.Tensor, shape) -> torch.Tensor:
+        """The pipeline's latents → ``(b, c, t, h, w)``."""
+        if self.layout == "btchw":
+            return x.permute(0, 2, 1, 3, 4)
+        if self.layout == "packed":
+            p, pt = pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size
+            _, _, t, h, w = shape
+            return pipe._unpack_latents(x, t // pt, h // p, w // p, p, pt)
+        return x
+
+
+FAMILIES = (
+    Family("AnimateDiff", ("AnimateDiffPipeline", "AnimateDiffSDXLPipeline", "AnimateDiffPAGPipeline")),
+    Family("TextToVideoSD", ("TextToVideoSDPipeline", "TextToVideoZeroPipeline")),
+    Family("CogVideoX", ("CogVideoXPipeline",), "btchw", ("vae_scale_factor_spatial",), ("vae_scale_factor_temporal",)),
+    Family("Wan", ("WanPipeline",), spatial=("vae_scale_factor_spatial",), temporal=("vae_scale_factor_temporal",)),
+    Family(
+        "HunyuanVideo",
+        ("HunyuanVideoPipeline",),
+        spatial=("vae_scale_factor_spatial",),
+        temporal=("vae_scale_factor_temporal",),
+    ),
+    Family(
+        "LTX",
+        ("LTXPipeline",),
+        "packed",
+        spatial=("vae_spatial_compression_ratio",),
+        temporal=("vae_temporal_compression_ratio",),
+    ),
+    Family(
+        "Mochi", ("MochiPipeline",), spatial=("vae_spatial_scale_factor",), temporal=("vae_temporal_scale_factor",)
+    ),
+    Family("Latte", ("LattePipeline",), frames_arg="video_length"),
+    Family("StableVideoDiffusion", ("StableVideoDiffusionPipeline",), "btchw", image=True),
+)
+
+
+def adapter_for(pipe) -> Family:
+    """The family adapter of a loaded pipeline; one line naming the supported families otherwise."""
+    name = type(pipe).__name__
+    for fam in FAMILIES:
+        if name in fam.classes:
+            return fam
+    raise ValueError(
+        f"{name} is not a supported video pipeline; supported: {', '.join(f.name for f in FAMILIES)} "
+        f"({', '.join(c for f in FAMILIES for c in f.classes)})"
+    )
+
+
+def _patch_t(pipe) -> int | None:
+    den = getattr(pipe, "transformer", None)
+    return getattr(den.config, "patch_size_t", None) if den is not None else None
+
+
+def _channels(pipe) -> int:
     vae_cfg = pipe.vae.config
     c = vae_cfg.get("latent_channels") or vae_cfg.get("z_dim")
     if c is None:
         den = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
         c = den.config.in_channels
-    s = getattr(pipe, "vae_scale_factor_spatial", None) or getattr(pipe, "vae_scale_factor", None) or 8
-    r = getattr(pipe, "vae_scale_factor_temporal", None) or 1
-    t = (num_frames - 1) // r + 1 if r > 1 else num_frames
-    if height % s or width % s:
-        raise ValueError(f"height {height} and width {width} must be multiples of the VAE factor {s}")
-    return (batch, int(c), int(t), height // s, width // s)
+    return int(c)
+
+
+def _to_pil(frame: torch.Tensor):
+    """A ``(3, H, W)`` frame in [-1, 1] as a PIL image (what image-to-video pipelines take)."""
+    from PIL import Image
+
+    a = ((frame.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(a)
+
+
+def latent_shape(pipe, *, num_frames: int, height: int, width: int, batch: int = 1) -> tuple[int, int, int, int, int]:
+    """``(b, c, t, h, w)`` of the latents the pipeline denoises for a video of this size."""
+    return adapter_for(pipe).latent_shape(pipe, num_frames=num_frames, height=height, width=width, batch=batch)
 
 
 def pipeline_vae(pipe, source: str | None = None) -> VAEEncoder:
-    """The pipeline's own autoencoder, to encode the reference clip and decode each pass."""
-    return VAEEncoder(pipe.vae, source=f"{source} [vae]" if source else None)
+    """The pipeline's own autoencoder, to encode the reference clip and decode each pass, normalised as the
+    pipeline normalises its latents (LTX: the VAE's ``latents_mean``/``latents_std`` buffers). SVD's
+    temporal-decoder VAE encodes frame by frame and decodes all frames at once."""
+    fam = adapter_for(pipe)
+    enc = VAEEncoder(pipe.vae, source=f"{source} [vae]" if source else None)
+    if fam.name == "LTX" and isinstance(getattr(pipe.vae, "latents_mean", None), torch.Tensor):
+        enc.mean, enc.std = pipe.vae.latents_mean.tolist(), pipe.vae.latents_std.tolist()
+        enc.info.scaling.update(latents_mean=enc.mean, latents_std=enc.std)
+    if fam.name == "StableVideoDiffusion":
+        enc = _FrameEncodedVAE(pipe.vae, source=enc.info.source)
+    return enc
+
+
+class _FrameEncodedVAE(VAEEncoder):
+    """AutoencoderKLTemporalDecoder (SVD): an image encoder and a video decoder that needs ``num_frames``."""
+
+    def __init__(self, model, **kw):
+        super().__init__(model, **kw)
+        self.kind = self.info.kind = "image"
+        self.info.temporal_compression = 1
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, *, progress=None) -> torch.Tensor:
+        mu = self._denormalise(z.float()).to(self.device, self.dtype)
+        b, c, t, h, w = mu.shape
+        flat = mu.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+        x = self.model.decode(flat, num_frames=t).sample
+        return x.reshape(b, t, *x.shape[1:]).permute(0, 2, 1, 3, 4).float().clamp(-1, 1)

@@ -7,6 +7,7 @@ import math
 import torch
 
 __all__ = [
+    "randn",
     "gaussian_noise",
     "offset_noise",
     "pyoco_mixed_noise",
@@ -24,9 +25,17 @@ def _check_shape(shape) -> tuple[int, ...]:
     return shape
 
 
+def randn(shape, *, generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
+    """Unit Gaussian noise drawn as diffusers' ``randn_tensor`` does: on the generator's own device (CPU
+    without a generator), then moved to ``device``; so a CPU generator seeds CUDA runs reproducibly and a
+    CUDA generator works for CUDA targets."""
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    return torch.randn(tuple(shape), generator=generator, device=gen_device).to(device)
+
+
 def gaussian_noise(shape, *, generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
     """i.i.d. N(0, 1): what samplers start from."""
-    return torch.randn(_check_shape(shape), generator=generator, device=device)
+    return randn(_check_shape(shape), generator=generator, device=device)
 
 
 def offset_noise(
@@ -35,8 +44,8 @@ def offset_noise(
     """ε + strength·δ with δ ~ N(0, 1) per (b, c), shared over (t, h, w) (Guttenberg 2023).
     Its DC power is raised by ``strength²·t·h·w``; the total variance is ``1 + strength²``."""
     b, c, t, h, w = _check_shape(shape)
-    eps = torch.randn((b, c, t, h, w), generator=generator, device=device)
-    return eps + strength * torch.randn((b, c, 1, 1, 1), generator=generator, device=device)
+    eps = randn((b, c, t, h, w), generator=generator, device=device)
+    return eps + strength * randn((b, c, 1, 1, 1), generator=generator, device=device)
 
 
 def pyoco_mixed_noise(
@@ -46,8 +55,8 @@ def pyoco_mixed_noise(
     ``α²/(1+α²)`` plus an independent one with variance ``1/(1+α²)``: unit variance, frame correlation
     ``α²/(1+α²)``."""
     b, c, t, h, w = _check_shape(shape)
-    shared = torch.randn((b, c, 1, h, w), generator=generator, device=device)
-    ind = torch.randn((b, c, t, h, w), generator=generator, device=device)
+    shared = randn((b, c, 1, h, w), generator=generator, device=device)
+    ind = randn((b, c, t, h, w), generator=generator, device=device)
     return (alpha * shared + ind) / math.sqrt(1 + alpha**2)
 
 
@@ -57,7 +66,7 @@ def pyoco_progressive_noise(
     """PYoCo progressive noise (Ge et al. 2023, Eq. 4): ``ε_i = α/√(1+α²)·ε_{i−1} + ξ_i/√(1+α²)``, an AR(1)
     chain over frames with unit variance and lag-k correlation ``(α/√(1+α²))^k``."""
     b, c, t, h, w = _check_shape(shape)
-    xi = torch.randn((b, c, t, h, w), generator=generator, device=device)
+    xi = randn((b, c, t, h, w), generator=generator, device=device)
     out = torch.empty_like(xi)
     out[:, :, 0] = xi[:, :, 0]
     r = alpha / math.sqrt(1 + alpha**2)
@@ -81,6 +90,6 @@ def spectrum_matched_noise(
     mirrored = torch.roll(torch.flip(power, dims=_DIMS), shifts=(1, 1, 1), dims=_DIMS)  # power at (−k) mod N
     if power.ndim >= 3 and not torch.allclose(power, mirrored, rtol=1e-5, atol=1e-7):
         raise ValueError("power must be symmetric, power(f) = power(-f), for the noise to be real")
-    xi = torch.randn(shape, generator=generator, device=device)
+    xi = randn(shape, generator=generator, device=device)
     shaped = torch.fft.fftn(xi, dim=_DIMS, norm="ortho") * power.sqrt()
     return torch.fft.ifftn(shaped, dim=_DIMS, norm="ortho").real

@@ -13,48 +13,12 @@ from __future__ import annotations
 import torch
 
 from .bands import fft3
+from .priors import randn
+from .schedulers import family, input_level
 
-__all__ = ["GaussianVideoModel", "noise_level", "scheduler_space"]
+__all__ = ["GaussianVideoModel"]
 
 _DIMS = (-3, -2, -1)
-
-
-def _is_flow(scheduler) -> bool:
-    return "FlowMatch" in type(scheduler).__name__
-
-
-def noise_level(scheduler, t) -> tuple[float, float]:
-    """``(A, B)`` of the model input ``z = A·x0 + B·ε`` that ``scheduler`` feeds to the model at ``t``
-    (after ``scale_model_input``): VP ``(√ᾱ, √(1−ᾱ))`` or flow ``(1−σ, σ)``."""
-    t_val = float(t)
-    if hasattr(scheduler, "sigmas") and getattr(scheduler, "timesteps", None) is not None:
-        ts = scheduler.timesteps.float().cpu()
-        hit = (ts - t_val).abs() < 1e-4
-        if hit.any():
-            sigma = float(scheduler.sigmas[int(hit.nonzero()[0, 0])])
-            if _is_flow(scheduler):
-                return 1.0 - sigma, sigma
-            ab = 1.0 / (1.0 + sigma**2)  # Euler-type: x = x0 + σ ε, scaled to VP by 1/√(1+σ²)
-            return ab**0.5, (1 - ab) ** 0.5
-    if _is_flow(scheduler):
-        sigma = t_val / scheduler.config.num_train_timesteps
-        return 1.0 - sigma, sigma
-    ab = float(scheduler.alphas_cumprod[int(round(t_val))])
-    return ab**0.5, (1 - ab) ** 0.5
-
-
-def scheduler_space(scheduler, t) -> tuple[float, float]:
-    """``(A, B)`` of the *sample* the scheduler steps at ``t``: read off its own ``add_noise``
-    (``scale_noise`` for flow matching), e.g. ``(1, σ)`` for Euler, ``(√ᾱ, √(1−ᾱ))`` for DDIM."""
-    one, zero = torch.ones(1), torch.zeros(1)
-    tt = torch.as_tensor([t]).to(
-        scheduler.timesteps.dtype if getattr(scheduler, "timesteps", None) is not None else torch.float32
-    )
-    if _is_flow(scheduler):
-        f = lambda x0, e: float(scheduler.scale_noise(x0, tt, e))  # noqa: E731
-    else:
-        f = lambda x0, e: float(scheduler.add_noise(x0, e, tt.long() if not hasattr(scheduler, "sigmas") else tt))  # noqa: E731
-    return f(one, zero), f(zero, one)
 
 
 class GaussianVideoModel:
@@ -90,7 +54,7 @@ class GaussianVideoModel:
 
     def sample(self, batch: int = 1, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw videos from the model's data distribution: ``F⁻¹(√S · F ξ)``, ``(batch, c, t, h, w)``."""
-        xi = torch.randn((batch, *self.S.shape), generator=generator, device=self.S.device)
+        xi = randn((batch, *self.S.shape), generator=generator, device=self.S.device)  # generator's device, moved
         return torch.fft.ifftn(
             torch.fft.fftn(xi, dim=_DIMS, norm="ortho") * self.S.sqrt(), dim=_DIMS, norm="ortho"
         ).real
@@ -102,14 +66,14 @@ class GaussianVideoModel:
         return torch.fft.ifftn(Z * gain.to(Z.device), dim=_DIMS, norm="ortho").real
 
     def __call__(self, z: torch.Tensor, t, scheduler) -> torch.Tensor:
-        A, B = noise_level(scheduler, t)
+        A, B = input_level(scheduler, t)
         x0 = self.denoise(z, A, B)
         if B == 0:
             eps = torch.zeros_like(x0)
         else:
             eps = (z.float() - A * x0) / B
         pred = getattr(scheduler.config, "prediction_type", "epsilon")
-        if _is_flow(scheduler):
+        if family(scheduler) == "flow":
             return (eps - x0).to(z.dtype)  # velocity dz/dσ
         if pred == "epsilon":
             return eps.to(z.dtype)

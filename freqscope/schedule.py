@@ -23,6 +23,7 @@ __all__ = [
     "flow_schedule",
     "schedule_from_config",
     "rescale_zero_terminal_snr",
+    "is_flow_config",
 ]
 
 #: name → diffusers-style config (beta schedules as in Stable Diffusion, AnimateDiff, DDPM, iDDPM).
@@ -143,8 +144,19 @@ def flow_schedule(*, num_train_timesteps: int = 1000, shift: float = 1.0, name: 
     )
 
 
-def _is_flow(config: dict) -> bool:
-    return "FlowMatch" in str(config.get("_class_name", "")) or ("shift" in config and "beta_schedule" not in config)
+def is_flow_config(config: dict) -> bool:
+    """A diffusers scheduler config (dict) describes flow matching: a FlowMatch* class, or UniPC / DPM-Solver
+    with ``use_flow_sigmas`` (Wan); a bare ``shift`` without a beta schedule is a flow preset. The one place
+    this is decided (:mod:`freqscope.schedulers` builds on it)."""
+    return (
+        "FlowMatch" in str(config.get("_class_name", ""))
+        or bool(config.get("use_flow_sigmas"))
+        or ("shift" in config and "beta_schedule" not in config)
+    )
+
+
+def _shift_key(config: dict) -> str:
+    return "flow_shift" if config.get("use_flow_sigmas") else "shift"
 
 
 def schedule_from_config(
@@ -168,12 +180,12 @@ def schedule_from_config(
     if not isinstance(config, dict):
         raise ValueError(f"{file} does not hold a JSON object; pass a diffusers scheduler_config.json")
     name = str(config.get("_class_name", file.stem))
-    if _is_flow(config):
+    if is_flow_config(config):
         if config.get("use_dynamic_shifting") and shift is None:
             raise ValueError(f"{file} uses resolution-dependent shifting; give the shift with --shift")
         sched = flow_schedule(
             num_train_timesteps=config.get("num_train_timesteps", 1000),
-            shift=float(shift if shift is not None else config.get("shift", 1.0)),
+            shift=float(shift if shift is not None else config.get(_shift_key(config), 1.0)),
             name=name,
         )
     else:
@@ -188,7 +200,7 @@ def get_schedule(
     """A preset (``sd``, ``animatediff``, ``linear``, ``cosine``, ``flow``) or a scheduler config path."""
     if name_or_path in PRESETS:
         cfg = PRESETS[name_or_path]
-        if _is_flow(cfg):
+        if is_flow_config(cfg):
             return flow_schedule(shift=shift if shift is not None else cfg["shift"], name=name_or_path)
         if shift is not None:
             raise ValueError(f"--shift applies to flow matching; preset {name_or_path!r} is a beta schedule")

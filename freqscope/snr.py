@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .bands import BandSet, band_power
+from .priors import randn
 from .schedule import Schedule
 
 __all__ = [
@@ -57,7 +58,7 @@ def snr_sampled(
     power = band_power(z0, bands) if power is None else power  # (n_bands,)
     out = []
     for _ in progress(range(seeds), desc="noise draws", unit="draw") if progress else range(seeds):
-        eps = torch.randn(z0.shape, generator=generator, dtype=torch.float32, device=z0.device)
+        eps = randn(z0.shape, generator=generator, device=z0.device)  # on the generator's device, then moved
         noise = band_power(eps, bands)  # (n_bands,)
         out.append(snr_closed_form(power / noise, schedule))
     return torch.stack(out)

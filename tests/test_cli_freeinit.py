@@ -92,6 +92,8 @@ def test_pipeline_run_writes_videos_and_report(bikes, animatediff, tmp_path):
         (["--pipeline", "{tmp}"], "no model_index.json"),
         (["--pipeline", "./nope/nope"], "neither a local folder nor a hub id"),
         (["--diffuse-timestep", "5000"], "diffuse_timestep"),
+        (["--prior", "freqprior", "--ratio", "3"], "ratio=3.0"),
+        (["--renoise-alpha-bar", "0"], "renoise_alpha_bar"),
         (["--scheduler-config", "{tmp}"], "cannot load a scheduler config"),
     ],
 )

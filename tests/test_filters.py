@@ -43,7 +43,19 @@ def test_ideal_is_the_corrected_threshold():
     assert legacy[8, 16 + 11, 16] == 1 and legacy.sum() > 20 * m.sum()
 
 
-def test_box_is_the_official_index_box():
+def test_box_legacy_is_the_published_box_when_h_differs_from_w():
+    """FreeInit's/FreqPrior's box_low_pass_filter: threshold_s = round(H//2 · d_s) on both spatial axes."""
+    T, H, W = 16, 32, 24
+    m = lowpass_filter((T, H, W), method="box-legacy", d_s=0.25, d_t=0.5)
+    ref = torch.zeros(T, H, W)
+    ts, ss = round(T // 2 * 0.5), round(int(H // 2) * 0.25)
+    ref[T // 2 - ts : T // 2 + ts, H // 2 - ss : H // 2 + ss, W // 2 - ss : W // 2 + ss] = 1
+    assert torch.equal(m, ref)
+    assert not torch.equal(m, lowpass_filter((T, H, W), method="box", d_s=0.25, d_t=0.5))  # H ≠ W differ
+    assert torch.equal(lowpass_filter((T, H, H), method="box-legacy"), lowpass_filter((T, H, H), method="box"))
+
+
+def test_box_is_the_index_box_per_axis():
     T, H, W = 16, 32, 24
     m = lowpass_filter((T, H, W), method="box", d_s=0.25, d_t=0.5)
     ref = torch.zeros(T, H, W)

@@ -9,9 +9,10 @@ import torch
 from freqscope.bands import band_power, make_bands
 from freqscope.experiment import gap_run, reference_scheduler, run_reference
 from freqscope.filters import lowpass_filter
-from freqscope.freeinit import DenoiserSampler, PipelineSampler, sample
+from freqscope.freeinit import MIN_RENOISE_ALPHA_BAR, DenoiserSampler, PipelineSampler, sample
 from freqscope.gap import gap_db, predicted_pass_power, training_power
 from freqscope.reference import GaussianVideoModel
+from freqscope.schedulers import grid_levels, vp_alpha_bar
 from tiny_pipelines import tiny_animatediff
 
 
@@ -40,7 +41,8 @@ def embeds():
     ],
 )
 def test_parity_with_diffusers_free_init(pipe, embeds, kw):
-    """Our sampler around the pipeline reproduces diffusers' enable_free_init (official behaviour: reuse)."""
+    """Our sampler around the pipeline reproduces diffusers' enable_free_init (official behaviour: reuse,
+    re-diffusion to the last training timestep t = 999 while the grid starts at 901: diffuse_timestep=999)."""
     pipe.enable_free_init(
         num_iters=kw["num_iters"],
         use_fast_sampling=kw["fast"],
@@ -58,6 +60,7 @@ def test_parity_with_diffusers_free_init(pipe, embeds, kw):
         num_inference_steps=6,
         method=kw["method"],
         fast_sampling=kw["fast"],
+        diffuse_timestep=999,
         generator=torch.Generator().manual_seed(0),
     )
     assert len(res.passes) == kw["num_iters"]
@@ -97,7 +100,7 @@ def test_pipeline_starts_midway_on_the_tail_of_its_grid(pipe, embeds):
     res = sample(
         PipelineSampler(pipe, **embeds),
         (1, 4, 8, 8, 8),
-        prior="freqprior",
+        prior="freqprior-tail",
         num_iters=2,
         num_inference_steps=10,
         generator=torch.Generator().manual_seed(0),
@@ -271,8 +274,15 @@ def test_zero_terminal_snr_renoises_midway_and_says_so(clip_latent, scheduler):
     with pytest.warns(UserWarning, match="re-noising from t="):
         bands, P, (r,) = run_reference(clip_latent, scheduler=scheduler, num_iters=3, num_inference_steps=20)
     info, passes = r.result.info, r.result.passes
-    assert info["notes"] and 0 < info["diffuse_timestep"] < 999
-    assert passes[1].start_timestep < passes[0].start_timestep and passes[1].alpha_bar > 0.004
+    assert info["notes"] and passes[0].alpha_bar < 1e-8  # the grid starts at zero SNR
+    # pass 1 starts at the first grid step at or below the intended noise (SD's terminal ᾱ), re-diffused
+    # to exactly that step's level, as the scheduler itself computes it
+    scheduler.set_timesteps(20)
+    levels = [(t, vp_alpha_bar(a, s)) for t, a, s in grid_levels(scheduler)]
+    i = [t for t, _ in levels].index(passes[1].start_timestep)
+    assert levels[i - 1][1] < MIN_RENOISE_ALPHA_BAR <= levels[i][1] * (1 + 1e-4)
+    assert passes[1].alpha_bar == pytest.approx(levels[i][1], rel=1e-6)
+    assert passes[2].start_timestep == passes[1].start_timestep
     assert torch.isfinite(r.gap_db).all() and torch.isfinite(r.z0_power_db).all()
     # re-noising midway carries the generated low frequencies: the low band ends nearer the clip's power
     assert r.z0_power_db[2, 1] > r.z0_power_db[0, 1]
@@ -281,7 +291,7 @@ def test_zero_terminal_snr_renoises_midway_and_says_so(clip_latent, scheduler):
 def test_freqprior_variance_preserving_and_single_pass_peers(clip_latent):
     bands, P, runs = run_reference(
         clip_latent,
-        priors=("freqprior", "pyoco-mixed", "pyoco-progressive", "offset"),
+        priors=("freqprior-tail", "pyoco-mixed", "pyoco-progressive", "offset"),
         num_iters=2,
         num_inference_steps=20,
         renoise="fresh",

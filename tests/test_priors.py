@@ -112,3 +112,16 @@ def test_adaptive_freeinit_rule(gaps, candidate, go):
     from freqscope.gap import keep_reinitialising
 
     assert keep_reinitialising(gaps, candidate, tol=1.0) is go
+
+
+def test_noise_is_drawn_on_the_generators_device_then_moved():
+    """As diffusers' randn_tensor: a CPU generator seeds any target device with the same numbers (here the
+    'meta' device stands in for CUDA, which this machine lacks; the values are checked on the CPU draw)."""
+    from freqscope.priors import randn
+
+    ref = torch.randn((2, 3, 4, 5, 6), generator=torch.Generator().manual_seed(7))
+    assert torch.equal(gaussian_noise((2, 3, 4, 5, 6), generator=torch.Generator().manual_seed(7)), ref)
+    moved = randn((2, 3, 4, 5, 6), generator=torch.Generator().manual_seed(7), device="meta")
+    assert moved.device.type == "meta" and moved.shape == ref.shape
+    for f in (offset_noise, pyoco_mixed_noise, pyoco_progressive_noise):
+        assert f(SHAPE, generator=torch.Generator().manual_seed(1), device="meta").device.type == "meta"
