@@ -291,6 +291,7 @@ def snr(
                 generator=gen,
                 progress=progress,
                 keep_latent=band_videos is not None and i == 0,
+                radial=i == 0,  # the report shows the first clip's radial profile only
                 **clip.read_kwargs(),
                 **_given(
                     size=clip.size,
