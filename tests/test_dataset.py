@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import run_cli, write_clip
 
+from conftest import run_cli, write_clip
 from freqscope.aggregate import aggregate
 from freqscope.analysis import analyze_video, summarize
 from freqscope.dataset import run_dataset
