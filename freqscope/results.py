@@ -1,10 +1,11 @@
 """The per-clip results store of a dataset run: one Parquet row per clip, durable as the run goes.
 
 A run appends rows to small part files (``FILE.parts/r<rank>-<time>-<seq>.parquet``, each written
-atomically) every ``flush_rows`` rows (default: every row, a few ms) or ``flush_seconds`` seconds, so a
-``kill -9`` loses only the rows not yet flushed (by default none: only clips in flight are redone); :meth:`ResultsStore.compact` merges the parts into ``FILE`` at the end. A row is
-keyed by the clip (path, start) and the analysis settings (a hash); its size and modification time tell
-whether the file changed since. Reading keeps the last row written for each key.
+atomically) every ``flush_rows`` rows (default: every row, a few ms) or ``flush_seconds`` seconds, so
+a ``kill -9`` loses only the rows not yet flushed (by default none: only clips in flight are redone);
+:meth:`ResultsStore.compact` merges the parts into ``FILE`` at the end. A row is keyed by the clip
+(path, start) and the analysis settings (a hash); its size and modification time tell whether the
+file changed since. Reading keeps the last row written for each key.
 """
 
 from __future__ import annotations
