@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .bands import DEFAULT_EDGES, BandSet, band_power, bin_power, make_bands, radial_profile
+from .bands import DEFAULT_EDGES, BandSet, band_mean, band_power, bin_power, make_bands, radial_profile
 from .schedule import Schedule
 from .snr import BandSNR, band_snr, crossing_timesteps, snr_closed_form, to_db
 from .video import read_video
@@ -73,9 +73,11 @@ def analyze_latent(
             "latent grid and are reported as empty; use coarser --bands or more frames/pixels",
             stacklevel=2,
         )
-    power = band_power(z0, bands)  # (n_bands,): the one FFT of z0 that every SNR below comes from
+    # The one FFT of z0 that every number below comes from (the full per-bin power only for the profile).
+    p = bin_power(z0) if radial else None  # (t, h, w)
+    power = band_mean(p, bands) if radial else band_power(z0, bands)  # (n_bands,)
     res = band_snr(z0, bands, schedule, seeds=seeds, generator=generator, progress=progress, power=power)
-    profile = radial_profile(bin_power(z0), decomposition=decomposition, time_scale=time_scale) if radial else None
+    profile = radial_profile(p, decomposition=decomposition, time_scale=time_scale) if radial else None
     return ClipResult(video or {"path": None}, encoder or {}, tuple(z0.shape), bands, res, profile)
 
 
