@@ -12,7 +12,7 @@ from .schedule import Schedule
 from .snr import BandSNR, band_snr, crossing_timesteps, snr_closed_form, to_db
 from .video import read_video
 
-__all__ = ["ClipResult", "Summary", "analyze_latent", "analyze_video", "summarize"]
+__all__ = ["ClipResult", "Summary", "analyze_latent", "analyze_video", "check_finite_power", "summarize"]
 
 
 @dataclass
@@ -76,9 +76,18 @@ def analyze_latent(
     # The one FFT of z0 that every number below comes from (the full per-bin power only for the profile).
     p = bin_power(z0) if radial else None  # (t, h, w)
     power = band_mean(p, bands) if radial else band_power(z0, bands)  # (n_bands,)
+    check_finite_power(power, bands)
     res = band_snr(z0, bands, schedule, seeds=seeds, generator=generator, progress=progress, power=power)
     profile = radial_profile(p, decomposition=decomposition, time_scale=time_scale) if radial else None
     return ClipResult(video or {"path": None}, encoder or {}, tuple(z0.shape), bands, res, profile)
+
+
+def check_finite_power(power: torch.Tensor, bands: BandSet, what: str = "z0") -> None:
+    """Raise if a non-empty band's power ``(…, n_bands)`` is NaN/Inf: the latent held NaN/Inf values
+    (checked on a few numbers instead of every pixel; the FFT spreads a NaN or Inf over the bands)."""
+    full = torch.tensor([b.n_bins > 0 for b in bands.bands], device=power.device)
+    if not torch.isfinite(power[..., full]).all():
+        raise ValueError(f"{what} holds NaN/Inf values; check the input frames or the encoder (try --dtype float32)")
 
 
 def analyze_video(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from .analysis import check_finite_power
 from .bands import DEFAULT_EDGES, band_power, bin_power, make_bands, radial_profile
 from .encode import PixelEncoder
 from .inputs import ClipSpec, iter_clips, shard
@@ -123,6 +124,7 @@ def _analyse(encoder, *, device, edges, decomposition, time_scale, radial, gener
             tuple(z.shape[-3:]), edges, decomposition=decomposition, time_scale=time_scale, device=z.device
         )
         power = band_power(z, bands, per_sample=True).cpu()  # (b, n_bands)
+        check_finite_power(power, bands, "the latent")
         rows = []
         for i in range(z.shape[0]):
             row = {

@@ -106,3 +106,13 @@ def test_band_snr_and_summary():
     single = summarize(clips[:1], sched)
     assert torch.all(single.snr_db_std == 0)
     assert band_snr(_smooth_latent(), clips[0].bands, sched).crossing == r.crossing
+
+
+def test_non_finite_latent_is_caught_on_the_band_powers():
+    # The pixel encoder no longer scans every pixel; a NaN or Inf anywhere reaches every band's power.
+    z0 = _smooth_latent()
+    for bad in (float("nan"), float("inf")):
+        z = z0.clone()
+        z[0, 0, 1, 2, 3] = bad
+        with pytest.raises(ValueError, match="NaN/Inf"):
+            analyze_latent(z, get_schedule("sd"))
