@@ -133,8 +133,12 @@ def test_cli_dataset_run_and_from_results(dataset, tmp_path):
     t = pq.read_table(out)
     assert t.num_rows == 7 and sorted(set(t.column("status").to_pylist())) == ["error", "ok"]
     # Re-aggregate under two schedules without decoding: the same numbers for the one run above.
-    r = run_cli("snr", "--from-results", out, "--schedule", "sd", "--schedule", "flow", "--json", js, "-q")
+    png = tmp_path / "snr.png"
+    r = run_cli(
+        "snr", "--from-results", out, "--schedule", "sd", "--schedule", "flow", "--json", js, "--plot", png, "-q"
+    )
     assert r.returncode == 0, r.stderr
+    assert (tmp_path / "snr-flow.png").read_bytes()[:4] == b"\x89PNG"
     sd = json.loads((tmp_path / "snr-sd.json").read_text())
     flow = json.loads((tmp_path / "snr-flow.json").read_text())
     assert sd["snr_db"] == d["snr_db"] and flow["schedule"]["name"] == "flow"
