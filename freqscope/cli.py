@@ -289,7 +289,7 @@ def snr(
       freqscope snr --video clip.mp4 --band-videos out/bands   # see what each band holds
       freqscope snr --video ucf101/ --results run.parquet --workers 8 --plot snr.png
       freqscope snr --from-results run.parquet --schedule sd --schedule animatediff --json snr.json
-      torchrun --nproc_per_node 4 -m freqscope snr --video list.csv --results run.parquet --device cuda
+      torchrun --standalone --nproc_per_node 4 -m freqscope snr --video list.csv --results run.parquet
     """
     from .dataset_job import dist_env
     from .inputs import LIST_SUFFIXES

@@ -8,6 +8,7 @@ The process group uses gloo on the CPU and NCCL on CUDA (each rank on ``cuda:LOC
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass, field
 
@@ -77,7 +78,9 @@ def snr_dataset(
             device = torch.device("cuda", local)
             torch.cuda.set_device(device)
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            # Ranks wait for each other only at the end; a long timeout lets an unlucky rank finish its share.
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            dist.init_process_group(backend, timeout=datetime.timedelta(hours=12))
     run = run_dataset(
         sources,
         encoder,
