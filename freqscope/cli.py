@@ -254,6 +254,7 @@ def _outputs(**paths) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), help="Dataset run: clips per encoder batch.  [default: 8]")
 @click.option("--strict", is_flag=True, default=None, help="Dataset run: stop at the first bad clip.")
 @click.option("--weighted", is_flag=True, help="Weight clips by the 'weight' column of a CSV list.")
+@click.option("--radial", is_flag=True, default=None, help="Dataset run: also store each clip's radial spectrum.")
 def snr(
     clip: ClipArgs,
     schedule_names,
@@ -274,6 +275,7 @@ def snr(
     batch_size,
     strict,
     weighted,
+    radial,
 ):
     """Per-band SNR of real clips over every training timestep.
 
@@ -295,7 +297,7 @@ def snr(
     from .inputs import LIST_SUFFIXES
 
     dataset = (
-        any(v is not None for v in (results, from_results, workers, strict))
+        any(v is not None for v in (results, from_results, workers, strict, radial))
         or dist_env()[1] > 1
         or len(schedule_names) > 1
         or any(set("*?[") & set(v) or v.lower().endswith(LIST_SUFFIXES) for v in clip.videos)
@@ -399,6 +401,7 @@ def _snr_dataset(
     batch_size,
     strict,
     weighted,
+    radial,
 ):
     """``snr`` over a dataset: run or resume (on every torchrun rank), or re-aggregate a results file."""
     from .aggregate import format_dataset_table, plot_dataset, write_dataset_csv, write_dataset_json
@@ -465,6 +468,7 @@ def _snr_dataset(
                     workers=workers,
                     batch_size=batch_size,
                     strict=strict,
+                    radial=radial,
                 ),
             )
             summaries, rank = res.summaries, res.rank

@@ -84,8 +84,10 @@ def test_runner_matches_single_clip_path(dataset):
 
 
 def test_weighted_mean_and_spread(dataset):
-    rows = run_dataset([str(dataset / "c[01].mp4")], load_encoder(), read=READ).rows
+    rows = run_dataset([str(dataset / "c[01].mp4")], load_encoder(), read=READ, radial=True).rows
     sched = get_schedule("sd")
+    ref = analyze_video(rows[0]["path"], load_encoder(), sched, **READ).rapsd  # the radial profile, when asked
+    assert torch.allclose(torch.tensor(rows[0]["radial_power"], dtype=torch.float64), ref[1], rtol=1e-6)
     P = torch.tensor([r["band_power"] for r in rows], dtype=torch.float64)
     rows[0]["weight"], rows[1]["weight"] = 3.0, 1.0
     s = aggregate(rows, sched, weighted=True)
