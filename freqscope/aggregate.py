@@ -22,10 +22,13 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from .report import atomic_write, write_json
+from .results import SCHEMA
 from .schedule import Schedule
 from .snr import crossing_timesteps, snr_closed_form, to_db
 
@@ -60,33 +63,44 @@ def aggregate(table: pa.Table | list[dict], schedule: Schedule, *, weighted: boo
 
     ``weighted``: weight each clip by its ``weight`` column (missing: 1); otherwise all clips count equally.
     """
-    rows = table.to_pylist() if isinstance(table, pa.Table) else table
-    ok = [r for r in rows if r["status"] == "ok"]
-    skipped = [(r["path"], r.get("error") or "") for r in rows if r["status"] != "ok"]
-    if not ok:
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pylist([{**r, "rank": r.get("rank", 0)} for r in table], schema=SCHEMA)
+    is_ok = pc.equal(table.column("status"), "ok")
+    bad = table.filter(pc.invert(is_ok))
+    skipped = list(zip(bad.column("path").to_pylist(), [e or "" for e in bad.column("error").to_pylist()]))
+    ok = table.filter(is_ok)
+    n = ok.num_rows
+    if not n:
         raise ValueError(f"no clip was analysed ({len(skipped)} skipped as unreadable); nothing to summarise")
-    k = len(ok[0]["band_power"])
-    if any(len(r["band_power"]) != k for r in ok):
+    if len(pc.unique(ok.column("settings"))) > 1:
+        raise ValueError("the results mix several analysis settings; aggregate one setting at a time")
+    k = len(ok.column("band_power")[0])
+    if pc.any(pc.not_equal(pc.list_value_length(ok.column("band_power")), k)).as_py():
         raise ValueError("the results mix different band sets; use one --results file per --bands setting")
-    P = torch.tensor([r["band_power"] for r in ok], dtype=torch.float64)  # (n_clips, n_bands)
-    ef = torch.tensor([r["energy_fraction"] for r in ok], dtype=torch.float64)
-    w = torch.tensor([(r.get("weight") if r.get("weight") is not None else 1.0) if weighted else 1.0 for r in ok])
-    if not torch.isfinite(w).all() or w.sum() <= 0:
+
+    def matrix(name: str) -> torch.Tensor:  # a list<double> column → (n_clips, n_bands)
+        flat = pc.list_flatten(ok.column(name)).to_numpy(zero_copy_only=False)
+        return torch.from_numpy(flat.astype(np.float64)).reshape(n, k)
+
+    P, ef = matrix("band_power"), matrix("energy_fraction")
+    w = torch.ones(n, dtype=torch.float64)
+    if weighted:
+        w = torch.from_numpy(ok.column("weight").fill_null(1.0).to_numpy().astype(np.float64))
+    if not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
         raise ValueError("weights: the clips' weights must be finite, >= 0 and not all 0")
     w = (w / w.sum()).double()[:, None]  # (n_clips, 1)
     mean = (w * P).sum(0)
     std = (w * (P - mean) ** 2).sum(0).sqrt()
     snr_db = to_db(snr_closed_form(mean, schedule))
-    settings = json.loads(ok[0]["settings_json"]) if ok[0].get("settings_json") else {}
-    if any(r.get("settings") != ok[0].get("settings") for r in ok):
-        raise ValueError("the results mix several analysis settings; aggregate one setting at a time")
+    first = ok.slice(0, 1).to_pylist()[0]
+    settings = json.loads(first["settings_json"]) if first.get("settings_json") else {}
     edges = settings.get("edges", [])
     return DatasetSummary(
         schedule=schedule,
-        band_names=list(ok[0]["band_names"]),
+        band_names=list(first["band_names"]),
         edges=list(edges),
-        n_bins=list(ok[0]["n_bins"]),
-        n_clips=len(ok),
+        n_bins=list(first["n_bins"]),
+        n_clips=n,
         power=mean,
         power_std=std,
         energy_fraction=(w * ef).sum(0),

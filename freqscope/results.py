@@ -68,14 +68,17 @@ def _part_files(path: Path) -> list[Path]:
     return sorted(q for q in d.iterdir() if q.suffix == ".parquet" and not q.name.startswith("."))
 
 
-def _read_table(files: list[Path]) -> pa.Table:
+def _read_table(files: list[Path], columns: list[str] | None = None) -> pa.Table:
     tables = []
     for f in files:
         try:
-            tables.append(pq.read_table(f, schema=SCHEMA))
+            tables.append(pq.read_table(f, schema=SCHEMA, columns=columns))
         except (OSError, pa.ArrowInvalid) as e:
             raise ValueError(f"results file {f} is not a freqscope results file ({e}); use another --results") from None
-    return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    if not tables:
+        empty = SCHEMA.empty_table()
+        return empty.select(columns) if columns else empty
+    return pa.concat_tables(tables)
 
 
 def _latest(table: pa.Table) -> pa.Table:
@@ -87,13 +90,17 @@ def _latest(table: pa.Table) -> pa.Table:
     return table.take(sorted(last.values()))
 
 
-def read_results(path: str | os.PathLike, *, settings: str | None = None) -> pa.Table:
+def read_results(
+    path: str | os.PathLike, *, settings: str | None = None, columns: list[str] | None = None
+) -> pa.Table:
     """Every row of a results file and its unmerged parts, latest per clip, sorted by path and start
-    (only those of ``settings`` when given)."""
+    (only those of ``settings`` when given; only ``columns`` when given)."""
     p = Path(path)
     if not p.exists() and not _part_files(p):
         raise FileNotFoundError(f"results file {p} not found; run freqscope snr --results {p} first")
-    t = _latest(_read_table(([p] if p.exists() else []) + _part_files(p)))
+    if columns is not None:
+        columns = list(dict.fromkeys([*_KEY, *columns]))
+    t = _latest(_read_table(([p] if p.exists() else []) + _part_files(p), columns))
     if settings is not None:
         t = t.filter(pc.equal(t.column("settings"), settings))
     return t.sort_by([("path", "ascending"), ("start", "ascending")])
@@ -124,7 +131,7 @@ class ResultsStore:
         """``{(path, start): (size, mtime_ns)}`` of every clip already analysed with ``settings``."""
         if not self.path.exists() and not _part_files(self.path):
             return {}
-        t = read_results(self.path, settings=settings)
+        t = read_results(self.path, settings=settings, columns=["size", "mtime_ns"])
         cols = [t.column(k).to_pylist() for k in ("path", "start", "size", "mtime_ns")]
         return {(p, s): (n, m) for p, s, n, m in zip(*cols)}
 
