@@ -170,7 +170,8 @@ def run_dataset(
     mtime and settings) are skipped. A clip that cannot be read
     or analysed is recorded as an error row and skipped, or raises with ``strict``. ``workers``
     processes decode in parallel (0: in this process); clips of equal size are encoded ``batch_size``
-    at a time. Under torchrun each rank takes ``rank::world_size`` of the clips and writes its own parts.
+    at a time by a VAE (at most ``2 · batch_size`` clips wait in memory). Under torchrun each rank
+    takes ``rank::world_size`` of the clips and writes its own parts.
     """
     if workers < 0:
         raise ValueError(f"workers={workers}: must be >= 0")
@@ -215,6 +216,7 @@ def run_dataset(
     bar = progress(total=total, desc="clips", unit="clip", smoothing=0.05) if progress else None
     t0 = time.perf_counter()
     pending: dict[tuple, list[tuple[dict, torch.Tensor]]] = {}  # frames shape → clips waiting for the encoder
+    batch = 1 if isinstance(encoder, PixelEncoder) else batch_size  # batching helps a model, not an FFT
 
     def emit(row: dict) -> None:
         if row["status"] == "error":
@@ -253,8 +255,11 @@ def run_dataset(
             else:
                 group = pending.setdefault(tuple(x.shape), [])
                 group.append((row, x))
-                if len(group) >= batch_size:
+                if len(group) >= batch:
                     encode(pending.pop(tuple(x.shape)))
+                elif sum(map(len, pending.values())) > 2 * batch:
+                    # Many sizes: memory holds at most 2 batches of frames; encode the fullest group now.
+                    encode(pending.pop(max(pending, key=lambda k: len(pending[k]))))
         for shape in list(pending):
             encode(pending.pop(shape))
     finally:
