@@ -405,7 +405,7 @@ def _snr_dataset(
 ):
     """``snr`` over a dataset: run or resume (on every torchrun rank), or re-aggregate a results file."""
     from .aggregate import format_dataset_table, plot_dataset, write_dataset_csv, write_dataset_json
-    from .dataset_job import snr_dataset, snr_from_results
+    from .dataset_job import rank_device, snr_dataset, snr_from_results
     from .schedule import get_schedule
 
     def job():
@@ -438,7 +438,7 @@ def _snr_dataset(
                 raise ValueError(f"--results {results} is also an input; give another file name")
             from .encode import load_encoder
 
-            dev = _device(clip.device)
+            dev = rank_device(_device(clip.device))  # under torchrun: this rank's GPU
             enc = load_encoder(
                 **_given(
                     encoder=clip.encoder,

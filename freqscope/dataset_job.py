@@ -19,7 +19,7 @@ from .dataset import run_dataset
 from .results import ResultsStore, read_results
 from .schedule import Schedule
 
-__all__ = ["DatasetJob", "dist_env", "snr_dataset", "snr_from_results"]
+__all__ = ["DatasetJob", "dist_env", "rank_device", "snr_dataset", "snr_from_results"]
 
 
 @dataclass
@@ -40,6 +40,13 @@ def dist_env() -> tuple[int, int, int]:
     """``(rank, world_size, local_rank)`` from torchrun's environment (``0, 1, 0`` outside torchrun)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def rank_device(device: torch.device | str) -> torch.device:
+    """Under torchrun, each rank's own GPU ``cuda:LOCAL_RANK`` in place of ``cuda``; else ``device``."""
+    device = torch.device(device)
+    _, world, local = dist_env()
+    return torch.device("cuda", local) if world > 1 and device.type == "cuda" else device
 
 
 def snr_from_results(path, schedules: list[Schedule], *, weighted: bool = False) -> list[DatasetSummary]:
@@ -67,15 +74,15 @@ def snr_dataset(
 ) -> DatasetJob:
     """Run :func:`~freqscope.dataset.run_dataset` on this process, or on every torchrun rank, then
     aggregate (on rank 0) under each of ``schedules``. ``kwargs`` go to ``run_dataset``."""
-    rank, world, local = dist_env()
+    rank, world, _ = dist_env()
     device = torch.device(device)
     if world > 1:
         import torch.distributed as dist
 
         if results is None:
             raise ValueError("under torchrun give --results FILE.parquet: the ranks merge their rows there")
+        device = rank_device(device)
         if device.type == "cuda":
-            device = torch.device("cuda", local)
             torch.cuda.set_device(device)
         if not dist.is_initialized():
             # Ranks wait for each other only at the end; a long timeout lets an unlucky rank finish its share.
