@@ -178,6 +178,8 @@ def run_dataset(
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: must be >= 1")
     sources = list(sources)
+    for src in sources:  # a missing file, an empty folder, a glob matching nothing: fail before any work
+        next(iter_clips([src]), None)
     device = torch.device(device)
     # read_video's own defaults, overridden by what was given, so that the settings hash is the same either way.
     defaults = {k: v.default for k, v in inspect.signature(read_video).parameters.items() if v.kind == v.KEYWORD_ONLY}
@@ -262,6 +264,12 @@ def run_dataset(
                     encode(pending.pop(max(pending, key=lambda k: len(pending[k]))))
         for shape in list(pending):
             encode(pending.pop(shape))
+    except (ValueError, FileNotFoundError) as e:
+        # An error in a worker (a bad line of a list) arrives wrapped with the worker's traceback: keep its last line.
+        lines = str(e).strip().splitlines()
+        if workers and lines and lines[0].startswith("Caught "):
+            raise type(e)(lines[-1].split(": ", 1)[-1]) from None
+        raise
     finally:
         if store is not None:
             store.flush()

@@ -185,3 +185,13 @@ def test_torchrun_two_cpu_ranks_equal_one_process(dataset, tmp_path):
     assert sorted(set(b.column("rank").to_pylist())) == [0, 1]
     for col in ("path", "status", "latent_shape", "band_power", "settings"):
         assert a.column(col).to_pylist() == b.column(col).to_pylist(), col
+
+
+def test_bad_sources_fail_with_one_line(dataset, tmp_path):
+    enc = load_encoder()
+    with pytest.raises(FileNotFoundError, match="video not found"):
+        run_dataset([dataset, tmp_path / "missing.mp4"], enc, read=READ, workers=1)
+    (tmp_path / "l.csv").write_text(f"path,start\n{dataset}/c0.mp4,0\n{dataset}/c1.mp4,soon\n")
+    with pytest.raises(ValueError) as e:  # found by a worker, reported as the reader's own one-line message
+        run_dataset([tmp_path / "l.csv"], enc, read=READ, workers=1)
+    assert str(e.value).endswith("start 'soon' is not a number") and "\n" not in str(e.value)
