@@ -66,6 +66,7 @@ def minimal(paths: list[Path]) -> float:
     t0 = time.perf_counter()
     for p in paths:
         with av.open(str(p)) as c:
+            c.streams.video[0].thread_type = "AUTO"  # as read_video decodes
             frames = []
             for f in c.decode(video=0):
                 frames.append(f.to_ndarray(format="rgb24"))
@@ -134,6 +135,7 @@ def cli(paths: list[Path], results: Path, workers: int, *, kill_after: float | N
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=500, help="synthetic clips (default 500)")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each is kept (default 2)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "freqscope-bench-clips")
     args = ap.parse_args()
     torch.set_num_threads(1)  # per-core figures: one thread in this process, one per worker
@@ -142,12 +144,16 @@ def main() -> None:
     print(f"{len(paths)} clips in {args.cache} (made or found in {time.perf_counter() - t0:.0f} s)")
     print(f"load before: {os.getloadavg()[0]:.2f} (1-min average), {os.cpu_count()} cores")
 
-    t_min = minimal(paths)
-    r_min = len(paths) / t_min
-    print(f"minimal loop (decode + batched resize + rfftn + band means), 1 core: {r_min:6.1f} clips/s")
-    rates = {}
+    # Rounds alternate the four ways, and each keeps its best round: a shared machine's load moves all four.
+    rates = {"min": 0.0, 0: 0.0, 1: 0.0, 2: 0.0}
+    for _ in range(args.rounds):
+        rates["min"] = max(rates["min"], len(paths) / minimal(paths))
+        for w in (0, 1, 2):
+            rates[w] = max(rates[w], len(paths) / runner(paths, w))
+    r_min = rates["min"]
+    print(f"best of {args.rounds} rounds")
+    print(f"minimal loop (decode + batched resize + rfftn + band means), 1 process: {r_min:6.1f} clips/s")
     for w in (0, 1, 2):
-        rates[w] = len(paths) / runner(paths, w)
         where = "in this process" if w == 0 else f"{w} worker(s)"
         print(f"freqscope runner, {where:>16}: {rates[w]:6.1f} clips/s = {rates[w] / r_min:.2f}× the minimal loop")
     print(f"scaling 1 → 2 workers: {rates[2] / rates[1]:.2f}×")
