@@ -195,3 +195,36 @@ def test_bad_sources_fail_with_one_line(dataset, tmp_path):
     with pytest.raises(ValueError) as e:  # found by a worker, reported as the reader's own one-line message
         run_dataset([tmp_path / "l.csv"], enc, read=READ, workers=1)
     assert str(e.value).endswith("start 'soon' is not a number") and "\n" not in str(e.value)
+
+
+def test_kill_9_then_resume(dataset, tmp_path):
+    # A real SIGKILL: the run blocks on a named pipe (opening it waits for a writer) after the clips before
+    # it; every clip finished by then is stored, and the re-run analyses only the rest.
+    import signal
+    import time
+
+    fifo = tmp_path / "c2_pipe.mp4"
+    os.mkfifo(fifo)
+    order = [dataset / "c0.mp4", dataset / "c1.mp4", fifo, dataset / "c3.mp4"]
+    (tmp_path / "l.txt").write_text("".join(f"{p}\n" for p in order))
+    out = tmp_path / "run.parquet"
+    code = (
+        "import sys; from freqscope.dataset import run_dataset; from freqscope.encode import load_encoder; "
+        f"run_dataset([sys.argv[1]], load_encoder(), read={READ!r}, results=sys.argv[2])"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "l.txt"), str(out)])
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.with_name(out.name + ".parts").exists() and read_results(out).num_rows == 2:
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)  # give it time to (wrongly) store anything more
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert read_results(out).num_rows == 2  # c0 and c1, stored as they finished
+    fifo.unlink()
+    fifo.write_bytes((dataset / "c2.mp4").read_bytes())  # the clip is readable now
+    again = run_dataset([tmp_path / "l.txt"], load_encoder(), read=READ, results=out)
+    assert (again.resumed, again.analysed) == (2, 2)
