@@ -275,5 +275,7 @@ def run_dataset(
             store.flush()
         if bar is not None:
             bar.close()
+    if store is not None and world_size == 1:
+        store.compact()  # under torchrun rank 0 merges, once every rank is done
     run.seconds = time.perf_counter() - t0
     return run
