@@ -479,6 +479,12 @@ def _snr_dataset(
                     f"{results}" if results else f"analysed {res.analysed} clips in {res.seconds:.1f} s{where}",
                     err=True,
                 )
+                if res.warned:
+                    click.echo(
+                        f"freqscope: warning: {res.warned} clip(s) were analysed with a warning (e.g. fewer frames "
+                        f"than asked){'; see the warning column of ' + results if results else ''}",
+                        err=True,
+                    )
         if rank != 0:
             return
         for s in summaries:

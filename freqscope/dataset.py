@@ -42,6 +42,7 @@ class DatasetRun:
     analysed: int = 0  # clips analysed in this run
     resumed: int = 0  # clips skipped because the store already held them
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line error) of this run
+    warned: int = 0  # clips analysed with a warning (e.g. fewer frames than asked), in the 'warning' column
     rows: list[dict] = field(default_factory=list)  # this run's rows when there is no store
     seconds: float = 0.0
 
@@ -227,6 +228,7 @@ def run_dataset(
             run.errors.append((row["path"], row["error"]))
         else:
             run.analysed += 1
+            run.warned += bool(row.get("warning"))
         if store is not None:
             store.add(row)
         else:

@@ -30,6 +30,7 @@ class DatasetJob:
     analysed: int = 0  # clips analysed now
     resumed: int = 0  # clips found done in the results file
     skipped: int = 0  # clips that failed now
+    warned: int = 0  # clips analysed now with a warning
     errors: list[tuple[str, str]] = field(default_factory=list)  # this rank's (path, error), for messages
     rank: int = 0
     world_size: int = 1
@@ -98,7 +99,7 @@ def snr_dataset(
         progress=progress if rank == 0 else None,
         **kwargs,
     )
-    counts = torch.tensor([run.analysed, run.resumed, len(run.errors)], dtype=torch.float64)
+    counts = torch.tensor([run.analysed, run.resumed, len(run.errors), run.warned], dtype=torch.float64)
     if world > 1:
         counts = counts.to(device)
         dist.all_reduce(counts)  # totals over ranks; also a barrier: every rank has flushed its parts
