@@ -327,6 +327,11 @@ def snr(
             **_given(zero_terminal_snr=zero_terminal_snr, shift=shift),
         )
         paths, enc, dev = _load(clip)
+        if len(paths) > 50:
+            warnings.warn(
+                f"{len(paths)} clips in one process, every clip's curves kept: add --results run.parquet "
+                "(and --workers N) for a faster, resumable dataset run"
+            )
         progress = _progress(clip.quiet)
         gen = torch.Generator(dev).manual_seed(clip.seed)
         clips = [
