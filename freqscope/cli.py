@@ -503,7 +503,7 @@ def _snr_dataset(
                 f"freqscope: warning: skipped {len(s0.skipped)} unreadable clip(s)"
                 + (f"; listed in {' and '.join(listed)}" if listed else "")
                 + "; first: "
-                + "; ".join(f"{p}: {e}" for p, e in s0.skipped[:3]),
+                + "; ".join(e if p in e else f"{p}: {e}" for p, e in s0.skipped[:3]),
                 err=True,
             )
         for path, write, s in outs:
