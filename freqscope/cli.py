@@ -7,6 +7,7 @@ Errors in the input end with one line on stderr and exit status 2.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import warnings
 from dataclasses import dataclass, fields
@@ -133,14 +134,16 @@ class ClipArgs:
 CLIP_FIELDS = [f.name for f in fields(ClipArgs)]
 
 
-def video_options(f):
+def video_options(f=None, *, video_required: bool = True):
     """Add the shared options; the command receives them as one :class:`ClipArgs` first argument."""
+    if f is None:
+        return functools.partial(video_options, video_required=video_required)
     opts = [
         click.option(
             "--video",
             "videos",
             multiple=True,
-            required=True,
+            required=video_required,
             metavar="PATH",
             help="Video file or folder of videos; repeat for several clips.",
         ),
@@ -217,12 +220,13 @@ def _outputs(**paths) -> None:
 
 
 @main.command()
-@video_options
+@video_options(video_required=False)
 @click.option(
     "--schedule",
-    "schedule_name",
+    "schedule_names",
     type=click.Choice(list(PRESETS)),
-    help=f"Preset noise schedule.  [default: {DEFAULT_PRESET}]",
+    multiple=True,
+    help=f"Preset noise schedule; repeat to report several (dataset runs).  [default: {DEFAULT_PRESET}]",
 )
 @click.option(
     "--scheduler-config", metavar="FILE_OR_FOLDER", help="A diffusers scheduler config (overrides --schedule)."
@@ -242,9 +246,18 @@ def _outputs(**paths) -> None:
 @click.option("--csv", "csv_path", metavar="PATH", help="Write SNR per band and timestep as CSV.")
 @click.option("--plot", "plot_path", metavar="PATH", help="Write the SNR-vs-timestep figure (.png/.pdf/.svg).")
 @click.option("--band-videos", metavar="DIR", help="Write what each band of the first clip holds, one mp4 per band.")
+@click.option("--results", metavar="FILE.parquet", help="Dataset run: keep one row per clip here; re-runs resume.")
+@click.option(
+    "--from-results", metavar="FILE.parquet", help="Aggregate a results file under --schedule(s), decoding nothing."
+)
+@click.option("--workers", type=click.IntRange(min=0), help="Dataset run: decoding processes.  [default: 0]")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Dataset run: clips per encoder batch.  [default: 8]")
+@click.option("--strict", is_flag=True, default=None, help="Dataset run: stop at the first bad clip.")
+@click.option("--weighted", is_flag=True, help="Weight clips by the 'weight' column of a CSV list.")
+@click.option("--radial", is_flag=True, default=None, help="Dataset run: also store each clip's radial spectrum.")
 def snr(
     clip: ClipArgs,
-    schedule_name,
+    schedule_names,
     scheduler_config,
     zero_terminal_snr,
     shift,
@@ -256,8 +269,19 @@ def snr(
     csv_path,
     plot_path,
     band_videos,
+    results,
+    from_results,
+    workers,
+    batch_size,
+    strict,
+    weighted,
+    radial,
 ):
     """Per-band SNR of real clips over every training timestep.
+
+    A dataset run (--results, --from-results, --workers, --strict, a glob or a .txt/.csv list for
+    --video, or torchrun) searches folders recursively, skips bad clips (listed in the results
+    and the JSON) and reports the mean and spread over clips in linear power.
 
     \b
     Examples:
@@ -265,7 +289,29 @@ def snr(
       freqscope snr --video clips/ --schedule animatediff --json snr.json --plot snr.png
       freqscope snr --video clip.mp4 --vae ./sd-vae --device cuda --seeds 8
       freqscope snr --video clip.mp4 --band-videos out/bands   # see what each band holds
+      freqscope snr --video ucf101/ --results run.parquet --workers 8 --plot snr.png
+      freqscope snr --from-results run.parquet --schedule sd --schedule animatediff --json snr.json
+      torchrun --standalone --nproc_per_node 4 -m freqscope snr --video list.csv --results run.parquet
     """
+    from .dataset_job import dist_env
+    from .inputs import LIST_SUFFIXES
+
+    dataset = (
+        any(v is not None for v in (results, from_results, workers, strict, radial))
+        or dist_env()[1] > 1
+        or len(schedule_names) > 1
+        or any(set("*?[") & set(v) or v.lower().endswith(LIST_SUFFIXES) for v in clip.videos)
+    )
+    if dataset:
+        return _snr_dataset(
+            clip,
+            **{k: v for k, v in locals().items() if k not in ("clip", "dataset", "dist_env", "LIST_SUFFIXES")},
+        )
+    if not clip.videos:
+        _run(lambda: _fail("give --video PATH (or --from-results FILE)"), clip.quiet)
+    if weighted or batch_size is not None:
+        _run(lambda: _fail("--weighted and --batch-size apply to dataset runs (add --results FILE)"), clip.quiet)
+    schedule_name = schedule_names[0] if schedule_names else None
     from .analysis import analyze_video, summarize
     from .report import format_table, plot_snr, write_band_videos, write_csv, write_json
     from .schedule import get_schedule
@@ -281,6 +327,11 @@ def snr(
             **_given(zero_terminal_snr=zero_terminal_snr, shift=shift),
         )
         paths, enc, dev = _load(clip)
+        if len(paths) > 50:
+            warnings.warn(
+                f"{len(paths)} clips in one process, every clip's curves kept: add --results run.parquet "
+                "(and --workers N) for a faster, resumable dataset run"
+            )
         progress = _progress(clip.quiet)
         gen = torch.Generator().manual_seed(clip.seed)  # CPU: noise drawn there and moved (randn_tensor)
         clips = [
@@ -291,6 +342,7 @@ def snr(
                 generator=gen,
                 progress=progress,
                 keep_latent=band_videos is not None and i == 0,
+                radial=i == 0,  # the report shows the first clip's radial profile only
                 **clip.read_kwargs(),
                 **_given(
                     size=clip.size,
@@ -313,6 +365,150 @@ def snr(
         if band_videos is not None:
             decode = enc.decode if hasattr(enc, "decode") else None
             for path in write_band_videos(clips[0].z0, clips[0].bands, band_videos, decode=decode):
+                if not clip.quiet:
+                    click.echo(f"wrote {path}", err=True)
+
+    _run(job, clip.quiet)
+
+
+def _fail(message: str):
+    raise ValueError(message)
+
+
+def _suffixed(path: str | None, name: str, several: bool) -> str | None:
+    """``snr.json`` → ``snr-<schedule>.json`` when several schedules are reported."""
+    if path is None or not several:
+        return path
+    from pathlib import Path
+
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{name}{p.suffix}"))
+
+
+def _snr_dataset(
+    clip: ClipArgs,
+    *,
+    schedule_names,
+    scheduler_config,
+    zero_terminal_snr,
+    shift,
+    bands_text,
+    decomposition,
+    time_scale,
+    seeds,
+    json_path,
+    csv_path,
+    plot_path,
+    band_videos,
+    results,
+    from_results,
+    workers,
+    batch_size,
+    strict,
+    weighted,
+    radial,
+):
+    """``snr`` over a dataset: run or resume (on every torchrun rank), or re-aggregate a results file."""
+    from .aggregate import format_dataset_table, plot_dataset, write_dataset_csv, write_dataset_json
+    from .dataset_job import rank_device, snr_dataset, snr_from_results
+    from .schedule import get_schedule
+
+    def job():
+        if seeds is not None or band_videos is not None:
+            raise ValueError("--seeds and --band-videos apply to single clips, not to a dataset run")
+        if clip.fps is not None and clip.stride is not None:
+            raise ValueError("give --fps or --stride, not both")
+        if from_results is not None and (clip.videos or results is not None):
+            raise ValueError("--from-results reads a finished run; drop --video/--results (or drop --from-results)")
+        if from_results is None and not clip.videos:
+            raise ValueError("give --video PATH (a file, folder, glob or .txt/.csv list) or --from-results FILE")
+        for option, p in (("--results", results), ("--from-results", from_results)):
+            if p is not None and not p.endswith(".parquet"):
+                raise ValueError(f"{option} {p}: give a .parquet file name")
+        names = list(schedule_names) or ([] if scheduler_config else [DEFAULT_PRESET])
+        sources = ([scheduler_config] if scheduler_config else []) + names
+        scheds = [get_schedule(n, **_given(zero_terminal_snr=zero_terminal_snr, shift=shift)) for n in sources]
+        several = len(scheds) > 1
+        outs = [
+            (_suffixed(p, s.name, several), w, s)
+            for s in scheds
+            for p, w in ((json_path, write_dataset_json), (csv_path, write_dataset_csv), (plot_path, plot_dataset))
+        ]
+        _outputs(results=results, **{f"output_{i}": p for i, (p, _, _) in enumerate(outs)})
+        if from_results is not None:
+            summaries = snr_from_results(from_results, scheds, weighted=weighted)
+            rank = 0
+        else:
+            if results is not None and os.path.abspath(results) in map(os.path.abspath, clip.videos):
+                raise ValueError(f"--results {results} is also an input; give another file name")
+            from .encode import load_encoder
+
+            dev = rank_device(_device(clip.device))  # under torchrun: this rank's GPU
+            enc = load_encoder(
+                **_given(
+                    encoder=clip.encoder,
+                    vae=clip.vae,
+                    vae_subfolder=clip.vae_subfolder,
+                    downsample=clip.downsample,
+                    sample_posterior=clip.sample_posterior,
+                    dtype=DTYPES.get(clip.dtype),
+                ),
+                device=dev,
+            )
+            edges = parse_edges(bands_text) if bands_text is not None else None
+            res = snr_dataset(
+                list(clip.videos),
+                enc,
+                scheds,
+                results=results,
+                weighted=weighted,
+                device=dev,
+                progress=_progress(clip.quiet),
+                read={**clip.read_kwargs(), **_given(size=clip.size)},
+                generator=torch.Generator(dev).manual_seed(clip.seed),
+                **_given(
+                    edges=edges,
+                    decomposition=decomposition,
+                    time_scale=time_scale,
+                    workers=workers,
+                    batch_size=batch_size,
+                    strict=strict,
+                    radial=radial,
+                ),
+            )
+            summaries, rank = res.summaries, res.rank
+            if not clip.quiet and rank == 0:
+                where = f" ({res.world_size} ranks)" if res.world_size > 1 else ""
+                click.echo(
+                    f"analysed {res.analysed} clips in {res.seconds:.1f} s{where}, {res.resumed} already in "
+                    f"{results}" if results else f"analysed {res.analysed} clips in {res.seconds:.1f} s{where}",
+                    err=True,
+                )
+                if res.warned:
+                    click.echo(
+                        f"freqscope: warning: {res.warned} clip(s) were analysed with a warning (e.g. fewer frames "
+                        f"than asked){'; see the warning column of ' + results if results else ''}",
+                        err=True,
+                    )
+        if rank != 0:
+            return
+        for s in summaries:
+            if not clip.quiet:
+                click.echo(format_dataset_table(s))
+        s0 = summaries[0]
+        if s0.skipped and not clip.quiet:
+            listed = [f"--results {results or from_results} (status 'error')"] if (results or from_results) else []
+            listed += ["the JSON's 'skipped'"] if json_path else []
+            click.echo(
+                f"freqscope: warning: skipped {len(s0.skipped)} unreadable clip(s)"
+                + (f"; listed in {' and '.join(listed)}" if listed else "")
+                + "; first: "
+                + "; ".join(e if p in e else f"{p}: {e}" for p, e in s0.skipped[:3]),
+                err=True,
+            )
+        for path, write, s in outs:
+            if path is not None:
+                write(summaries[scheds.index(s)], path)
                 if not clip.quiet:
                     click.echo(f"wrote {path}", err=True)
 

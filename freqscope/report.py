@@ -84,7 +84,7 @@ def summary_to_dict(s: Summary) -> dict:
         "snr_db": s.snr_db,
         "snr_db_std": s.snr_db_std,
         "crossing_timestep": s.crossing,
-        "rapsd": {"radius": first.rapsd[0], "power": first.rapsd[1]},
+        "rapsd": {"radius": first.rapsd[0], "power": first.rapsd[1]} if first.rapsd is not None else None,
         "clips": [
             {
                 "video": c.video,

@@ -75,20 +75,26 @@ def _target_size(h: int, w: int, size: int | tuple[int, int] | None) -> tuple[in
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-def _to_tensor(frame: av.VideoFrame, out_hw: tuple[int, int], crop_hw: tuple[int, int]) -> torch.Tensor:
-    """One decoded frame → rotated, resized (antialiased), centre-cropped ``(3, H, W)`` in [-1, 1]."""
-    rgb = frame.to_ndarray(format="rgb24")  # (H, W, 3) uint8
-    k = (frame.rotation // 90) % 4 if getattr(frame, "rotation", 0) else 0
+#: Frames converted and resized together: a batched resize is faster than one frame at a time, and
+#: memory holds at most this many source-size frames (the rest only at the output size).
+RESIZE_BATCH = 8
+
+
+def _to_tensor(frames: list[av.VideoFrame], out_hw: tuple[int, int], crop_hw: tuple[int, int]) -> torch.Tensor:
+    """Decoded frames → rotated, resized (antialiased), centre-cropped ``(3, n, H, W)`` in [-1, 1]."""
+    rgb = np.stack([f.to_ndarray(format="rgb24") for f in frames])  # (n, H, W, 3) uint8
+    first = frames[0]
+    k = (first.rotation // 90) % 4 if getattr(first, "rotation", 0) else 0
     if k:
-        rgb = np.rot90(rgb, k=k)
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()  # (3, H, W)
+        rgb = np.rot90(rgb, k=k, axes=(1, 2))
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).float()  # (n, 3, H, W)
     if tuple(x.shape[-2:]) != out_hw:
-        x = F.interpolate(x[None], size=out_hw, mode="bilinear", antialias=True, align_corners=False)[0]
+        x = F.interpolate(x, size=out_hw, mode="bilinear", antialias=True, align_corners=False)
     H, W = out_hw
     ch, cw = crop_hw
     top, left = (H - ch) // 2, (W - cw) // 2
-    x = x[:, top : top + ch, left : left + cw]
-    return (x / 127.5 - 1.0).clamp_(-1.0, 1.0)
+    x = x[:, :, top : top + ch, left : left + cw]
+    return (x / 127.5 - 1.0).clamp_(-1.0, 1.0).transpose(0, 1)  # (3, n, H, W)
 
 
 def read_video(
@@ -148,6 +154,39 @@ def read_video(
         if start > 0 and tb:
             container.seek(int(start / tb), stream=stream, backward=True, any_frame=False)
 
+        def geometry(first: av.VideoFrame) -> tuple[tuple[int, int], tuple[int, int]]:
+            """Resize target and crop of this clip's frames, from its first picked frame."""
+            rot = (getattr(first, "rotation", 0) or 0) % 360
+            h, w = first.height, first.width
+            if rot in (90, 270):
+                h, w = w, h
+            out_hw = _target_size(h, w, size)
+            if isinstance(size, tuple):
+                crop_hw = (int(size[0]), int(size[1]))
+            else:
+                crop_hw = (out_hw[0] // SIZE_MULTIPLE * SIZE_MULTIPLE, out_hw[1] // SIZE_MULTIPLE * SIZE_MULTIPLE)
+            if min(crop_hw) < SIZE_MULTIPLE:
+                raise ValueError(
+                    f"{path}: frames of {h}×{w} pixels (resized {out_hw[0]}×{out_hw[1]}) are too small; "
+                    f"each side needs at least {SIZE_MULTIPLE} pixels (raise --size)"
+                )
+            return out_hw, crop_hw
+
+        # Frames are resized in batches as they are decoded, so memory follows the output size.
+        resized: list[torch.Tensor] = []  # (3, n, H, W) each
+        geo: list = []  # [first picked frame, (out_hw, crop_hw)], once known
+        n_done = [0]  # picked frames already resized (and released)
+
+        def flush() -> None:
+            """Resize the picked frames not yet resized, then let go of their source-size pixels."""
+            if not geo:
+                geo.extend([picked[0], geometry(picked[0])])
+            new = picked[n_done[0] :]
+            if new:
+                resized.append(_to_tensor(new, *geo[1]))
+                picked[n_done[0] :] = [None] * len(new)
+                n_done[0] = len(picked)
+
         targets = [start + i / fps for i in range(frames)] if fps else None
         picked: list[av.VideoFrame] = []
         times: list[float] = []
@@ -177,6 +216,8 @@ def read_video(
                         picked.append(frame)
                         times.append(t)
                     prev = frame
+                if len(picked) - n_done[0] >= RESIZE_BATCH:
+                    flush()
                 if len(picked) >= frames:
                     break
         except av.error.FFmpegError as e:
@@ -198,22 +239,10 @@ def read_video(
                 stacklevel=2,
             )
 
-        first = picked[0]
+        flush()
+        first, (_, crop_hw) = geo
         rot = (getattr(first, "rotation", 0) or 0) % 360
-        h, w = first.height, first.width
-        if rot in (90, 270):
-            h, w = w, h
-        out_hw = _target_size(h, w, size)
-        if isinstance(size, tuple):
-            crop_hw = (int(size[0]), int(size[1]))
-        else:
-            crop_hw = (out_hw[0] // SIZE_MULTIPLE * SIZE_MULTIPLE, out_hw[1] // SIZE_MULTIPLE * SIZE_MULTIPLE)
-        if min(crop_hw) < SIZE_MULTIPLE:
-            raise ValueError(
-                f"{path}: frames of {h}×{w} pixels (resized {out_hw[0]}×{out_hw[1]}) are too small; "
-                f"each side needs at least {SIZE_MULTIPLE} pixels (raise --size)"
-            )
-        x = torch.stack([_to_tensor(f, out_hw, crop_hw) for f in picked], dim=1)[None]  # (1, 3, t, H, W)
+        x = torch.cat(resized, dim=1)[None]  # (1, 3, t, H, W)
         rate = float(stream.average_rate) if stream.average_rate else None
 
     info = VideoInfo(
