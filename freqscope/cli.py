@@ -7,6 +7,7 @@ Errors in the input end with one line on stderr and exit status 2.
 from __future__ import annotations
 
 import functools
+import re
 import sys
 import warnings
 from dataclasses import dataclass, fields
@@ -66,16 +67,29 @@ def _run(fn, quiet: bool):
 
 
 def _device(device: str | None) -> torch.device:
+    """The device asked for, if this machine has it: cpu, cuda, cuda:N (N below the GPU count) or mps."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         d = torch.device(device)
-    except RuntimeError:
+    except (RuntimeError, ValueError):
         raise ValueError(f"--device {device!r}: not a device; use cpu, cuda or cuda:N") from None
-    if d.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            n = torch.cuda.device_count()
+            raise ValueError(f"--device {device}: this machine has {n} GPU(s), cuda:0 to cuda:{n - 1}")
+    elif d.type == "mps":
+        if not (torch.backends.mps.is_available() and d.index in (None, 0)):
+            raise ValueError(f"--device {device}: Apple MPS is not available on this machine; use --device cpu")
+    elif d.type != "cpu" or d.index not in (None, 0):
+        raise ValueError(f"--device {device}: not supported; use cpu, cuda or cuda:N")
     return d
 
+
+#: torch.Generator.manual_seed takes a 64-bit integer; we keep to the signed range.
+SEED_MAX = 2**63 - 1
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -84,8 +98,12 @@ class _Group(click.Group):
     """Usage errors as one line too (click prints usage and a hint by default)."""
 
     def main(self, args=None, prog_name=None, **kw):
+        from .io import terminate_cleanly
+
+        kw.pop("standalone_mode", None)
         try:
-            rv = super().main(args=args, prog_name=prog_name or "freqscope", standalone_mode=False, **kw)
+            with terminate_cleanly():  # SIGTERM removes temporary files as Ctrl-C does
+                rv = super().main(args=args, prog_name=prog_name or "freqscope", standalone_mode=False, **kw)
         except click.UsageError as e:
             hint = f" (see freqscope {e.ctx.command.name if e.ctx and e.ctx.parent else ''} --help)".replace("  ", " ")
             click.echo(f"freqscope: error: {e.format_message()}{hint}", err=True)
@@ -96,6 +114,10 @@ class _Group(click.Group):
         except click.exceptions.Abort:
             click.echo("freqscope: aborted", err=True)
             sys.exit(130)
+        except SystemExit as e:
+            if e.code == 143:
+                click.echo("freqscope: terminated (SIGTERM)", err=True)
+            raise
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -163,7 +185,9 @@ def video_options(f):
         ),
         click.option("--dtype", type=click.Choice(list(DTYPES)), help="VAE dtype.  [default: float16 on CUDA]"),
         click.option("--device", help="cpu, cuda or cuda:N.  [default: cuda if available]"),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random draw."),
+        click.option(
+            "--seed", type=click.IntRange(0, SEED_MAX), default=0, show_default=True, help="Seed for every random draw."
+        ),
         click.option("--quiet", "-q", is_flag=True, help="Print only errors."),
     ]
 
@@ -197,23 +221,34 @@ def _load(clip: ClipArgs):
     return paths, enc, dev
 
 
-def _folder(path: str | None, option: str) -> None:
-    """An output folder must exist and be writable (checked before any work)."""
-    import os
+PLOT_FORMATS = (".png", ".pdf", ".svg")
+
+
+def _inputs(clip: ClipArgs, *configs: str | None) -> list:
+    """Every file the run reads that an output could overwrite: the clips and a scheduler config file."""
     from pathlib import Path
 
-    if path is not None and not Path(path).is_dir():
-        raise ValueError(f"{option} {path}: no such folder; create it first")
-    if path is not None and not os.access(path, os.W_OK):
-        raise ValueError(f"{option} {path}: folder is not writable")
+    from .video import list_videos
+
+    files = list(list_videos(list(clip.videos)))
+    for c in configs:
+        if c is not None and c not in PRESETS and Path(c).exists():
+            from .schedule import scheduler_config_file
+
+            files.append(scheduler_config_file(c))
+    return files
 
 
-def _outputs(**paths) -> None:
-    from .report import check_writable
+def _check_hub(source: str | None, what: str, filename: str) -> None:
+    if source is not None:
+        from .hub import check_hub_source
 
-    for what, p in paths.items():
-        if p is not None:
-            check_writable(p, what.replace("_", " "))
+        check_hub_source(source, what, filename=filename)
+
+
+def _wrote(path, quiet: bool) -> None:
+    if not quiet and str(path) != "-":
+        click.echo(f"wrote {path}", err=True)
 
 
 @main.command()
@@ -267,14 +302,20 @@ def snr(
       freqscope snr --video clip.mp4 --band-videos out/bands   # see what each band holds
     """
     from .analysis import analyze_video, summarize
+    from .io import STDOUT, check_outputs
     from .report import format_table, plot_snr, write_band_videos, write_csv, write_json
     from .schedule import get_schedule
 
     def job():
         if clip.fps is not None and clip.stride is not None:
             raise ValueError("give --fps or --stride, not both")
-        _outputs(json=json_path, csv=csv_path, plot=plot_path)
-        _folder(band_videos, "--band-videos")
+        check_outputs(
+            {"--json": json_path, "--csv": csv_path, "--plot": plot_path},
+            folders={"--band-videos": (band_videos, lambda name: re.fullmatch(r"band\d+_.*\.mp4", name))},
+            inputs=_inputs(clip, scheduler_config),
+            formats={"--plot": PLOT_FORMATS},
+            stdout=("--json", "--csv"),
+        )
         edges = parse_edges(bands_text) if bands_text is not None else None
         sched = get_schedule(
             scheduler_config or schedule_name or DEFAULT_PRESET,
@@ -303,18 +344,16 @@ def snr(
             for i, p in enumerate(progress(paths, desc="clips", unit="clip") if len(paths) > 1 else paths)
         ]
         summary = summarize(clips, sched)
-        if not clip.quiet:
+        if not clip.quiet and STDOUT not in (json_path, csv_path):  # stdout carries the data instead
             click.echo(format_table(summary))
         for path, write in ((json_path, write_json), (csv_path, write_csv), (plot_path, plot_snr)):
             if path is not None:
                 write(summary, path)
-                if not clip.quiet:
-                    click.echo(f"wrote {path}", err=True)
+                _wrote(path, clip.quiet)
         if band_videos is not None:
             decode = enc.decode if hasattr(enc, "decode") else None
             for path in write_band_videos(clips[0].z0, clips[0].bands, band_videos, decode=decode):
-                if not clip.quiet:
-                    click.echo(f"wrote {path}", err=True)
+                _wrote(path, clip.quiet)
 
     _run(job, clip.quiet)
 
@@ -407,6 +446,7 @@ def freeinit(
       freqscope freeinit --video clip.mp4 --pipeline ./animatediff --prompt "a boat" --device cuda --out-dir out/
     """
     from .experiment import REFERENCE_SIZE, reference_scheduler, run_pipeline, run_reference
+    from .io import STDOUT, check_outputs
     from .report import format_gap_table, freeinit_to_dict, plot_gap, write_json
     from .video import list_videos, read_video
 
@@ -420,8 +460,13 @@ def freeinit(
                 "--prompt, --negative-prompt, --guidance-scale, --height, --width and --out-dir "
                 "apply with --pipeline only"
             )
-        _folder(out_dir, "--out-dir")
-        _outputs(json=json_path, plot=plot_path)
+        check_outputs(
+            {"--json": json_path, "--plot": plot_path},
+            folders={"--out-dir": (out_dir, lambda name: re.fullmatch(r".+_pass\d+\.mp4", name))},
+            inputs=_inputs(clip, scheduler_config),
+            formats={"--plot": PLOT_FORMATS},
+            stdout=("--json",),
+        )
         edges = parse_edges(bands_text) if bands_text is not None else None
         paths = list_videos(list(clip.videos))
         if len(paths) != 1:
@@ -445,12 +490,13 @@ def freeinit(
             from .consistency import hf_image_embedder
 
             embed = hf_image_embedder(embedder, device=dev)
+        _check_hub(pipeline, "--pipeline", "model_index.json")
         videos_written = []
         if pipeline is None:
+            sch = reference_scheduler(scheduler_config or schedule_name or DEFAULT_PRESET, **_given(shift=shift))
             enc = _load(clip)[1]
             x, info = read_video(paths[0], size=clip.size if clip.size is not None else REFERENCE_SIZE, **read_kw)
             z0 = enc(x, progress=progress).float().cpu()
-            sch = reference_scheduler(scheduler_config or schedule_name or DEFAULT_PRESET, **_given(shift=shift))
             bands, P, runs = run_reference(
                 z0,
                 priors=tuple(priors) or ("freeinit",),
@@ -490,7 +536,7 @@ def freeinit(
         title = f"clip {info.path} | latent {shape} | {type(sch).__name__}" + (
             f" | pipeline {pipeline}" if pipeline else " | reference model (exact Gaussian denoiser)"
         )
-        if not clip.quiet:
+        if not clip.quiet and json_path != STDOUT:
             click.echo(format_gap_table(bands, runs, title=title))
         doc = freeinit_to_dict(
             bands, P.cpu(), runs, video=info.path, encoder=enc_info, latent_shape=shape, scheduler=sch
@@ -499,11 +545,9 @@ def freeinit(
         for path, write in ((json_path, lambda p: write_json(doc, p)), (plot_path, lambda p: plot_gap(bands, runs, p))):
             if path is not None:
                 write(path)
-                if not clip.quiet:
-                    click.echo(f"wrote {path}", err=True)
+                _wrote(path, clip.quiet)
         for v in videos_written:
-            if not clip.quiet:
-                click.echo(f"wrote {v}", err=True)
+            _wrote(v, clip.quiet)
 
     _run(job, clip.quiet)
 

@@ -59,16 +59,9 @@ def reference_scheduler(name_or_path: str = "sd", *, shift: float | None = None)
         return diffusers.DDIMScheduler(
             **cfg, clip_sample=False, set_alpha_to_one=True, steps_offset=1, timestep_spacing="leading"
         )
-    from pathlib import Path
+    from .schedule import load_scheduler_config
 
-    p = Path(name_or_path)
-    folder = p.parent if p.is_file() else (p / "scheduler" if (p / "scheduler").is_dir() else p)
-    try:
-        config = diffusers.DDIMScheduler.load_config(folder)
-    except Exception as e:  # noqa: BLE001 - diffusers raises OSError/EnvironmentError/ValueError
-        raise ValueError(
-            f"cannot load a scheduler config from {name_or_path}: {str(e).splitlines()[0][:200]}"
-        ) from None
+    config = load_scheduler_config(name_or_path)  # validated: a scheduler's config, read as named
     cls = getattr(diffusers, str(config.get("_class_name", "DDIMScheduler")), None)
     if cls is None or not hasattr(cls, "step"):
         raise ValueError(f"{name_or_path} names {config.get('_class_name')!r}, not a diffusers scheduler")
