@@ -68,7 +68,13 @@ def reference_scheduler(name_or_path: str = "sd", *, shift: float | None = None)
     over = {"clip_sample": False} if "clip_sample" in config else {}
     if shift is not None:
         over["shift"] = shift
-    return cls.from_config(config, **over)
+    try:
+        return cls.from_config(config, **over)
+    except (NotImplementedError, ValueError, TypeError) as e:  # e.g. a beta_schedule this class lacks
+        raise ValueError(
+            f"scheduler config {name_or_path}: {cls.__name__} cannot be built from it ({str(e)[:160]}); "
+            "check beta_schedule and the other fields"
+        ) from None
 
 
 @dataclass

@@ -94,6 +94,9 @@ def check_output_file(
     real = Path(os.path.realpath(p))  # symlinks are followed: the file they point to is written
     if formats is not None and real.suffix.lower() not in formats:
         raise ValueError(f"{what} {s}: unknown format {p.suffix or '(no suffix)'!r}; use {', '.join(formats)}")
+    limit = _name_max(_nearest_existing(real.parent))
+    if len(os.fsencode(real.name)) > limit:
+        raise ValueError(f"{what}: file name of {len(os.fsencode(real.name))} bytes, longer than the {limit} allowed")
     if real.exists():
         mode = os.stat(real).st_mode
         if stat.S_ISDIR(mode):
@@ -104,9 +107,6 @@ def check_output_file(
                 + (" or - for stdout" if stdout else "")
             )
     _check_folder_can_hold(real.parent, f"{what} {s}")
-    limit = _name_max(_nearest_existing(real.parent))
-    if len(os.fsencode(real.name)) > limit:
-        raise ValueError(f"{what}: file name of {len(os.fsencode(real.name))} bytes, longer than the {limit} allowed")
 
 
 def check_output_folder(path: str | os.PathLike, what: str) -> None:
