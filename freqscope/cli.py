@@ -224,8 +224,9 @@ def _load(clip: ClipArgs):
 PLOT_FORMATS = (".png", ".pdf", ".svg")
 
 
-def _inputs(clip: ClipArgs, *configs: str | None) -> list:
-    """Every file the run reads that an output could overwrite: the clips and a scheduler config file."""
+def _inputs(clip: ClipArgs, *configs: str | None, models: tuple[str | None, ...] = ()) -> list:
+    """Every file the run reads that an output could overwrite: the clips, a scheduler config file and
+    the files of local model folders (``--vae``, ``--pipeline``, ``--embedder``)."""
     from pathlib import Path
 
     from .video import list_videos
@@ -236,6 +237,9 @@ def _inputs(clip: ClipArgs, *configs: str | None) -> list:
             from .schedule import scheduler_config_file
 
             files.append(scheduler_config_file(c))
+    for m in (clip.vae, *models):
+        if m is not None and Path(m).is_dir():
+            files.extend(f for f in Path(m).rglob("*") if f.is_file())
     return files
 
 
@@ -463,7 +467,7 @@ def freeinit(
         check_outputs(
             {"--json": json_path, "--plot": plot_path},
             folders={"--out-dir": (out_dir, lambda name: re.fullmatch(r".+_pass\d+\.mp4", name))},
-            inputs=_inputs(clip, scheduler_config),
+            inputs=_inputs(clip, scheduler_config, models=(pipeline, embedder)),
             formats={"--plot": PLOT_FORMATS},
             stdout=("--json",),
         )

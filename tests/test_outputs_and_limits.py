@@ -298,3 +298,12 @@ def test_dumps_json_sorts_unordered_lists():
 def test_check_outputs_library_names_the_parameter(tmp_path):
     with pytest.raises(ValueError, match="path and other both name"):
         check_outputs({"path": tmp_path / "a", "other": tmp_path / "a"})
+
+
+def test_output_into_a_model_folder_is_refused(work, vaes):
+    import shutil
+
+    shutil.copytree(vaes["kl"], "vae")
+    before = Path("vae/config.json").read_bytes()
+    fails("snr", "--video", "in.mp4", "--vae", "vae", "--json", "vae/config.json", match="is an input")
+    assert Path("vae/config.json").read_bytes() == before
