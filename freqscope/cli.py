@@ -64,6 +64,10 @@ def _run(fn, quiet: bool):
             raise UserError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
         except OSError as e:
             raise UserError(f"{e.strerror or e}: {e.filename}" if e.filename else str(e)) from None
+        except (MemoryError, RuntimeError) as e:  # torch reports a failed allocation as a RuntimeError
+            if isinstance(e, RuntimeError) and not re.search(r"out of memory|can't allocate|allocat", str(e), re.I):
+                raise
+            raise UserError("out of memory (the estimate made before reading was too low); lower --size or --frames")
 
 
 def _device(device: str | None) -> torch.device:

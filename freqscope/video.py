@@ -77,6 +77,8 @@ def list_videos(paths: list[str | os.PathLike]) -> list[Path]:
 #: Peak memory of reading and analysing a clip, in multiples of its float32 frames tensor (the frames,
 #: their FFT, band powers and masks); measured with benchmarks/bench_memory.py (README there).
 MEMORY_FACTOR = 12
+#: Most frames read from one clip (a bound before any per-frame list is made).
+MAX_FRAMES = 100_000
 
 
 def available_memory() -> int | None:
@@ -111,8 +113,11 @@ def check_limits(
     size: int | tuple[int, int] | None,
     max_bytes: int | None = None,
 ) -> None:
-    """Refuse, before decoding, a ``start`` past the clip's end and a read that needs more memory than
-    ``max_bytes`` (default: the memory available now), suggesting smaller ``size`` or ``frames``."""
+    """Refuse, before decoding, more than ``MAX_FRAMES`` frames, a ``start`` past the clip's end and a
+    read needing more memory than ``max_bytes`` (default: the memory available now), suggesting a
+    smaller ``size`` or ``frames``."""
+    if frames > MAX_FRAMES:
+        raise ValueError(f"frames={frames}: at most {MAX_FRAMES} frames per clip; lower --frames")
     tb = float(stream.time_base) if stream.time_base else None
     duration = (
         float(stream.duration * stream.time_base)

@@ -28,7 +28,7 @@ CONFIGS = ["sched.json", "unet.json", "listcfg", "bigbeta.json", "missing.json",
 NUMBERS = ["0", "1", "2", "8", "-1", "1e20", "nan", "inf", "0.5", "x", str(2**63 - 1), str(2**70)]
 
 OPTIONS = {
-    "--frames": st.sampled_from(["1", "2", "8", "1000", "0", "x"]),
+    "--frames": st.sampled_from(["1", "2", "8", "1000", "0", "x", str(10**12)]),
     "--stride": st.sampled_from(["1", "2", "0", "1000"]),
     "--fps": st.sampled_from(NUMBERS),
     "--start": st.sampled_from(NUMBERS),

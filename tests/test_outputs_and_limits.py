@@ -198,6 +198,7 @@ def test_memory_estimate_before_decoding(work, monkeypatch):
 @pytest.mark.parametrize(
     "args,match",
     [
+        (["--frames", str(10**12), "--fps", "5"], "frames=1000000000000: at most 100000"),
         (["--start", "1e20"], r"start=1e\+20 s is past the end of in.mp4 \(0.48 s\); lower --start"),
         (["--device", "mps"], "--device mps: .*use --device cpu"),
         (["--device", "meta"], "--device meta: not supported"),
