@@ -163,6 +163,12 @@ def check_outputs(
         if p is None:
             continue
         real = os.path.realpath(p)
+        if os.path.isdir(real):
+            for entry in os.scandir(real):
+                if writes(entry.name) and not entry.is_file():  # follows symlinks, as writes do
+                    raise ValueError(
+                        f"{what} {p}: {entry.name} is a folder or special file and would be replaced; remove it"
+                    )
         for q in [*inputs, *(v for v in given.values() if v != STDOUT)]:
             rq = os.path.realpath(q)
             if os.path.dirname(rq) == real and writes(os.path.basename(rq)):

@@ -113,8 +113,10 @@ def test_two_outputs_on_one_path_are_refused(work):
 
 def test_band_videos_never_overwrite_an_input(work):
     os.mkdir("bv")
-    os.rename("in.mp4", "bv/band0_DC.mp4")
+    os.link("in.mp4", "bv/band0_DC.mp4")
     fails("snr", "--video", "bv/band0_DC.mp4", "--band-videos", "bv", match="would overwrite bv/band0_DC.mp4")
+    os.mkfifo("bv/band1_0_0.125.mp4")
+    fails("snr", "--video", "in.mp4", "--band-videos", "bv", match="band1_0_0.125.mp4 is a folder or special file")
 
 
 def test_dash_writes_json_or_csv_to_stdout(work):
