@@ -230,6 +230,7 @@ def test_offline_hub_id_one_line(work, monkeypatch):
     fails("snr", "--video", "in.mp4", "--vae", "someone/some-vae",
           match="VAE 'someone/some-vae' is not in the local cache and the hub is offline.*save_pretrained")
     fails("freeinit", "--video", "in.mp4", "--pipeline", "someone/pipe", match="--pipeline 'someone/pipe'.*offline")
+    fails("freeinit", "--video", "in.mp4", "--embedder", "someone/dino", match="image embedder 'someone/dino'.*offline")
     import freqscope.hub
 
     monkeypatch.setattr(freqscope.hub, "_reachable", lambda url, timeout: False)  # no network
