@@ -20,14 +20,14 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from .report import atomic_write, write_json
+from .io import write_text
+from .report import write_json
 from .results import SCHEMA
 from .schedule import Schedule
 from .snr import crossing_timesteps, snr_closed_form, to_db
@@ -184,7 +184,7 @@ def write_dataset_csv(s: DatasetSummary, path) -> None:
     for i, name in enumerate(s.band_names):
         for t, (m, lo, hi) in enumerate(zip(s.snr_db[i].tolist(), s.snr_db_lo[i].tolist(), s.snr_db_hi[i].tolist())):
             w.writerow([name, t, f"{m:.6g}", f"{lo:.6g}", f"{hi:.6g}"])
-    atomic_write(path, lambda tmp: Path(tmp).write_text(buf.getvalue()))
+    write_text(path, buf.getvalue())
 
 
 def plot_dataset(s: DatasetSummary, path, *, title: str | None = None) -> None:

@@ -78,6 +78,9 @@ def hf_image_embedder(path_or_id: str, *, device: str | torch.device = "cpu") ->
         from transformers import AutoImageProcessor, AutoModel
     except ImportError:  # pragma: no cover - transformers is a test extra
         raise ValueError("the image embedder needs transformers: pip install transformers") from None
+    from .hub import check_hub_source
+
+    check_hub_source(path_or_id, "image embedder")
     try:
         proc = AutoImageProcessor.from_pretrained(path_or_id)
         model = AutoModel.from_pretrained(path_or_id).to(device).eval()

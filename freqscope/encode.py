@@ -158,6 +158,8 @@ class VAEEncoder:
         import diffusers
         from diffusers.utils import logging as dlogging
 
+        from .hub import check_hub_source
+
         dlogging.set_verbosity_error()  # its load-time chatter (accelerate hints, ignored keys) is not ours to show
         device = torch.device(device)
         if dtype is None:
@@ -171,6 +173,7 @@ class VAEEncoder:
             )
         if not local.exists() and (src.count("/") != 1 or src.startswith((".", "/"))):
             raise FileNotFoundError(f"VAE {src!r} is neither a local folder nor a hub id (owner/name); check the path")
+        check_hub_source(src, "VAE", subfolder=subfolder)
         try:
             config = diffusers.AutoencoderKL.load_config(src, subfolder=subfolder)
         except Exception as e:  # noqa: BLE001 - diffusers raises many kinds (OSError, EnvironmentError, HTTP)

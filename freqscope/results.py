@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .report import atomic_write
+from .io import atomic_write
 
 __all__ = ["SCHEMA", "ResultsStore", "read_results", "settings_hash"]
 

@@ -14,7 +14,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["VideoInfo", "read_video", "write_video", "list_videos", "DEFAULT_MAX_SHORT_SIDE", "VIDEO_SUFFIXES"]
+__all__ = [
+    "VideoInfo",
+    "read_video",
+    "write_video",
+    "list_videos",
+    "estimate_memory",
+    "check_limits",
+    "DEFAULT_MAX_SHORT_SIDE",
+    "VIDEO_SUFFIXES",
+]
 
 #: Without ``size``, a clip whose short side exceeds this is resized down to it
 #: (an HD clip of 16 frames would otherwise cost ~0.8 GB per FFT in pixel space).
@@ -44,7 +53,10 @@ class VideoInfo:
 def list_videos(paths: list[str | os.PathLike]) -> list[Path]:
     """Expand files and folders (non-recursive, sorted) into a list of video paths."""
     out: list[Path] = []
-    for p in map(Path, paths):
+    for given in paths:
+        if not os.fspath(given).strip():
+            raise ValueError("video: empty path; pass a video file or a folder of them")
+        p = Path(given)
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES)
             if not found:
@@ -53,11 +65,81 @@ def list_videos(paths: list[str | os.PathLike]) -> list[Path]:
                     "pass a video file or a folder of them"
                 )
             out.extend(found)
-        elif p.exists():
+        elif p.is_file():
             out.append(p)
+        elif p.exists():
+            raise ValueError(f"video {p} is not a regular file (FIFO, device or socket); pass a video file")
         else:
             raise FileNotFoundError(f"video not found: {p}; check the path")
     return out
+
+
+#: Peak memory of reading and analysing a clip, in multiples of its float32 frames tensor (the frames,
+#: their FFT, band powers and masks); measured with benchmarks/bench_memory.py (README there).
+MEMORY_FACTOR = 12
+#: Most frames read from one clip (a bound before any per-frame list is made).
+MAX_FRAMES = 100_000
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``MemAvailable``, else physical memory), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def estimate_memory(source_hw: tuple[int, int], *, frames: int, size: int | tuple[int, int] | None = None) -> int:
+    """Bytes that reading ``frames`` frames of ``source_hw = (H, W)`` at ``size`` and analysing them takes
+    at the peak: ``MEMORY_FACTOR`` × the float32 ``(1, 3, t, H', W')`` frames tensor."""
+    h, w = _target_size(*source_hw, size)
+    return MEMORY_FACTOR * 4 * 3 * frames * h * w
+
+
+def check_limits(
+    path: str | os.PathLike,
+    stream,
+    container,
+    *,
+    frames: int,
+    start: float,
+    size: int | tuple[int, int] | None,
+    max_bytes: int | None = None,
+) -> None:
+    """Refuse, before decoding, more than ``MAX_FRAMES`` frames, a ``start`` past the clip's end and a
+    read needing more memory than ``max_bytes`` (default: the memory available now), suggesting a
+    smaller ``size`` or ``frames``."""
+    if frames > MAX_FRAMES:
+        raise ValueError(f"frames={frames}: at most {MAX_FRAMES} frames per clip; lower --frames")
+    tb = float(stream.time_base) if stream.time_base else None
+    duration = (
+        float(stream.duration * stream.time_base)
+        if stream.duration and stream.time_base
+        else (container.duration / 1e6 if container.duration else None)
+    )
+    if duration is not None and start > duration:
+        raise ValueError(f"start={start:g} s is past the end of {path} ({duration:.3g} s); lower --start")
+    if tb and start / tb > 2**62:
+        raise ValueError(f"start={start:g} s is out of range for {path}; lower --start")
+    h, w = stream.codec_context.height, stream.codec_context.width
+    if not (h and w):
+        return
+    n = min(frames, stream.frames) if stream.frames else frames
+    need = estimate_memory((h, w), frames=n, size=size)
+    limit = available_memory() if max_bytes is None else max_bytes
+    if limit is not None and need > limit:
+        th, tw = _target_size(h, w, size)
+        raise ValueError(
+            f"{path}: {n} frames at {th}×{tw} need about {need / 1e9:.3g} GB, more than the "
+            f"{limit / 1e9:.3g} GB available; lower --size or --frames"
+        )
 
 
 def _target_size(h: int, w: int, size: int | tuple[int, int] | None) -> tuple[int, int]:
@@ -140,6 +222,8 @@ def read_video(
         raise FileNotFoundError(f"video not found: {path}; check the path")
     if path.is_dir():
         raise ValueError(f"{path} is a folder; pass a video file")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a regular file (FIFO, device or socket); pass a video file")
 
     try:
         container = av.open(str(path))
@@ -150,6 +234,7 @@ def read_video(
             raise ValueError(f"{path} has no video stream (audio only?); pass a file with video")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        check_limits(path, stream, container, frames=frames, start=start, size=size)
         tb = float(stream.time_base) if stream.time_base else None
         if start > 0 and tb:
             container.seek(int(start / tb), stream=stream, backward=True, any_frame=False)
@@ -274,7 +359,7 @@ def _reason(e: BaseException) -> str:
 def write_video(path: str | os.PathLike, frames: torch.Tensor, *, fps: float = 8.0) -> None:
     """Write ``(1, 3, t, H, W)`` (or ``(3, t, H, W)``) frames in [-1, 1] as an H.264 mp4, atomically.
     Odd sizes are padded by one pixel (yuv420p needs even sides)."""
-    from .report import atomic_write
+    from .io import atomic_write
 
     x = frames[0] if frames.ndim == 5 else frames
     if x.ndim != 4 or x.shape[0] != 3:
