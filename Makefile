@@ -30,6 +30,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_snr.py
 	$(PY) benchmarks/bench_freeinit.py
+	$(PY) benchmarks/bench_dataset.py
 
 ## figures: the paper-style figures (PNG + PDF) in figures/, rebuilt only where a script or the
 ## library code it uses changed; `make -j2 figures` is safe (each script writes only its own files).

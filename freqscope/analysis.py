@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .bands import DEFAULT_EDGES, BandSet, band_mean, bin_power, make_bands, radial_profile
+from .bands import DEFAULT_EDGES, BandSet, band_mean, band_power, bin_power, make_bands, radial_profile
 from .schedule import Schedule
-from .snr import BandSNR, band_snr, crossing_timesteps
+from .snr import BandSNR, band_snr, crossing_timesteps, snr_closed_form, to_db
 from .video import read_video
 
-__all__ = ["ClipResult", "Summary", "analyze_latent", "analyze_video", "summarize"]
+__all__ = ["ClipResult", "Summary", "analyze_latent", "analyze_video", "check_finite_power", "summarize"]
 
 
 @dataclass
@@ -24,19 +24,19 @@ class ClipResult:
     latent_shape: tuple[int, ...]  # (b, c, t, h, w)
     bands: BandSet
     snr: BandSNR
-    rapsd: tuple[torch.Tensor, torch.Tensor]  # (radius, power)
+    rapsd: tuple[torch.Tensor, torch.Tensor] | None  # (radius, power); None unless asked for (radial=True)
     z0: torch.Tensor | None = None  # the latent itself, kept only when asked (keep_latent=True)
 
 
 @dataclass
 class Summary:
-    """Mean and spread over clips, per band (dB curves averaged in dB)."""
+    """Mean (in linear power) and spread over clips, per band."""
 
     clips: list[ClipResult]
     schedule: Schedule
     power: torch.Tensor  # (n_bands,) mean over clips
     energy_fraction: torch.Tensor  # (n_bands,)
-    snr_db: torch.Tensor  # (n_bands, N) mean over clips
+    snr_db: torch.Tensor  # (n_bands, N) SNR of the mean power over clips
     snr_db_std: torch.Tensor  # (n_bands, N) spread over clips (0 for one clip)
     crossing: list[int | None] = field(default_factory=list)
 
@@ -57,8 +57,10 @@ def analyze_latent(
     video: dict | None = None,
     encoder: dict | None = None,
     progress=None,
+    radial: bool = True,
 ) -> ClipResult:
-    """Per-band SNR of a latent ``z0`` of shape ``(b, c, t, h, w)`` at every timestep of ``schedule``."""
+    """Per-band SNR of a latent ``z0`` of shape ``(b, c, t, h, w)`` at every timestep of ``schedule``
+    (and its radially averaged spectrum with ``radial``: a second, full-spectrum pass)."""
     if z0.ndim != 5:
         raise ValueError(f"z0 must be (b, c, t, h, w), got shape {tuple(z0.shape)}")
     bands = make_bands(
@@ -71,16 +73,21 @@ def analyze_latent(
             "latent grid and are reported as empty; use coarser --bands or more frames/pixels",
             stacklevel=2,
         )
-    p = bin_power(z0)  # (t, h, w): the one FFT of z0 that every number below comes from
-    res = band_snr(z0, bands, schedule, seeds=seeds, generator=generator, progress=progress, power=band_mean(p, bands))
-    return ClipResult(
-        video or {"path": None},
-        encoder or {},
-        tuple(z0.shape),
-        bands,
-        res,
-        radial_profile(p, decomposition=decomposition, time_scale=time_scale),
-    )
+    # The one FFT of z0 that every number below comes from (the full per-bin power only for the profile).
+    p = bin_power(z0) if radial else None  # (t, h, w)
+    power = band_mean(p, bands) if radial else band_power(z0, bands)  # (n_bands,)
+    check_finite_power(power, bands)
+    res = band_snr(z0, bands, schedule, seeds=seeds, generator=generator, progress=progress, power=power)
+    profile = radial_profile(p, decomposition=decomposition, time_scale=time_scale) if radial else None
+    return ClipResult(video or {"path": None}, encoder or {}, tuple(z0.shape), bands, res, profile)
+
+
+def check_finite_power(power: torch.Tensor, bands: BandSet, what: str = "z0") -> None:
+    """Raise if a non-empty band's power ``(…, n_bands)`` is NaN/Inf: the latent held NaN/Inf values
+    (checked on a few numbers instead of every pixel; the FFT spreads a NaN or Inf over the bands)."""
+    full = torch.tensor([b.n_bins > 0 for b in bands.bands], device=power.device)
+    if not torch.isfinite(power[..., full]).all():
+        raise ValueError(f"{what} holds NaN/Inf values; check the input frames or the encoder (try --dtype float32)")
 
 
 def analyze_video(
@@ -121,8 +128,12 @@ def analyze_video(
     return res
 
 
-def summarize(clips: list[ClipResult], schedule: Schedule) -> Summary:
-    """Mean and spread over clips. Clips may differ in size: bands are in normalised frequency."""
+def summarize(clips: list[ClipResult], schedule: Schedule, *, weights: torch.Tensor | None = None) -> Summary:
+    """Mean and spread over clips. Clips may differ in size: bands are in normalised frequency.
+
+    The mean is taken in linear power (DESIGN.md), optionally weighted per clip: since
+    ``SNR_b(t) = a_t² P_b / s_t²``, the mean SNR is that of the mean band power. The spread is the
+    standard deviation over clips of each clip's SNR in dB."""
     if not clips:
         raise ValueError("no clip to summarize")
     names = [c.bands.names for c in clips]
@@ -130,7 +141,20 @@ def summarize(clips: list[ClipResult], schedule: Schedule) -> Summary:
         raise ValueError("clips gave different band sets (a grid too small for an edge?); use the same --bands")
     power = torch.stack([c.snr.power for c in clips])  # (n_clips, n_bands)
     ef = torch.stack([c.snr.energy_fraction for c in clips])
+    w = _weights(weights, len(clips))
+    mean_power = (w[:, None] * power).sum(dim=0)
     db = torch.stack([c.snr.snr_db for c in clips])  # (n_clips, n_bands, N)
-    mean_db = db.mean(dim=0)
-    std_db = db.std(dim=0) if len(clips) > 1 else torch.zeros_like(mean_db)
-    return Summary(clips, schedule, power.mean(dim=0), ef.mean(dim=0), mean_db, std_db, crossing_timesteps(mean_db))
+    mean_db = to_db(snr_closed_form(mean_power, schedule))
+    std_db = db.std(dim=0) if len(clips) > 1 else torch.zeros_like(db[0])
+    mean_ef = (w[:, None] * ef).sum(dim=0)
+    return Summary(clips, schedule, mean_power, mean_ef, mean_db, std_db, crossing_timesteps(mean_db))
+
+
+def _weights(weights: torch.Tensor | None, n: int) -> torch.Tensor:
+    """Per-clip weights normalised to sum to 1 (equal weights by default)."""
+    if weights is None:
+        return torch.full((n,), 1.0 / n, dtype=torch.float64)
+    w = torch.as_tensor(weights, dtype=torch.float64).flatten()
+    if w.numel() != n or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"weights: need {n} finite numbers >= 0 with a positive sum, got {w.numel()}")
+    return w / w.sum()

@@ -28,6 +28,7 @@ __all__ = [
     "parse_edges",
     "band_mean",
     "band_power",
+    "band_sums",
     "bin_power",
     "bandpass",
     "rapsd",
@@ -98,6 +99,10 @@ class BandSet:
     labels: torch.Tensor  # (t, h, w) int64, FFT order
     decomposition: str
     time_scale: float
+    # The half spectrum that ``rfftn`` returns, (t, h, w//2 + 1): each bin's band, and how many bins of the
+    # full grid it stands for (1 on the w = 0 and Nyquist planes, 2 elsewhere: |F x|² is symmetric for real x).
+    half_labels: torch.Tensor | None = None
+    half_weights: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.bands)
@@ -177,13 +182,29 @@ def _make_bands(shape, edges, decomposition, time_scale, device) -> BandSet:
     names = ["DC", f"(0, {edges[0]:g})"] + [f"[{a:g}, {b:g})" for a, b in zip(edges[:-1], edges[1:])]
     names.append(f"[{edges[-1]:g}, {d_max:.4g}]")
     bands = tuple(Band(n, lo, hi, c) for n, (lo, hi), c in zip(names, bounds, counts))
-    return BandSet(shape, bands, labels, decomposition, time_scale)
+    W = shape[2]
+    wr = W // 2 + 1
+    weights = torch.full((wr,), 2.0, dtype=torch.float64, device=device)
+    weights[0] = 1.0
+    if W % 2 == 0:
+        weights[-1] = 1.0  # the Nyquist plane is its own mirror
+    # The distance is even in every axis (|fftfreq| is), so a bin and its mirror share a band.
+    half = labels[..., :wr].contiguous()
+    return BandSet(shape, bands, labels, decomposition, time_scale, half, weights)
 
 
 def bin_power(x: torch.Tensor) -> torch.Tensor:
     """``|F x|²`` averaged over batch and channels: ``(b, c, t, h, w)`` → ``(t, h, w)`` float64."""
-    X = fft3(x)
-    return (X.real.double() ** 2 + X.imag.double() ** 2).mean(dim=(0, 1))
+    _check5(x)
+    T, H, W = x.shape[-3:]
+    X = torch.fft.rfftn(x if x.dtype == torch.float64 else x.float(), dim=(-3, -2, -1), norm="ortho")
+    half = torch.view_as_real(X).square().sum(-1).double().mean(dim=(0, 1))  # (t, h, w//2+1)
+    wr = W // 2 + 1
+    full = torch.empty(T, H, W, dtype=torch.float64, device=half.device)
+    full[..., :wr] = half
+    # The rest by symmetry, |X(-k)| = |X(k)| for real x: bin (t, h, w) mirrors ((-t) mod T, (-h) mod H, W - w).
+    full[..., wr:] = half[..., 1 : W - wr + 1].flip(-3, -2, -1).roll((1, 1), dims=(-3, -2))
+    return full
 
 
 def band_mean(p: torch.Tensor, bands: BandSet) -> torch.Tensor:
@@ -196,8 +217,32 @@ def band_mean(p: torch.Tensor, bands: BandSet) -> torch.Tensor:
     lab = bands.labels.to(p.device).flatten()
     k = len(bands)
     sums = torch.zeros(flat.shape[0], k, dtype=torch.float64, device=p.device).index_add_(1, lab, flat)
-    counts = torch.bincount(lab, minlength=k).to(sums)
-    return (sums / counts).reshape(*lead, k)  # 0/0 = NaN where a band is empty
+    return (sums / _counts(bands, sums)).reshape(*lead, k)  # 0/0 = NaN where a band is empty
+
+
+def _counts(bands: BandSet, like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor([b.n_bins for b in bands.bands], dtype=torch.float64, device=like.device)
+
+
+def band_sums(x: torch.Tensor, bands: BandSet) -> torch.Tensor:
+    """Sum of ``|F x|²`` over each band's bins: ``(b, c, t, h, w)`` → ``(b, c, n_bands)`` float64.
+
+    One float32 real FFT (``rfftn``, half the spectrum) with float64 sums: each half-spectrum bin
+    counts for itself and its mirror (weight 2), except on the ``w = 0`` and Nyquist planes, so the
+    sums equal those over the full complex spectrum.
+    """
+    _check5(x)
+    if tuple(x.shape[-3:]) != bands.shape:
+        raise ValueError(f"x has (t, h, w) = {tuple(x.shape[-3:])} but the bands were made for {bands.shape}")
+    b, c = x.shape[:2]
+    X = torch.fft.rfftn(x if x.dtype == torch.float64 else x.float(), dim=(-3, -2, -1), norm="ortho")
+    p = torch.view_as_real(X).square().sum(-1)  # (b, c, t, h, w//2+1), float32: |X|²
+    w = bands.half_weights.to(p.device, p.dtype)
+    p = (p * w).reshape(b * c, -1)  # (b·c, t·h·(w//2+1))
+    lab = bands.half_labels.to(p.device).flatten()
+    sums = torch.zeros(b * c, len(bands), dtype=torch.float64, device=p.device)
+    sums.index_add_(1, lab, p.double())
+    return sums.reshape(b, c, len(bands))
 
 
 def band_power(x: torch.Tensor, bands: BandSet, *, per_sample: bool = False) -> torch.Tensor:
@@ -207,12 +252,8 @@ def band_power(x: torch.Tensor, bands: BandSet, *, per_sample: bool = False) -> 
     with no bin gives NaN. With the orthonormal FFT, unit white noise has power 1 in every
     band and ``Σ_b power_b · n_bins_b = Σ x² / (b·c)`` (Parseval).
     """
-    _check5(x)
-    if tuple(x.shape[-3:]) != bands.shape:
-        raise ValueError(f"x has (t, h, w) = {tuple(x.shape[-3:])} but the bands were made for {bands.shape}")
-    X = fft3(x)
-    p = (X.real.double() ** 2 + X.imag.double() ** 2).mean(dim=1)  # (b, t, h, w)
-    power = band_mean(p, bands)  # (b, n_bands)
+    sums = band_sums(x, bands).mean(dim=1)  # (b, n_bands): mean over channels
+    power = sums / _counts(bands, sums)  # 0/0 = NaN where a band is empty
     return power if per_sample else power.mean(dim=0)
 
 

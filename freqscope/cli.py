@@ -7,6 +7,8 @@ Errors in the input end with one line on stderr and exit status 2.
 from __future__ import annotations
 
 import functools
+import os
+import re
 import sys
 import warnings
 from dataclasses import dataclass, fields
@@ -63,19 +65,36 @@ def _run(fn, quiet: bool):
             raise UserError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
         except OSError as e:
             raise UserError(f"{e.strerror or e}: {e.filename}" if e.filename else str(e)) from None
+        except (MemoryError, RuntimeError) as e:  # torch reports a failed allocation as a RuntimeError
+            if isinstance(e, RuntimeError) and not re.search(r"out of memory|can't allocate|allocat", str(e), re.I):
+                raise
+            raise UserError("out of memory (the estimate made before reading was too low); lower --size or --frames")
 
 
 def _device(device: str | None) -> torch.device:
+    """The device asked for, if this machine has it: cpu, cuda, cuda:N (N below the GPU count) or mps."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         d = torch.device(device)
-    except RuntimeError:
+    except (RuntimeError, ValueError):
         raise ValueError(f"--device {device!r}: not a device; use cpu, cuda or cuda:N") from None
-    if d.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            n = torch.cuda.device_count()
+            raise ValueError(f"--device {device}: this machine has {n} GPU(s), cuda:0 to cuda:{n - 1}")
+    elif d.type == "mps":
+        if not (torch.backends.mps.is_available() and d.index in (None, 0)):
+            raise ValueError(f"--device {device}: Apple MPS is not available on this machine; use --device cpu")
+    elif d.type != "cpu" or d.index not in (None, 0):
+        raise ValueError(f"--device {device}: not supported; use cpu, cuda or cuda:N")
     return d
 
+
+#: torch.Generator.manual_seed takes a 64-bit integer; we keep to the signed range.
+SEED_MAX = 2**63 - 1
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -84,8 +103,12 @@ class _Group(click.Group):
     """Usage errors as one line too (click prints usage and a hint by default)."""
 
     def main(self, args=None, prog_name=None, **kw):
+        from .io import terminate_cleanly
+
+        kw.pop("standalone_mode", None)
         try:
-            rv = super().main(args=args, prog_name=prog_name or "freqscope", standalone_mode=False, **kw)
+            with terminate_cleanly():  # SIGTERM removes temporary files as Ctrl-C does
+                rv = super().main(args=args, prog_name=prog_name or "freqscope", standalone_mode=False, **kw)
         except click.UsageError as e:
             hint = f" (see freqscope {e.ctx.command.name if e.ctx and e.ctx.parent else ''} --help)".replace("  ", " ")
             click.echo(f"freqscope: error: {e.format_message()}{hint}", err=True)
@@ -96,6 +119,10 @@ class _Group(click.Group):
         except click.exceptions.Abort:
             click.echo("freqscope: aborted", err=True)
             sys.exit(130)
+        except SystemExit as e:
+            if e.code == 143:
+                click.echo("freqscope: terminated (SIGTERM)", err=True)
+            raise
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -133,14 +160,16 @@ class ClipArgs:
 CLIP_FIELDS = [f.name for f in fields(ClipArgs)]
 
 
-def video_options(f):
+def video_options(f=None, *, video_required: bool = True):
     """Add the shared options; the command receives them as one :class:`ClipArgs` first argument."""
+    if f is None:
+        return functools.partial(video_options, video_required=video_required)
     opts = [
         click.option(
             "--video",
             "videos",
             multiple=True,
-            required=True,
+            required=video_required,
             metavar="PATH",
             help="Video file or folder of videos; repeat for several clips.",
         ),
@@ -163,7 +192,9 @@ def video_options(f):
         ),
         click.option("--dtype", type=click.Choice(list(DTYPES)), help="VAE dtype.  [default: float16 on CUDA]"),
         click.option("--device", help="cpu, cuda or cuda:N.  [default: cuda if available]"),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random draw."),
+        click.option(
+            "--seed", type=click.IntRange(0, SEED_MAX), default=0, show_default=True, help="Seed for every random draw."
+        ),
         click.option("--quiet", "-q", is_flag=True, help="Print only errors."),
     ]
 
@@ -197,32 +228,54 @@ def _load(clip: ClipArgs):
     return paths, enc, dev
 
 
-def _folder(path: str | None, option: str) -> None:
-    """An output folder must exist and be writable (checked before any work)."""
-    import os
+PLOT_FORMATS = (".png", ".pdf", ".svg")
+
+
+def _inputs(clip: ClipArgs, *configs: str | None, models: tuple[str | None, ...] = ()) -> list:
+    """Every file the run reads that an output could overwrite: the clips, a scheduler config file and
+    the files of local model folders (``--vae``, ``--pipeline``, ``--embedder``)."""
     from pathlib import Path
 
-    if path is not None and not Path(path).is_dir():
-        raise ValueError(f"{option} {path}: no such folder; create it first")
-    if path is not None and not os.access(path, os.W_OK):
-        raise ValueError(f"{option} {path}: folder is not writable")
+    from .video import list_videos
+
+    files = list(list_videos(list(clip.videos)))
+    for c in configs:
+        if c is not None and c not in PRESETS and Path(c).exists():
+            from .schedule import scheduler_config_file
+
+            files.append(scheduler_config_file(c))
+    for m in (clip.vae, *models):
+        files.extend(_model_files(m))
+    return files
 
 
-def _outputs(**paths) -> None:
-    from .report import check_writable
+def _model_files(folder: str | None) -> list:
+    """The files of a local model folder (none for a hub id or nothing)."""
+    from pathlib import Path
 
-    for what, p in paths.items():
-        if p is not None:
-            check_writable(p, what.replace("_", " "))
+    return [f for f in Path(folder).rglob("*") if f.is_file()] if folder and Path(folder).is_dir() else []
+
+
+def _check_hub(source: str | None, what: str, filename: str) -> None:
+    if source is not None:
+        from .hub import check_hub_source
+
+        check_hub_source(source, what, filename=filename)
+
+
+def _wrote(path, quiet: bool) -> None:
+    if not quiet and str(path) != "-":
+        click.echo(f"wrote {path}", err=True)
 
 
 @main.command()
-@video_options
+@video_options(video_required=False)
 @click.option(
     "--schedule",
-    "schedule_name",
+    "schedule_names",
     type=click.Choice(list(PRESETS)),
-    help=f"Preset noise schedule.  [default: {DEFAULT_PRESET}]",
+    multiple=True,
+    help=f"Preset noise schedule; repeat to report several (dataset runs).  [default: {DEFAULT_PRESET}]",
 )
 @click.option(
     "--scheduler-config", metavar="FILE_OR_FOLDER", help="A diffusers scheduler config (overrides --schedule)."
@@ -242,9 +295,18 @@ def _outputs(**paths) -> None:
 @click.option("--csv", "csv_path", metavar="PATH", help="Write SNR per band and timestep as CSV.")
 @click.option("--plot", "plot_path", metavar="PATH", help="Write the SNR-vs-timestep figure (.png/.pdf/.svg).")
 @click.option("--band-videos", metavar="DIR", help="Write what each band of the first clip holds, one mp4 per band.")
+@click.option("--results", metavar="FILE.parquet", help="Dataset run: keep one row per clip here; re-runs resume.")
+@click.option(
+    "--from-results", metavar="FILE.parquet", help="Aggregate a results file under --schedule(s), decoding nothing."
+)
+@click.option("--workers", type=click.IntRange(min=0), help="Dataset run: decoding processes.  [default: 0]")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Dataset run: clips per encoder batch.  [default: 8]")
+@click.option("--strict", is_flag=True, default=None, help="Dataset run: stop at the first bad clip.")
+@click.option("--weighted", is_flag=True, help="Weight clips by the 'weight' column of a CSV list.")
+@click.option("--radial", is_flag=True, default=None, help="Dataset run: also store each clip's radial spectrum.")
 def snr(
     clip: ClipArgs,
-    schedule_name,
+    schedule_names,
     scheduler_config,
     zero_terminal_snr,
     shift,
@@ -256,8 +318,19 @@ def snr(
     csv_path,
     plot_path,
     band_videos,
+    results,
+    from_results,
+    workers,
+    batch_size,
+    strict,
+    weighted,
+    radial,
 ):
     """Per-band SNR of real clips over every training timestep.
+
+    A dataset run (--results, --from-results, --workers, --strict, a glob or a .txt/.csv list for
+    --video, or torchrun) searches folders recursively, skips bad clips (listed in the results
+    and the JSON) and reports the mean and spread over clips in linear power.
 
     \b
     Examples:
@@ -265,22 +338,55 @@ def snr(
       freqscope snr --video clips/ --schedule animatediff --json snr.json --plot snr.png
       freqscope snr --video clip.mp4 --vae ./sd-vae --device cuda --seeds 8
       freqscope snr --video clip.mp4 --band-videos out/bands   # see what each band holds
+      freqscope snr --video ucf101/ --results run.parquet --workers 8 --plot snr.png
+      freqscope snr --from-results run.parquet --schedule sd --schedule animatediff --json snr.json
+      torchrun --standalone --nproc_per_node 4 -m freqscope snr --video list.csv --results run.parquet
     """
+    from .dataset_job import dist_env
+    from .inputs import LIST_SUFFIXES
+
+    dataset = (
+        any(v is not None for v in (results, from_results, workers, strict, radial))
+        or dist_env()[1] > 1
+        or len(schedule_names) > 1
+        or any(set("*?[") & set(v) or v.lower().endswith(LIST_SUFFIXES) for v in clip.videos)
+    )
+    if dataset:
+        return _snr_dataset(
+            clip,
+            **{k: v for k, v in locals().items() if k not in ("clip", "dataset", "dist_env", "LIST_SUFFIXES")},
+        )
+    if not clip.videos:
+        _run(lambda: _fail("give --video PATH (or --from-results FILE)"), clip.quiet)
+    if weighted or batch_size is not None:
+        _run(lambda: _fail("--weighted and --batch-size apply to dataset runs (add --results FILE)"), clip.quiet)
+    schedule_name = schedule_names[0] if schedule_names else None
     from .analysis import analyze_video, summarize
+    from .io import STDOUT, check_outputs
     from .report import format_table, plot_snr, write_band_videos, write_csv, write_json
     from .schedule import get_schedule
 
     def job():
         if clip.fps is not None and clip.stride is not None:
             raise ValueError("give --fps or --stride, not both")
-        _outputs(json=json_path, csv=csv_path, plot=plot_path)
-        _folder(band_videos, "--band-videos")
+        check_outputs(
+            {"--json": json_path, "--csv": csv_path, "--plot": plot_path},
+            folders={"--band-videos": (band_videos, lambda name: re.fullmatch(r"band\d+_.*\.mp4", name))},
+            inputs=_inputs(clip, scheduler_config),
+            formats={"--plot": PLOT_FORMATS},
+            stdout=("--json", "--csv"),
+        )
         edges = parse_edges(bands_text) if bands_text is not None else None
         sched = get_schedule(
             scheduler_config or schedule_name or DEFAULT_PRESET,
             **_given(zero_terminal_snr=zero_terminal_snr, shift=shift),
         )
         paths, enc, dev = _load(clip)
+        if len(paths) > 50:
+            warnings.warn(
+                f"{len(paths)} clips in one process, every clip's curves kept: add --results run.parquet "
+                "(and --workers N) for a faster, resumable dataset run"
+            )
         progress = _progress(clip.quiet)
         gen = torch.Generator().manual_seed(clip.seed)  # CPU: noise drawn there and moved (randn_tensor)
         clips = [
@@ -291,6 +397,7 @@ def snr(
                 generator=gen,
                 progress=progress,
                 keep_latent=band_videos is not None and i == 0,
+                radial=i == 0,  # the report shows the first clip's radial profile only
                 **clip.read_kwargs(),
                 **_given(
                     size=clip.size,
@@ -303,18 +410,175 @@ def snr(
             for i, p in enumerate(progress(paths, desc="clips", unit="clip") if len(paths) > 1 else paths)
         ]
         summary = summarize(clips, sched)
-        if not clip.quiet:
+        if not clip.quiet and STDOUT not in (json_path, csv_path):  # stdout carries the data instead
             click.echo(format_table(summary))
         for path, write in ((json_path, write_json), (csv_path, write_csv), (plot_path, plot_snr)):
             if path is not None:
                 write(summary, path)
-                if not clip.quiet:
-                    click.echo(f"wrote {path}", err=True)
+                _wrote(path, clip.quiet)
         if band_videos is not None:
             decode = enc.decode if hasattr(enc, "decode") else None
             for path in write_band_videos(clips[0].z0, clips[0].bands, band_videos, decode=decode):
-                if not clip.quiet:
-                    click.echo(f"wrote {path}", err=True)
+                _wrote(path, clip.quiet)
+
+    _run(job, clip.quiet)
+
+
+def _fail(message: str):
+    raise ValueError(message)
+
+
+def _suffixed(path: str | None, name: str, several: bool) -> str | None:
+    """``snr.json`` → ``snr-<schedule>.json`` when several schedules are reported."""
+    if path is None or not several or path == "-":
+        return path
+    from pathlib import Path
+
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{name}{p.suffix}"))
+
+
+def _snr_dataset(
+    clip: ClipArgs,
+    *,
+    schedule_names,
+    scheduler_config,
+    zero_terminal_snr,
+    shift,
+    bands_text,
+    decomposition,
+    time_scale,
+    seeds,
+    json_path,
+    csv_path,
+    plot_path,
+    band_videos,
+    results,
+    from_results,
+    workers,
+    batch_size,
+    strict,
+    weighted,
+    radial,
+):
+    """``snr`` over a dataset: run or resume (on every torchrun rank), or re-aggregate a results file."""
+    from .aggregate import format_dataset_table, plot_dataset, write_dataset_csv, write_dataset_json
+    from .dataset_job import rank_device, snr_dataset, snr_from_results
+    from .io import check_outputs
+    from .schedule import get_schedule, scheduler_config_file
+
+    def job():
+        if seeds is not None or band_videos is not None:
+            raise ValueError("--seeds and --band-videos apply to single clips, not to a dataset run")
+        if clip.fps is not None and clip.stride is not None:
+            raise ValueError("give --fps or --stride, not both")
+        if from_results is not None and (clip.videos or results is not None):
+            raise ValueError("--from-results reads a finished run; drop --video/--results (or drop --from-results)")
+        if from_results is None and not clip.videos:
+            raise ValueError("give --video PATH (a file, folder, glob or .txt/.csv list) or --from-results FILE")
+        for option, p in (("--results", results), ("--from-results", from_results)):
+            if p is not None and not p.endswith(".parquet"):
+                raise ValueError(f"{option} {p}: give a .parquet file name")
+        names = list(schedule_names) or ([] if scheduler_config else [DEFAULT_PRESET])
+        sources = ([scheduler_config] if scheduler_config else []) + names
+        scheds = [get_schedule(n, **_given(zero_terminal_snr=zero_terminal_snr, shift=shift)) for n in sources]
+        several = len(scheds) > 1
+        outs = [
+            (_suffixed(p, s.name, several), w, s)
+            for s in scheds
+            for p, w in ((json_path, write_dataset_json), (csv_path, write_dataset_csv), (plot_path, plot_dataset))
+        ]
+        flags = [
+            f"{flag} ({sc.name})" if several else flag
+            for sc in scheds
+            for flag in ("--json", "--csv", "--plot")
+        ]
+        check_outputs(
+            {"--results": results, **{f: p for f, (p, _, _) in zip(flags, outs)}},
+            inputs=[
+                *(v for v in clip.videos if os.path.isfile(v)),  # clips and lists named directly
+                *([from_results] if from_results is not None else []),
+                *_model_files(clip.vae),
+                *([scheduler_config_file(scheduler_config)] if scheduler_config else []),
+            ],
+            formats={f: PLOT_FORMATS for f in flags if f.startswith("--plot")},
+            stdout=[f for f in flags if not f.startswith("--plot")],
+        )
+        if from_results is not None:
+            summaries = snr_from_results(from_results, scheds, weighted=weighted)
+            rank = 0
+        else:
+            if results is not None and os.path.abspath(results) in map(os.path.abspath, clip.videos):
+                raise ValueError(f"--results {results} is also an input; give another file name")
+            from .encode import load_encoder
+
+            dev = rank_device(_device(clip.device))  # under torchrun: this rank's GPU
+            enc = load_encoder(
+                **_given(
+                    encoder=clip.encoder,
+                    vae=clip.vae,
+                    vae_subfolder=clip.vae_subfolder,
+                    downsample=clip.downsample,
+                    sample_posterior=clip.sample_posterior,
+                    dtype=DTYPES.get(clip.dtype),
+                ),
+                device=dev,
+            )
+            edges = parse_edges(bands_text) if bands_text is not None else None
+            res = snr_dataset(
+                list(clip.videos),
+                enc,
+                scheds,
+                results=results,
+                weighted=weighted,
+                device=dev,
+                progress=_progress(clip.quiet),
+                read={**clip.read_kwargs(), **_given(size=clip.size)},
+                generator=torch.Generator(dev).manual_seed(clip.seed),
+                **_given(
+                    edges=edges,
+                    decomposition=decomposition,
+                    time_scale=time_scale,
+                    workers=workers,
+                    batch_size=batch_size,
+                    strict=strict,
+                    radial=radial,
+                ),
+            )
+            summaries, rank = res.summaries, res.rank
+            if not clip.quiet and rank == 0:
+                where = f" ({res.world_size} ranks)" if res.world_size > 1 else ""
+                click.echo(
+                    f"analysed {res.analysed} clips in {res.seconds:.1f} s{where}, {res.resumed} already in "
+                    f"{results}" if results else f"analysed {res.analysed} clips in {res.seconds:.1f} s{where}",
+                    err=True,
+                )
+                if res.warned:
+                    click.echo(
+                        f"freqscope: warning: {res.warned} clip(s) were analysed with a warning (e.g. fewer frames "
+                        f"than asked){'; see the warning column of ' + results if results else ''}",
+                        err=True,
+                    )
+        if rank != 0:
+            return
+        for s in summaries:
+            if not clip.quiet and "-" not in (json_path, csv_path):  # stdout carries the data instead
+                click.echo(format_dataset_table(s))
+        s0 = summaries[0]
+        if s0.skipped and not clip.quiet:
+            listed = [f"--results {results or from_results} (status 'error')"] if (results or from_results) else []
+            listed += ["the JSON's 'skipped'"] if json_path else []
+            click.echo(
+                f"freqscope: warning: skipped {len(s0.skipped)} unreadable clip(s)"
+                + (f"; listed in {' and '.join(listed)}" if listed else "")
+                + "; first: "
+                + "; ".join(e if p in e else f"{p}: {e}" for p, e in s0.skipped[:3]),
+                err=True,
+            )
+        for path, write, s in outs:
+            if path is not None:
+                write(summaries[scheds.index(s)], path)
+                _wrote(path, clip.quiet)
 
     _run(job, clip.quiet)
 
@@ -422,6 +686,7 @@ def freeinit(
       freqscope freeinit --video clip.mp4 --pipeline ./animatediff --prompt "a boat" --device cuda --out-dir out/
     """
     from .experiment import REFERENCE_SIZE, reference_scheduler, run_pipeline, run_reference
+    from .io import STDOUT, check_outputs
     from .report import format_gap_table, freeinit_to_dict, plot_gap, write_json
     from .video import list_videos, read_video
 
@@ -435,8 +700,13 @@ def freeinit(
                 "--prompt, --negative-prompt, --guidance-scale, --height, --width and --out-dir "
                 "apply with --pipeline only"
             )
-        _folder(out_dir, "--out-dir")
-        _outputs(json=json_path, plot=plot_path)
+        check_outputs(
+            {"--json": json_path, "--plot": plot_path},
+            folders={"--out-dir": (out_dir, lambda name: re.fullmatch(r".+_pass\d+\.mp4", name))},
+            inputs=_inputs(clip, scheduler_config, models=(pipeline, embedder)),
+            formats={"--plot": PLOT_FORMATS},
+            stdout=("--json",),
+        )
         edges = parse_edges(bands_text) if bands_text is not None else None
         paths = list_videos(list(clip.videos))
         if len(paths) != 1:
@@ -463,12 +733,13 @@ def freeinit(
             from .consistency import hf_image_embedder
 
             embed = hf_image_embedder(embedder, device=dev)
+        _check_hub(pipeline, "--pipeline", "model_index.json")
         videos_written = []
         if pipeline is None:
+            sch = reference_scheduler(scheduler_config or schedule_name or DEFAULT_PRESET, **_given(shift=shift))
             enc = _load(clip)[1]
             x, info = read_video(paths[0], size=clip.size if clip.size is not None else REFERENCE_SIZE, **read_kw)
             z0 = enc(x, progress=progress).float().cpu()
-            sch = reference_scheduler(scheduler_config or schedule_name or DEFAULT_PRESET, **_given(shift=shift))
             bands, P, runs = run_reference(
                 z0,
                 priors=tuple(priors) or ("freeinit",),
@@ -508,7 +779,7 @@ def freeinit(
         title = f"clip {info.path} | latent {shape} | {type(sch).__name__}" + (
             f" | pipeline {pipeline}" if pipeline else " | reference model (exact Gaussian denoiser)"
         )
-        if not clip.quiet:
+        if not clip.quiet and json_path != STDOUT:
             click.echo(format_gap_table(bands, runs, title=title))
         doc = freeinit_to_dict(
             bands, P.cpu(), runs, video=info.path, encoder=enc_info, latent_shape=shape, scheduler=sch
@@ -517,11 +788,9 @@ def freeinit(
         for path, write in ((json_path, lambda p: write_json(doc, p)), (plot_path, lambda p: plot_gap(bands, runs, p))):
             if path is not None:
                 write(path)
-                if not clip.quiet:
-                    click.echo(f"wrote {path}", err=True)
+                _wrote(path, clip.quiet)
         for v in videos_written:
-            if not clip.quiet:
-                click.echo(f"wrote {v}", err=True)
+            _wrote(v, clip.quiet)
 
     _run(job, clip.quiet)
 

@@ -208,6 +208,9 @@ def hf_image_embedder(
         from transformers import AutoConfig, AutoImageProcessor, AutoModel
     except ImportError:  # pragma: no cover - transformers is a test extra
         raise ValueError("the image embedder needs transformers: pip install transformers") from None
+    from .hub import check_hub_source
+
+    check_hub_source(path_or_id, "image embedder")
     try:
         proc = AutoImageProcessor.from_pretrained(path_or_id) if preprocess == "processor" else None
         arch = (getattr(AutoConfig.from_pretrained(path_or_id), "architectures", None) or [""])[0]

@@ -84,7 +84,9 @@ class PixelEncoder:
                 raise ValueError(f"--downsample {k} is larger than the {H}×{W} frames; use a smaller factor")
             frames = F.avg_pool3d(frames, kernel_size=(1, k, k), stride=(1, k, k))  # (b, 3, t, H/k, W/k)
         self.info.frames_used = frames.shape[2]
-        return _check_finite(frames.float(), "the pixel encoder")
+        # No finite check here (decoded 8-bit pixels always are): the analysis checks its band powers,
+        # which any NaN/Inf in the input reaches.
+        return frames.float()
 
 
 def _temporal_ratio(config: dict) -> int:
@@ -156,6 +158,8 @@ class VAEEncoder:
         import diffusers
         from diffusers.utils import logging as dlogging
 
+        from .hub import check_hub_source
+
         dlogging.set_verbosity_error()  # its load-time chatter (accelerate hints, ignored keys) is not ours to show
         device = torch.device(device)
         if dtype is None:
@@ -169,6 +173,7 @@ class VAEEncoder:
             )
         if not local.exists() and (src.count("/") != 1 or src.startswith((".", "/"))):
             raise FileNotFoundError(f"VAE {src!r} is neither a local folder nor a hub id (owner/name); check the path")
+        check_hub_source(src, "VAE", subfolder=subfolder)
         try:
             config = diffusers.AutoencoderKL.load_config(src, subfolder=subfolder)
         except Exception as e:  # noqa: BLE001 - diffusers raises many kinds (OSError, EnvironmentError, HTTP)

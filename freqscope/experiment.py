@@ -25,7 +25,7 @@ import torch
 from .bands import BandSet, band_mean, band_power, make_bands
 from .consistency import consistency_metrics
 from .filters import lowpass_filter, variance_loss_db
-from .freeinit import DenoiserSampler, SamplingResult, sample
+from .freeinit import ITERATIVE, DenoiserSampler, SamplingResult, sample
 from .gap import gap_db, predicted_pass_power, relative_power_db
 from .reference import GaussianVideoModel
 from .schedulers import is_ddim, reference_scheduler
@@ -111,8 +111,8 @@ def gap_run(
 
 
 def single_pass(prior: str, kwargs: dict) -> dict:
-    """Sampler options for ``prior``: the single-pass priors (PYoCo, offset) run one pass."""
-    return kwargs if prior in ("freeinit", "freqprior", "freqprior-tail") else {**kwargs, "num_iters": 1}
+    """Sampler options for ``prior``: the single-pass priors (PYoCo, offset, spectrum) run one pass."""
+    return kwargs if prior in ITERATIVE else {**kwargs, "num_iters": 1}
 
 
 def run_reference(
@@ -145,6 +145,7 @@ def run_reference(
             tuple(z0.shape),
             prior=prior,
             generator=gen,
+            clip_power=(bands, P),
             **single_pass(prior, sample_kwargs),
         )
         runs.append(
@@ -224,6 +225,7 @@ def run_pipeline(
             generator=gen,
             device=device,
             callback=callback,
+            clip_power=(bands, P),
             **single_pass(prior, sample_kwargs),
         )
         for p in res.passes:  # measured on the frames the pipeline decodes

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .bands import BandSet, make_bands
 from .filters import FILTER_METHODS, freq_mix, lowpass_filter
-from .priors import gaussian_noise, offset_noise, pyoco_mixed_noise, pyoco_progressive_noise
+from .gap import keep_reinitialising, low_band_gap_db, training_power
+from .priors import gaussian_noise, offset_noise, pyoco_mixed_noise, pyoco_progressive_noise, spectrum_matched_noise
 from .schedulers import cut_grid, family, grid_levels, start_index_for, starting_at, training_schedule, vp_alpha_bar
 
 __all__ = [
@@ -42,8 +44,9 @@ __all__ = [
 #: published (fudan-zvg/FreqPrior): re-diffuse the latent at ``mid_step`` to the last timestep, blend with
 #: fresh noise (``ratio``), variance-preserving filter, full grid; freqprior-tail: our earlier variant,
 #: re-noise the clean result at an intermediate level and sample only the tail (variance-preserving mixing);
-#: pyoco-mixed / pyoco-progressive / offset: frame-correlated or offset initial noise, one pass.
-PRIORS = ("freeinit", "freqprior", "freqprior-tail", "pyoco-mixed", "pyoco-progressive", "offset")
+#: pyoco-mixed / pyoco-progressive / offset: frame-correlated or offset initial noise, one pass;
+#: spectrum: Gaussian noise with training z_T's expected power in every band (needs the clip's band power), one pass.
+PRIORS = ("freeinit", "freqprior", "freqprior-tail", "pyoco-mixed", "pyoco-progressive", "offset", "spectrum")
 ITERATIVE = ("freeinit", "freqprior", "freqprior-tail")
 RENOISE = ("reuse", "fresh")
 #: Where re-diffusing to the last timestep carries no signal (zero terminal SNR, flow matching), re-noise
@@ -56,6 +59,9 @@ FREQPRIOR_FRACTION = 0.8
 #: carried to the next pass, and the weight of the diffused latent against fresh noise.
 FREQPRIOR_MID_STEP = 321
 FREQPRIOR_RATIO = 0.8
+#: Adaptive FreeInit (``num_iters="auto"``): at most this many passes, stopping once the low-band gap is
+#: within ``gap_tol`` dB, stops shrinking, or the next pass would overshoot.
+MAX_AUTO_ITERS = 5
 
 
 @dataclass
@@ -66,6 +72,7 @@ class PassResult:
     start_timestep: float  # first timestep this pass was sampled from
     alpha_bar: float  # VP-equivalent ᾱ of the start level (what training z at that level looks like)
     num_inference_steps: int
+    start_index: int = 0  # grid index the pass started from: it ran num_inference_steps − start_index steps
 
 
 @dataclass
@@ -243,6 +250,14 @@ def freqprior_noise(
     return (part1 + part2) / math.sqrt(2)
 
 
+def _bands_for(bands: BandSet, shape: tuple) -> BandSet:
+    """``bands`` on the latent grid ``shape[-3:]`` (the same edges; a pipeline may pad frames)."""
+    if tuple(bands.shape) == tuple(shape[-3:]):
+        return bands
+    edges = tuple(b.hi for b in bands.bands[1:-1])
+    return make_bands(tuple(shape[-3:]), edges, decomposition=bands.decomposition, time_scale=bands.time_scale)
+
+
 def _prior_noise(prior, shape, *, generator, device, pyoco_alpha, offset_strength):
     if prior == "pyoco-mixed":
         return pyoco_mixed_noise(
@@ -262,7 +277,7 @@ def sample(
     shape: tuple[int, int, int, int, int],
     *,
     prior: str = "freeinit",
-    num_iters: int = 3,
+    num_iters: int | str = 3,
     num_inference_steps: int = 50,
     method: str = "butterworth",
     d_s: float = 0.25,
@@ -276,6 +291,9 @@ def sample(
     fast_sampling: bool = False,
     pyoco_alpha: float | None = None,
     offset_strength: float = 0.1,
+    clip_power: tuple[BandSet, torch.Tensor] | None = None,
+    gap_tol: float = 1.0,
+    max_iters: int = MAX_AUTO_ITERS,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     callback=None,
@@ -302,6 +320,14 @@ def sample(
     from the first grid step at or below it (``diffuse_timestep=N−1`` is the official code and diffusers'
     ``enable_free_init``; with ``freqprior``, the official FreqPrior).
 
+    ``num_iters="auto"`` is adaptive FreeInit: before each re-initialised pass the candidate noise's low-band
+    gap (:func:`~freqscope.gap.low_band_gap_db`: the band ``(0, e₁)``, against ``clip_power``) is
+    measured, and the pass runs only while the last gap is above ``gap_tol`` dB, the candidate's is smaller
+    and does not overshoot below ``−gap_tol`` (:func:`~freqscope.gap.keep_reinitialising`); at most
+    ``max_iters`` passes. ``prior="spectrum"``: one pass from :func:`~freqscope.priors.spectrum_matched_noise`
+    with training ``z``'s expected band power at the first step's level. Both need ``clip_power = (bands,
+    P_b)``, the band power of clean latents (the reference clip's, or a dataset mean).
+
     ``callback(d)`` sees ``{"stage": "init", "pass", "x"}``, every ``{"stage": "step", "pass", "i", "t", "x"}``
     and ``{"stage": "end", "pass", "x"}``.
     """
@@ -309,8 +335,22 @@ def sample(
         raise ValueError(f"unknown prior {prior!r}; choose one of {', '.join(PRIORS)}")
     if renoise not in RENOISE:
         raise ValueError(f"renoise={renoise!r}: use 'reuse' (official) or 'fresh'")
-    if not (isinstance(num_iters, int) and num_iters >= 1):
-        raise ValueError(f"num_iters={num_iters}: must be a whole number >= 1 (it counts all sampling passes)")
+    adaptive = num_iters == "auto"
+    if adaptive:
+        if not (isinstance(max_iters, int) and max_iters >= 1):
+            raise ValueError(f"max_iters={max_iters}: must be a whole number >= 1")
+        if not gap_tol > 0:
+            raise ValueError(f"gap_tol={gap_tol}: must be a positive number of dB")
+        num_iters = max_iters if prior in ITERATIVE else 1
+    elif not (isinstance(num_iters, int) and num_iters >= 1):
+        raise ValueError(
+            f"num_iters={num_iters}: must be a whole number >= 1 (it counts all sampling passes) or 'auto'"
+        )
+    if (adaptive or prior == "spectrum") and clip_power is None:
+        raise ValueError(
+            f"{'num_iters=auto' if adaptive else 'prior=spectrum'} needs clip_power=(bands, P): "
+            "the band power of clean latents to measure the gap against"
+        )
     if not (isinstance(num_inference_steps, int) and num_inference_steps >= 1):
         raise ValueError(f"num_inference_steps={num_inference_steps}: must be a whole number >= 1")
     if method not in FILTER_METHODS:
@@ -372,7 +412,14 @@ def sample(
     mid: dict = {}  # FreqPrior: the previous pass's latent at mid_step and its level
     for k in range(num_iters):
         steps = max(1, int(num_inference_steps / num_iters * (k + 1))) if fast_sampling else num_inference_steps
-        if k == 0:
+        if k == 0 and prior == "spectrum":
+            # Training z's expected power in every band at the level of the pass's first step.
+            ab0 = vp_alpha_bar(*sampler.grid(steps, shape)[0][1:])
+            ref_bands, P = _bands_for(clip_power[0], shape), clip_power[1]
+            power = training_power(P.float().to(device), ab0)[ref_bands.labels.to(device)]
+            init = spectrum_matched_noise(shape, power, generator=generator, device=device)
+            eps0, start_index, alpha_bar = init, 0, None
+        elif k == 0:
             init = _prior_noise(
                 prior,
                 shape,
@@ -407,6 +454,16 @@ def sample(
                 z_t = math.sqrt(alpha_bar) * z0 + math.sqrt(1 - alpha_bar) * eps
                 fresh = gaussian_noise(shape, generator=generator, device=device)
                 init = freq_mix(z_t, fresh, mask, variance_preserving=prior == "freqprior-tail")
+        if adaptive and k > 0:
+            ref_bands, P = _bands_for(clip_power[0], shape), clip_power[1]
+            gaps = [low_band_gap_db(p.init, ref_bands, P, p.alpha_bar) for p in passes]
+            candidate = low_band_gap_db(init, ref_bands, P, alpha_bar)
+            if not keep_reinitialising(gaps, candidate, tol=gap_tol):
+                notes.append(
+                    f"adaptive: stopped after {k} pass(es): low-band gap {gaps[-1]:.2f} dB, next pass's "
+                    f"{candidate:.2f} dB (tolerance {gap_tol} dB)"
+                )
+                break
         if callback is not None:
             callback({"stage": "init", "pass": k, "x": init})
         observe = callback
@@ -441,13 +498,15 @@ def sample(
         start_t, a, s = sampler.grid(steps)[start_index]
         if alpha_bar is None:
             alpha_bar = vp_alpha_bar(a, s)
-        passes.append(PassResult(k, init, z0.float(), float(start_t), alpha_bar, steps))
+        passes.append(PassResult(k, init, z0.float(), float(start_t), alpha_bar, steps, start_index))
 
     for n in notes:
         warnings.warn(n, stacklevel=2)
     info = {
         "prior": prior,
-        "num_iters": num_iters,
+        "num_iters": len(passes),
+        "adaptive": {"gap_tol": gap_tol, "max_iters": max_iters} if adaptive else None,
+        "model_calls": sum(p.num_inference_steps - p.start_index for p in passes),
         "num_inference_steps": num_inference_steps,
         "filter": {"method": method, "d_s": d_s, "d_t": d_t, "order": order},
         "renoise": renoise,

@@ -33,11 +33,12 @@ def gap_db(init: torch.Tensor, bands: BandSet, P: torch.Tensor, alpha_bar: float
 
 
 def low_band_gap_db(
-    init: torch.Tensor, bands: BandSet, P: torch.Tensor, alpha_bar: float, *, cutoff: float = 0.25
+    init: torch.Tensor, bands: BandSet, P: torch.Tensor, alpha_bar: float, *, cutoff: float | None = None
 ) -> float:
-    """The gap of the low band FreeInit restores: every bin below ``cutoff`` (FreeInit's stop frequency
-    ``d_s``) but DC, pooled (bands weighted by their bin counts). DC is left out: with one bin per channel its
-    power is a χ² of ``c`` degrees of freedom, too noisy to steer by."""
+    """The gap of the low band, where the training/inference gap lives: the bands between DC and ``cutoff``
+    (default: the first edge, i.e. the band ``(0, e₁)``), pooled with weights by bin count. DC is left out:
+    with one bin per channel its power is a χ² of ``c`` degrees of freedom, too noisy to steer by."""
+    cutoff = bands.bands[1].hi if cutoff is None else cutoff
     low = [i for i, b in enumerate(bands.bands) if 0 < b.hi <= cutoff + 1e-12 and b.n_bins > 0]
     if not low:
         raise ValueError(f"cutoff={cutoff}: no band below it besides DC; pass band edges below the filter's d_s")

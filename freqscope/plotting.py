@@ -29,7 +29,7 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 3.5, height: fl
 
 def save_figure(fig, *paths: str | os.PathLike) -> None:
     """Save atomically in the format of each suffix (``.png``, ``.pdf``, ``.svg``), then close."""
-    from .report import atomic_write
+    from .io import atomic_write
 
     try:
         for path in paths:

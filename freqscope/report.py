@@ -25,13 +25,13 @@ import io
 import json
 import math
 import os
-import tempfile
 import textwrap
 from pathlib import Path
 
 import torch
 
 from .analysis import Summary
+from .io import dumps_json, write_text
 
 __all__ = [
     "SCHEMA",
@@ -41,8 +41,6 @@ __all__ = [
     "write_json",
     "write_csv",
     "plot_snr",
-    "atomic_write",
-    "check_writable",
 ]
 
 SCHEMA = "freqscope.snr/1"
@@ -85,7 +83,7 @@ def summary_to_dict(s: Summary) -> dict:
         "snr_db": s.snr_db,
         "snr_db_std": s.snr_db_std,
         "crossing_timestep": s.crossing,
-        "rapsd": {"radius": first.rapsd[0], "power": first.rapsd[1]},
+        "rapsd": {"radius": first.rapsd[0], "power": first.rapsd[1]} if first.rapsd is not None else None,
         "clips": [
             {
                 "video": c.video,
@@ -142,39 +140,9 @@ def format_table(s: Summary, *, timesteps: tuple[int, ...] = TABLE_TIMESTEPS) ->
     return "\n".join([title, line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
 
 
-def check_writable(path: str | os.PathLike, what: str) -> Path:
-    """Fail early, before any work, if ``path`` cannot be written."""
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    if p.is_dir():
-        raise ValueError(f"{what} {p} is a folder; give a file name")
-    if not parent.is_dir():
-        raise ValueError(f"cannot write {what} {p}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise ValueError(f"cannot write {what} {p}: folder {parent} is not writable")
-    return p
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it into place."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=p.suffix, dir=p.parent if str(p.parent) else ".")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual mode
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(s: Summary | dict, path: str | os.PathLike) -> None:
     d = summary_to_dict(s) if isinstance(s, Summary) else _clean(s)
-    text = json.dumps(d, indent=1, allow_nan=False)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    write_text(path, dumps_json(d))
 
 
 def write_csv(s: Summary, path: str | os.PathLike) -> None:
@@ -185,7 +153,7 @@ def write_csv(s: Summary, path: str | os.PathLike) -> None:
     for i, b in enumerate(s.bands.bands):
         for t, (v, sd) in enumerate(zip(s.snr_db[i].tolist(), s.snr_db_std[i].tolist())):
             w.writerow([b.name, b.lo, b.hi, t, f"{v:.6g}", f"{sd:.6g}"])
-    atomic_write(path, lambda tmp: Path(tmp).write_text(buf.getvalue()))
+    write_text(path, buf.getvalue())
 
 
 def plot_snr(s: Summary, path: str | os.PathLike, *, title: str | None = None) -> None:
@@ -271,7 +239,7 @@ def freeinit_to_dict(bands, P, runs, *, video=None, encoder=None, latent_shape=N
             if scheduler is None
             else {
                 "class": type(scheduler).__name__,
-                "config": json.loads(json.dumps(dict(scheduler.config), default=str)),
+                "config": json.loads(json.dumps(dict(scheduler.config), default=str, sort_keys=True)),
             },
             "bands": [{**b.to_dict(), "power": float(p)} for b, p in zip(bands.bands, P.tolist())],
             "runs": [

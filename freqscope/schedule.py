@@ -22,6 +22,9 @@ __all__ = [
     "vp_schedule",
     "flow_schedule",
     "schedule_from_config",
+    "load_scheduler_config",
+    "scheduler_config_file",
+    "BETA_SCHEDULES",
     "rescale_zero_terminal_snr",
     "is_flow_config",
 ]
@@ -159,18 +162,47 @@ def _shift_key(config: dict) -> str:
     return "flow_shift" if config.get("use_flow_sigmas") else "shift"
 
 
-def schedule_from_config(
-    path: str | os.PathLike, *, zero_terminal_snr: bool | None = None, shift: float | None = None
-) -> Schedule:
-    """Schedule from a diffusers scheduler config: a ``scheduler_config.json`` file, a folder holding
-    one, or a pipeline folder with a ``scheduler/`` subfolder."""
+#: ``beta_schedule`` names this module (and diffusers' beta schedulers) compute.
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid")
+#: Fields that make a JSON object a scheduler config even without ``_class_name``.
+_SCHEDULER_FIELDS = ("beta_schedule", "beta_start", "beta_end", "trained_betas", "num_train_timesteps", "shift")
+
+
+def scheduler_config_file(path: str | os.PathLike) -> Path:
+    """The file a scheduler config path names: a file is that file; a folder is its
+    ``scheduler_config.json`` (or, for a pipeline folder, ``scheduler/scheduler_config.json``)."""
+    if not os.fspath(path).strip():
+        raise ValueError("scheduler config: empty path; pass a scheduler_config.json or its folder")
     p = Path(path)
-    candidates = [p] if p.is_file() else [p / "scheduler_config.json", p / "scheduler" / "scheduler_config.json"]
-    file = next((c for c in candidates if c.is_file()), None)
-    if file is None:
-        raise FileNotFoundError(
-            f"no scheduler config at {p}; pass a scheduler_config.json, its folder or a pipeline folder"
+    if p.is_dir():
+        file = next(
+            (c for c in (p / "scheduler_config.json", p / "scheduler" / "scheduler_config.json") if c.exists()), None
         )
+        if file is None:
+            raise FileNotFoundError(
+                f"no scheduler config in {p} (no scheduler_config.json); pass the file, its folder or a pipeline folder"
+            )
+    elif p.exists():
+        file = p
+    else:
+        raise FileNotFoundError(f"no scheduler config at {p}: no such file; pass a scheduler_config.json or its folder")
+    if not file.is_file():
+        raise ValueError(f"scheduler config {file} is not a regular file (FIFO or device); pass a JSON file")
+    return file
+
+
+def _field_error(file: Path, name: str, value, must: str) -> ValueError:
+    return ValueError(f"scheduler config {file}: {name}={value!r} {must}")
+
+
+def load_scheduler_config(path: str | os.PathLike) -> dict:
+    """Read and validate a diffusers scheduler config, as named (see :func:`scheduler_config_file`).
+
+    It must be a JSON object of a known diffusers scheduler class (or, without ``_class_name``, hold
+    scheduler fields), with betas in (0, 1), a supported ``beta_schedule``, at least 2 training
+    timesteps and a shift > 0. Errors name the field that is wrong.
+    """
+    file = scheduler_config_file(path)
     try:
         config = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -178,7 +210,61 @@ def schedule_from_config(
             f"{file} is not valid JSON ({e.msg if hasattr(e, 'msg') else e}); pass a diffusers scheduler_config.json"
         ) from None
     if not isinstance(config, dict):
-        raise ValueError(f"{file} does not hold a JSON object; pass a diffusers scheduler_config.json")
+        raise ValueError(
+            f"{file} holds a JSON {type(config).__name__}, not an object; pass a diffusers scheduler_config.json"
+        )
+    name = config.get("_class_name")
+    if name is not None:
+        import diffusers
+
+        cls = getattr(diffusers, str(name), None) if isinstance(name, str) and name.isidentifier() else None
+        if not (isinstance(cls, type) and issubclass(cls, diffusers.SchedulerMixin)):
+            raise _field_error(
+                file,
+                "_class_name",
+                name,
+                "is not a diffusers scheduler; pass a scheduler's config "
+                "(scheduler/scheduler_config.json of a pipeline), not a model's",
+            )
+    elif not any(k in config for k in _SCHEDULER_FIELDS):
+        raise ValueError(
+            f"{file} has no scheduler field ({', '.join(_SCHEDULER_FIELDS)}); pass a diffusers scheduler_config.json"
+        )
+
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    n = config.get("num_train_timesteps", 1000)
+    if not (isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= 1_000_000):
+        raise _field_error(file, "num_train_timesteps", n, "must be a whole number from 2 to 1000000")
+    for k in ("beta_start", "beta_end"):
+        if k in config and not (number(config[k]) and 0 < config[k] < 1):
+            raise _field_error(file, k, config[k], "must be a number in (0, 1)")
+    tb = config.get("trained_betas")
+    if tb is not None:
+        if not (isinstance(tb, list) and len(tb) >= 2 and all(number(b) and 0 < b < 1 for b in tb)):
+            raise ValueError(f"scheduler config {file}: trained_betas must be a list of numbers in (0, 1)")
+        if "num_train_timesteps" in config and len(tb) != n:
+            raise _field_error(
+                file, "trained_betas", f"<{len(tb)} values>", f"must hold num_train_timesteps={n} values"
+            )
+    flow = is_flow_config(config)
+    if not flow and tb is None and config.get("beta_schedule", "linear") not in BETA_SCHEDULES:
+        raise _field_error(
+            file, "beta_schedule", config.get("beta_schedule"), f"is not supported; use {', '.join(BETA_SCHEDULES)}"
+        )
+    if config.get("shift") is not None and not (number(config["shift"]) and config["shift"] > 0):
+        raise _field_error(file, "shift", config["shift"], "must be a number > 0")
+    return config
+
+
+def schedule_from_config(
+    path: str | os.PathLike, *, zero_terminal_snr: bool | None = None, shift: float | None = None
+) -> Schedule:
+    """Schedule from a diffusers scheduler config: a ``scheduler_config.json`` file, a folder holding
+    one, or a pipeline folder with a ``scheduler/`` subfolder (validated by :func:`load_scheduler_config`)."""
+    file = scheduler_config_file(path)
+    config = load_scheduler_config(file)
     name = str(config.get("_class_name", file.stem))
     if is_flow_config(config):
         if config.get("use_dynamic_shifting") and shift is None:

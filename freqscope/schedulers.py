@@ -18,11 +18,18 @@ from __future__ import annotations
 import functools
 import math
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 
-from .schedule import PRESETS, Schedule, flow_schedule, is_flow_config, rescale_zero_terminal_snr, vp_schedule
+from .schedule import (
+    PRESETS,
+    Schedule,
+    flow_schedule,
+    is_flow_config,
+    load_scheduler_config,
+    rescale_zero_terminal_snr,
+    vp_schedule,
+)
 
 __all__ = [
     "FAMILIES",
@@ -217,19 +224,18 @@ def reference_scheduler(name_or_path: str = "sd", *, shift: float | None = None)
         return diffusers.DDIMScheduler(
             **cfg, clip_sample=False, set_alpha_to_one=True, steps_offset=1, timestep_spacing="leading"
         )
-    p = Path(name_or_path)
-    folder = p.parent if p.is_file() else (p / "scheduler" if (p / "scheduler").is_dir() else p)
-    try:
-        config = diffusers.DDIMScheduler.load_config(folder)
-    except Exception as e:  # noqa: BLE001 - diffusers raises OSError/EnvironmentError/ValueError
-        raise ValueError(
-            f"cannot load a scheduler config from {name_or_path}: {str(e).splitlines()[0][:200]}"
-        ) from None
+    config = load_scheduler_config(name_or_path)  # validated: a scheduler's config, read as named
     cls = getattr(diffusers, str(config.get("_class_name", "DDIMScheduler")), None)
     if cls is None or not hasattr(cls, "step"):
         raise ValueError(f"{name_or_path} names {config.get('_class_name')!r}, not a diffusers scheduler")
     over = {"clip_sample": False} if "clip_sample" in config else {}
     if shift is not None:
         over["flow_shift" if config.get("use_flow_sigmas") else "shift"] = shift
-    return cls.from_config(config, **over)
+    try:
+        return cls.from_config(config, **over)
+    except (NotImplementedError, ValueError, TypeError) as e:  # e.g. a beta_schedule this class lacks
+        raise ValueError(
+            f"scheduler config {name_or_path}: {cls.__name__} cannot be built from it ({str(e)[:160]}); "
+            "check beta_schedule and the other fields"
+        ) from None
 

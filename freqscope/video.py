@@ -14,7 +14,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["VideoInfo", "read_video", "write_video", "list_videos", "DEFAULT_MAX_SHORT_SIDE", "VIDEO_SUFFIXES"]
+__all__ = [
+    "VideoInfo",
+    "read_video",
+    "write_video",
+    "list_videos",
+    "estimate_memory",
+    "check_limits",
+    "DEFAULT_MAX_SHORT_SIDE",
+    "VIDEO_SUFFIXES",
+]
 
 #: Without ``size``, a clip whose short side exceeds this is resized down to it
 #: (an HD clip of 16 frames would otherwise cost ~0.8 GB per FFT in pixel space).
@@ -44,7 +53,10 @@ class VideoInfo:
 def list_videos(paths: list[str | os.PathLike]) -> list[Path]:
     """Expand files and folders (non-recursive, sorted) into a list of video paths."""
     out: list[Path] = []
-    for p in map(Path, paths):
+    for given in paths:
+        if not os.fspath(given).strip():
+            raise ValueError("video: empty path; pass a video file or a folder of them")
+        p = Path(given)
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES)
             if not found:
@@ -53,11 +65,81 @@ def list_videos(paths: list[str | os.PathLike]) -> list[Path]:
                     "pass a video file or a folder of them"
                 )
             out.extend(found)
-        elif p.exists():
+        elif p.is_file():
             out.append(p)
+        elif p.exists():
+            raise ValueError(f"video {p} is not a regular file (FIFO, device or socket); pass a video file")
         else:
             raise FileNotFoundError(f"video not found: {p}; check the path")
     return out
+
+
+#: Peak memory of reading and analysing a clip, in multiples of its float32 frames tensor (the frames,
+#: their FFT, band powers and masks); measured with benchmarks/bench_memory.py (README there).
+MEMORY_FACTOR = 12
+#: Most frames read from one clip (a bound before any per-frame list is made).
+MAX_FRAMES = 100_000
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``MemAvailable``, else physical memory), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def estimate_memory(source_hw: tuple[int, int], *, frames: int, size: int | tuple[int, int] | None = None) -> int:
+    """Bytes that reading ``frames`` frames of ``source_hw = (H, W)`` at ``size`` and analysing them takes
+    at the peak: ``MEMORY_FACTOR`` × the float32 ``(1, 3, t, H', W')`` frames tensor."""
+    h, w = _target_size(*source_hw, size)
+    return MEMORY_FACTOR * 4 * 3 * frames * h * w
+
+
+def check_limits(
+    path: str | os.PathLike,
+    stream,
+    container,
+    *,
+    frames: int,
+    start: float,
+    size: int | tuple[int, int] | None,
+    max_bytes: int | None = None,
+) -> None:
+    """Refuse, before decoding, more than ``MAX_FRAMES`` frames, a ``start`` past the clip's end and a
+    read needing more memory than ``max_bytes`` (default: the memory available now), suggesting a
+    smaller ``size`` or ``frames``."""
+    if frames > MAX_FRAMES:
+        raise ValueError(f"frames={frames}: at most {MAX_FRAMES} frames per clip; lower --frames")
+    tb = float(stream.time_base) if stream.time_base else None
+    duration = (
+        float(stream.duration * stream.time_base)
+        if stream.duration and stream.time_base
+        else (container.duration / 1e6 if container.duration else None)
+    )
+    if duration is not None and start > duration:
+        raise ValueError(f"start={start:g} s is past the end of {path} ({duration:.3g} s); lower --start")
+    if tb and start / tb > 2**62:
+        raise ValueError(f"start={start:g} s is out of range for {path}; lower --start")
+    h, w = stream.codec_context.height, stream.codec_context.width
+    if not (h and w):
+        return
+    n = min(frames, stream.frames) if stream.frames else frames
+    need = estimate_memory((h, w), frames=n, size=size)
+    limit = available_memory() if max_bytes is None else max_bytes
+    if limit is not None and need > limit:
+        th, tw = _target_size(h, w, size)
+        raise ValueError(
+            f"{path}: {n} frames at {th}×{tw} need about {need / 1e9:.3g} GB, more than the "
+            f"{limit / 1e9:.3g} GB available; lower --size or --frames"
+        )
 
 
 def _target_size(h: int, w: int, size: int | tuple[int, int] | None) -> tuple[int, int]:
@@ -75,20 +157,26 @@ def _target_size(h: int, w: int, size: int | tuple[int, int] | None) -> tuple[in
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-def _to_tensor(frame: av.VideoFrame, out_hw: tuple[int, int], crop_hw: tuple[int, int]) -> torch.Tensor:
-    """One decoded frame → rotated, resized (antialiased), centre-cropped ``(3, H, W)`` in [-1, 1]."""
-    rgb = frame.to_ndarray(format="rgb24")  # (H, W, 3) uint8
-    k = (frame.rotation // 90) % 4 if getattr(frame, "rotation", 0) else 0
+#: Frames converted and resized together: a batched resize is faster than one frame at a time, and
+#: memory holds at most this many source-size frames (the rest only at the output size).
+RESIZE_BATCH = 8
+
+
+def _to_tensor(frames: list[av.VideoFrame], out_hw: tuple[int, int], crop_hw: tuple[int, int]) -> torch.Tensor:
+    """Decoded frames → rotated, resized (antialiased), centre-cropped ``(3, n, H, W)`` in [-1, 1]."""
+    rgb = np.stack([f.to_ndarray(format="rgb24") for f in frames])  # (n, H, W, 3) uint8
+    first = frames[0]
+    k = (first.rotation // 90) % 4 if getattr(first, "rotation", 0) else 0
     if k:
-        rgb = np.rot90(rgb, k=k)
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()  # (3, H, W)
+        rgb = np.rot90(rgb, k=k, axes=(1, 2))
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).float()  # (n, 3, H, W)
     if tuple(x.shape[-2:]) != out_hw:
-        x = F.interpolate(x[None], size=out_hw, mode="bilinear", antialias=True, align_corners=False)[0]
+        x = F.interpolate(x, size=out_hw, mode="bilinear", antialias=True, align_corners=False)
     H, W = out_hw
     ch, cw = crop_hw
     top, left = (H - ch) // 2, (W - cw) // 2
-    x = x[:, top : top + ch, left : left + cw]
-    return (x / 127.5 - 1.0).clamp_(-1.0, 1.0)
+    x = x[:, :, top : top + ch, left : left + cw]
+    return (x / 127.5 - 1.0).clamp_(-1.0, 1.0).transpose(0, 1)  # (3, n, H, W)
 
 
 def read_video(
@@ -134,6 +222,8 @@ def read_video(
         raise FileNotFoundError(f"video not found: {path}; check the path")
     if path.is_dir():
         raise ValueError(f"{path} is a folder; pass a video file")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a regular file (FIFO, device or socket); pass a video file")
 
     try:
         container = av.open(str(path))
@@ -144,9 +234,43 @@ def read_video(
             raise ValueError(f"{path} has no video stream (audio only?); pass a file with video")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        check_limits(path, stream, container, frames=frames, start=start, size=size)
         tb = float(stream.time_base) if stream.time_base else None
         if start > 0 and tb:
             container.seek(int(start / tb), stream=stream, backward=True, any_frame=False)
+
+        def geometry(first: av.VideoFrame) -> tuple[tuple[int, int], tuple[int, int]]:
+            """Resize target and crop of this clip's frames, from its first picked frame."""
+            rot = (getattr(first, "rotation", 0) or 0) % 360
+            h, w = first.height, first.width
+            if rot in (90, 270):
+                h, w = w, h
+            out_hw = _target_size(h, w, size)
+            if isinstance(size, tuple):
+                crop_hw = (int(size[0]), int(size[1]))
+            else:
+                crop_hw = (out_hw[0] // SIZE_MULTIPLE * SIZE_MULTIPLE, out_hw[1] // SIZE_MULTIPLE * SIZE_MULTIPLE)
+            if min(crop_hw) < SIZE_MULTIPLE:
+                raise ValueError(
+                    f"{path}: frames of {h}×{w} pixels (resized {out_hw[0]}×{out_hw[1]}) are too small; "
+                    f"each side needs at least {SIZE_MULTIPLE} pixels (raise --size)"
+                )
+            return out_hw, crop_hw
+
+        # Frames are resized in batches as they are decoded, so memory follows the output size.
+        resized: list[torch.Tensor] = []  # (3, n, H, W) each
+        geo: list = []  # [first picked frame, (out_hw, crop_hw)], once known
+        n_done = [0]  # picked frames already resized (and released)
+
+        def flush() -> None:
+            """Resize the picked frames not yet resized, then let go of their source-size pixels."""
+            if not geo:
+                geo.extend([picked[0], geometry(picked[0])])
+            new = picked[n_done[0] :]
+            if new:
+                resized.append(_to_tensor(new, *geo[1]))
+                picked[n_done[0] :] = [None] * len(new)
+                n_done[0] = len(picked)
 
         targets = [start + i / fps for i in range(frames)] if fps else None
         picked: list[av.VideoFrame] = []
@@ -177,6 +301,8 @@ def read_video(
                         picked.append(frame)
                         times.append(t)
                     prev = frame
+                if len(picked) - n_done[0] >= RESIZE_BATCH:
+                    flush()
                 if len(picked) >= frames:
                     break
         except av.error.FFmpegError as e:
@@ -198,22 +324,10 @@ def read_video(
                 stacklevel=2,
             )
 
-        first = picked[0]
+        flush()
+        first, (_, crop_hw) = geo
         rot = (getattr(first, "rotation", 0) or 0) % 360
-        h, w = first.height, first.width
-        if rot in (90, 270):
-            h, w = w, h
-        out_hw = _target_size(h, w, size)
-        if isinstance(size, tuple):
-            crop_hw = (int(size[0]), int(size[1]))
-        else:
-            crop_hw = (out_hw[0] // SIZE_MULTIPLE * SIZE_MULTIPLE, out_hw[1] // SIZE_MULTIPLE * SIZE_MULTIPLE)
-        if min(crop_hw) < SIZE_MULTIPLE:
-            raise ValueError(
-                f"{path}: frames of {h}×{w} pixels (resized {out_hw[0]}×{out_hw[1]}) are too small; "
-                f"each side needs at least {SIZE_MULTIPLE} pixels (raise --size)"
-            )
-        x = torch.stack([_to_tensor(f, out_hw, crop_hw) for f in picked], dim=1)[None]  # (1, 3, t, H, W)
+        x = torch.cat(resized, dim=1)[None]  # (1, 3, t, H, W)
         rate = float(stream.average_rate) if stream.average_rate else None
 
     info = VideoInfo(
@@ -245,7 +359,7 @@ def _reason(e: BaseException) -> str:
 def write_video(path: str | os.PathLike, frames: torch.Tensor, *, fps: float = 8.0) -> None:
     """Write ``(1, 3, t, H, W)`` (or ``(3, t, H, W)``) frames in [-1, 1] as an H.264 mp4, atomically.
     Odd sizes are padded by one pixel (yuv420p needs even sides)."""
-    from .report import atomic_write
+    from .io import atomic_write
 
     x = frames[0] if frames.ndim == 5 else frames
     if x.ndim != 4 or x.shape[0] != 3:

@@ -6,7 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from freqscope.bands import band_power, bandpass, distance, fft3, make_bands, parse_edges, rapsd
+from freqscope.bands import (
+    DECOMPOSITIONS,
+    band_power,
+    band_sums,
+    bandpass,
+    bin_power,
+    distance,
+    fft3,
+    make_bands,
+    parse_edges,
+    rapsd,
+)
 
 SHAPES = [(16, 32, 32), (5, 7, 9), (8, 12, 20), (1, 8, 8), (3, 16, 5)]
 
@@ -187,3 +198,16 @@ def test_spatiotemporal_power_grid():
     # white noise: every cell near 1
     _, _, q = spatiotemporal_power(torch.randn(4, 4, 8, 32, 32, generator=torch.Generator().manual_seed(0)))
     assert torch.nanmean((q - 1).abs()) < 0.15
+
+
+@pytest.mark.parametrize("shape", [(4, 6, 8), (5, 7, 9), (3, 8, 5), (2, 4, 1), (6, 5, 2)])
+@pytest.mark.parametrize("decomposition", DECOMPOSITIONS)
+def test_half_spectrum_sums_equal_full_spectrum(shape, decomposition):
+    # rfftn + mirror weights (2 off the w = 0 / Nyquist planes) must give the full complex FFT's band sums.
+    x = torch.randn(2, 3, *shape, generator=torch.Generator().manual_seed(sum(shape)), dtype=torch.float64)
+    bs = make_bands(shape, (0.3, 0.6), decomposition=decomposition)
+    X = torch.fft.fftn(x, dim=(-3, -2, -1), norm="ortho")
+    p = X.abs() ** 2  # (b, c, t, h, w)
+    full = torch.stack([(p * m).sum(dim=(-3, -2, -1)) for m in bs.masks()], dim=-1)  # (b, c, n_bands)
+    assert torch.allclose(band_sums(x, bs), full, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(bin_power(x), p.mean(dim=(0, 1)), rtol=1e-12, atol=1e-12)

@@ -92,8 +92,9 @@ def test_low_band_gap_pools_the_bands_below_the_cutoff():
     n1, n2 = bands.bands[1].n_bins, bands.bands[2].n_bins
     T = training_power(P.double(), ab)
     by_hand = 10 * math.log10((n1 * T[1] + n2 * T[2]) / (n1 * Q[1] + n2 * Q[2]))
-    assert low_band_gap_db(x, bands, P, ab) == pytest.approx(by_hand, rel=1e-6)
-    assert low_band_gap_db(x, bands, P, ab, cutoff=0.125) == pytest.approx(10 * math.log10(T[1] / Q[1]), rel=1e-6)
+    assert low_band_gap_db(x, bands, P, ab, cutoff=0.25) == pytest.approx(by_hand, rel=1e-6)
+    # default: the band (0, e₁) alone
+    assert low_band_gap_db(x, bands, P, ab) == pytest.approx(10 * math.log10(T[1] / Q[1]), rel=1e-6)
     with pytest.raises(ValueError, match="no band below it"):
         low_band_gap_db(x, bands, P, ab, cutoff=0.01)
 

@@ -99,8 +99,20 @@ def test_band_snr_and_summary():
     r = clips[0].snr
     assert r.snr_db.shape == (5, 1000) and r.sampled_db_mean.shape == (5, 1000)
     s = summarize(clips, sched)
-    assert torch.allclose(s.snr_db, torch.stack([c.snr.snr_db for c in clips]).mean(0))
+    # Clips are averaged in linear power (issue 8): the mean SNR is the SNR of the mean band power.
+    mean_lin = (10 ** (torch.stack([c.snr.snr_db for c in clips]) / 10)).mean(0)
+    assert torch.allclose(s.snr_db, 10 * torch.log10(mean_lin))
     assert torch.all(s.snr_db_std[:, 0] > 0)
     single = summarize(clips[:1], sched)
     assert torch.all(single.snr_db_std == 0)
     assert band_snr(_smooth_latent(), clips[0].bands, sched).crossing == r.crossing
+
+
+def test_non_finite_latent_is_caught_on_the_band_powers():
+    # The pixel encoder no longer scans every pixel; a NaN or Inf anywhere reaches every band's power.
+    z0 = _smooth_latent()
+    for bad in (float("nan"), float("inf")):
+        z = z0.clone()
+        z[0, 0, 1, 2, 3] = bad
+        with pytest.raises(ValueError, match="NaN/Inf"):
+            analyze_latent(z, get_schedule("sd"))

@@ -24,7 +24,9 @@ for t, c in zip([250, 500, 750, 999], band_colors(5)[1:]):
 ax.set_xlabel("spatio-temporal frequency |f| (Nyquist = 1)")
 ax.set_ylabel("power $|F z|^2$ per bin")
 ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="SD schedule")
-ax.set_title("Radially averaged power spectrum of a clip and its noisy versions\n(dotted: the noise floor $1-\\bar\\alpha_t$)")
+ax.set_title(
+    "Radially averaged power spectrum of a clip and its noisy versions\n(dotted: the noise floor $1-\\bar\\alpha_t$)"
+)
 save(fig, "fig4_rapsd")
 signal = (sched.alpha_bar[999] * p0).numpy()
 above = r.numpy()[signal > (1 - sched.alpha_bar[999]).item()]

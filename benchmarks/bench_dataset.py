@@ -1,0 +1,188 @@
+"""Dataset runs: clips/s of the runner at 1 and 2 workers against a minimal decode + resize + FFT loop
+(the practical limit), peak memory at 10 clips and at all clips, and what a re-run redoes after ``kill -9``.
+
+    python benchmarks/bench_dataset.py               # 500 synthetic clips, cached under $TMPDIR
+    python benchmarks/bench_dataset.py --clips 100   # quicker
+
+The clips (mixed sizes 160×120 to 320×240, 20 frames, H.264) are written once and cached. Every
+figure is measured in this one run; `uptime` is printed beside them since the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from freqscope.bands import make_bands
+from freqscope.dataset import run_dataset
+from freqscope.encode import load_encoder
+from freqscope.results import read_results
+
+SIZES = [(120, 160), (180, 240), (240, 320), (240, 180)]  # (H, W), one portrait
+FRAMES, SIZE = 16, 96  # read 16 frames, short side resized to 96 (every clip is resized)
+
+
+def make_clips(folder: Path, n: int) -> list[Path]:
+    """``n`` short synthetic clips (moving patterns plus noise, so the codec has work to do), cached."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        p = folder / f"clip{i:05d}.mp4"
+        paths.append(p)
+        if p.exists():
+            continue
+        h, w = SIZES[i % len(SIZES)]
+        yy, xx = np.mgrid[0:h, 0:w]
+        tmp = p.with_suffix(".tmp.mp4")
+        with av.open(str(tmp), "w") as c:
+            s = c.add_stream("libx264", rate=8)
+            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            for t in range(FRAMES + 4):
+                img = 127 + 60 * np.sin((xx + 3 * t * (i % 5 + 1)) / (7 + i % 11)) + 40 * np.cos(yy / (5 + i % 7))
+                img = img + rng.normal(0, 10, (h, w))
+                a = np.clip(np.stack([img, img[::-1], img[:, ::-1]], -1), 0, 255).astype(np.uint8)
+                for pk in s.encode(av.VideoFrame.from_ndarray(a, format="rgb24")):
+                    c.mux(pk)
+            for pk in s.encode():
+                c.mux(pk)
+        tmp.rename(p)
+    return paths
+
+
+def minimal(paths: list[Path]) -> float:
+    """The practical limit on one core: PyAV decode, one batched antialiased resize, float32 rfftn, band means."""
+    t0 = time.perf_counter()
+    for p in paths:
+        with av.open(str(p)) as c:
+            c.streams.video[0].thread_type = "AUTO"  # as read_video decodes
+            frames = []
+            for f in c.decode(video=0):
+                frames.append(f.to_ndarray(format="rgb24"))
+                if len(frames) == FRAMES:
+                    break
+        x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()  # (t, 3, H, W)
+        H, W = x.shape[-2:]
+        s = SIZE / min(H, W)
+        x = F.interpolate(x, size=(round(H * s), round(W * s)), mode="bilinear", antialias=True)
+        h, w = x.shape[-2] // 8 * 8, x.shape[-1] // 8 * 8
+        x = (x[..., :h, :w] / 127.5 - 1).permute(1, 0, 2, 3)[None]  # (1, 3, t, h, w)
+        bands = make_bands((FRAMES, h, w))
+        X = torch.fft.rfftn(x, dim=(-3, -2, -1), norm="ortho")
+        p2 = (X.real**2 + X.imag**2) * bands.half_weights.float()
+        sums = torch.zeros(len(bands), dtype=torch.float64).index_add_(
+            0, bands.half_labels.flatten(), p2.mean(1).flatten().double()
+        )
+        sums / torch.tensor([b.n_bins for b in bands.bands])
+    return time.perf_counter() - t0
+
+
+def runner(paths: list[Path], workers: int) -> float:
+    t0 = time.perf_counter()
+    run = run_dataset([str(p) for p in paths], load_encoder(), read={"frames": FRAMES, "size": SIZE}, workers=workers)
+    assert run.analysed == len(paths), run.errors[:3]
+    return time.perf_counter() - t0
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident set size (KiB) of a process and all its descendants, from /proc."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += int(status.split("VmRSS:")[1].split()[0])
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, IndexError, ProcessLookupError):
+            pass
+    return total
+
+
+def cli(paths: list[Path], results: Path, workers: int, *, kill_after: float | None = None) -> tuple[int, float]:
+    """``freqscope snr`` on a list of clips; returns the peak RSS of its process tree (KiB) and its wall time.
+    With ``kill_after``, SIGKILL the whole tree after that many seconds."""
+    lst = results.with_suffix(".txt")
+    lst.write_text("".join(f"{p}\n" for p in paths))
+    cmd = [sys.executable, "-m", "freqscope", "snr", "--video", str(lst), "--results", str(results), "--quiet"]
+    cmd += ["--workers", str(workers), "--frames", str(FRAMES), "--size", str(SIZE)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss(proc.pid))
+        if kill_after is not None and time.perf_counter() - t0 > kill_after:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            break
+        time.sleep(0.05)
+    if kill_after is None and proc.returncode != 0:
+        raise SystemExit(f"freqscope snr failed with status {proc.returncode}")
+    return peak, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=int, default=500, help="synthetic clips (default 500)")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each is kept (default 2)")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "freqscope-bench-clips")
+    args = ap.parse_args()
+    torch.set_num_threads(1)  # per-core figures: one thread in this process, one per worker
+    t0 = time.perf_counter()
+    paths = make_clips(args.cache, args.clips)
+    print(f"{len(paths)} clips in {args.cache} (made or found in {time.perf_counter() - t0:.0f} s)")
+    print(f"load before: {os.getloadavg()[0]:.2f} (1-min average), {os.cpu_count()} cores")
+
+    # Rounds alternate the four ways, and each keeps its best round: a shared machine's load moves all four.
+    rates = {"min": 0.0, 0: 0.0, 1: 0.0, 2: 0.0}
+    for _ in range(args.rounds):
+        rates["min"] = max(rates["min"], len(paths) / minimal(paths))
+        for w in (0, 1, 2):
+            rates[w] = max(rates[w], len(paths) / runner(paths, w))
+    r_min = rates["min"]
+    print(f"best of {args.rounds} rounds")
+    print(f"minimal loop (decode + batched resize + rfftn + band means), 1 process: {r_min:6.1f} clips/s")
+    for w in (0, 1, 2):
+        where = "in this process" if w == 0 else f"{w} worker(s)"
+        print(f"freqscope runner, {where:>16}: {rates[w]:6.1f} clips/s = {rates[w] / r_min:.2f}× the minimal loop")
+    print(f"scaling 1 → 2 workers: {rates[2] / rates[1]:.2f}×")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        few, _ = cli(paths[:10], tmp / "few.parquet", 2)
+        many, wall = cli(paths, tmp / "many.parquet", 2)
+        print(
+            f"peak RSS of `freqscope snr --workers 2` (all processes): {few / 1024:.0f} MiB at 10 clips, "
+            f"{many / 1024:.0f} MiB at {len(paths)} clips ({wall:.1f} s)"
+        )
+
+        out = tmp / "killed.parquet"
+        kill_at = max(3.0, 0.5 * wall)
+        cli(paths, out, 2, kill_after=kill_at)
+        kept = read_results(out).num_rows
+        again = run_dataset(
+            [str(p) for p in paths], load_encoder(), read={"frames": FRAMES, "size": SIZE}, workers=2, results=out
+        )
+        assert again.resumed == kept and again.analysed == len(paths) - kept
+        # Every row is stored as the main process receives it, so what a re-run redoes is exactly what was in
+        # flight at the kill (decoding in the workers or queued: up to 2 workers × prefetch 2).
+        print(
+            f"kill -9 after {kill_at:.1f} s: {kept} rows stored, the re-run skipped all {again.resumed} and "
+            f"analysed the other {again.analysed} (none stored was redone)"
+        )
+    print(f"load after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Per-band SNR of a whole dataset from its per-clip band powers, under any schedule, and its reports.
+
+``SNR_b(t) = a_t² P_b / s_t²`` is linear in the band power, so the mean SNR over clips (taken in linear
+power, DESIGN.md) is that of the mean band power ``P̄_b = Σ_i w_i P_ib`` (weights summing to 1), and the
+spread band is that of ``P̄_b ± σ_b`` with ``σ_b² = Σ_i w_i (P_ib − P̄_b)²``: no clip is decoded again.
+
+JSON schema ``freqscope.snr-dataset/1``::
+
+    schema, n_clips, n_skipped, skipped [{path, error}], settings, schedule, timesteps, weighted
+    bands             [{name, lo, hi, n_bins (first clip), power, power_std, energy_fraction, crossing_timestep}]
+    snr_db            one row per band: SNR of the mean power, per timestep
+    snr_db_lo/hi      same shape: SNR of P̄ − σ and P̄ + σ (−inf where P̄ ≤ σ)
+    crossing_timestep first t with mean SNR < 0 dB, or null
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from .io import write_text
+from .report import write_json
+from .results import SCHEMA
+from .schedule import Schedule
+from .snr import crossing_timesteps, snr_closed_form, to_db
+
+__all__ = ["DATASET_SCHEMA", "DatasetSummary", "aggregate", "format_dataset_table", "dataset_to_dict"]
+
+DATASET_SCHEMA = "freqscope.snr-dataset/1"
+
+
+@dataclass
+class DatasetSummary:
+    """Mean and spread of the per-band SNR over the clips of a results table, under one schedule."""
+
+    schedule: Schedule
+    band_names: list[str]
+    edges: list[float]
+    n_bins: list[int]  # of the first clip's grid
+    n_clips: int
+    power: torch.Tensor  # (n_bands,) weighted mean band power
+    power_std: torch.Tensor  # (n_bands,) weighted spread over clips
+    energy_fraction: torch.Tensor  # (n_bands,) weighted mean
+    snr_db: torch.Tensor  # (n_bands, N)
+    snr_db_lo: torch.Tensor  # (n_bands, N)
+    snr_db_hi: torch.Tensor  # (n_bands, N)
+    crossing: list[int | None]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, error)
+    settings: dict = field(default_factory=dict)
+    weighted: bool = False
+
+
+def aggregate(table: pa.Table | list[dict], schedule: Schedule, *, weighted: bool = False) -> DatasetSummary:
+    """Summarise the rows of a dataset run (``status == "ok"`` rows count, error rows are listed as skipped).
+
+    ``weighted``: weight each clip by its ``weight`` column (missing: 1); otherwise all clips count equally.
+    """
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pylist([{**r, "rank": r.get("rank", 0)} for r in table], schema=SCHEMA)
+    is_ok = pc.equal(table.column("status"), "ok")
+    bad = table.filter(pc.invert(is_ok))
+    skipped = list(zip(bad.column("path").to_pylist(), [e or "" for e in bad.column("error").to_pylist()]))
+    ok = table.filter(is_ok)
+    n = ok.num_rows
+    if not n:
+        raise ValueError(f"no clip was analysed ({len(skipped)} skipped as unreadable); nothing to summarise")
+    if len(pc.unique(ok.column("settings"))) > 1:
+        raise ValueError("the results mix several analysis settings; aggregate one setting at a time")
+    k = len(ok.column("band_power")[0])
+    if pc.any(pc.not_equal(pc.list_value_length(ok.column("band_power")), k)).as_py():
+        raise ValueError("the results mix different band sets; use one --results file per --bands setting")
+
+    def matrix(name: str) -> torch.Tensor:  # a list<double> column → (n_clips, n_bands)
+        flat = pc.list_flatten(ok.column(name)).to_numpy(zero_copy_only=False)
+        return torch.from_numpy(flat.astype(np.float64)).reshape(n, k)
+
+    P, ef = matrix("band_power"), matrix("energy_fraction")
+    w = torch.ones(n, dtype=torch.float64)
+    if weighted:
+        w = torch.from_numpy(ok.column("weight").fill_null(1.0).to_numpy().astype(np.float64))
+    if not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("weights: the clips' weights must be finite, >= 0 and not all 0")
+    w = (w / w.sum()).double()[:, None]  # (n_clips, 1)
+    mean = (w * P).sum(0)
+    std = (w * (P - mean) ** 2).sum(0).sqrt()
+    snr_db = to_db(snr_closed_form(mean, schedule))
+    first = ok.slice(0, 1).to_pylist()[0]
+    settings = json.loads(first["settings_json"]) if first.get("settings_json") else {}
+    edges = settings.get("edges", [])
+    return DatasetSummary(
+        schedule=schedule,
+        band_names=list(first["band_names"]),
+        edges=list(edges),
+        n_bins=list(first["n_bins"]),
+        n_clips=n,
+        power=mean,
+        power_std=std,
+        energy_fraction=(w * ef).sum(0),
+        snr_db=snr_db,
+        snr_db_lo=to_db(snr_closed_form((mean - std).clamp_min(0), schedule)),
+        snr_db_hi=to_db(snr_closed_form(mean + std, schedule)),
+        crossing=crossing_timesteps(snr_db),
+        skipped=skipped,
+        settings=settings,
+        weighted=weighted,
+    )
+
+
+def _fmt(v: float) -> str:
+    return f"{v:7.1f}" if math.isfinite(v) else ("-inf" if v < 0 else "inf")
+
+
+def format_dataset_table(s: DatasetSummary, *, timesteps: tuple[int, ...] = (0, 250, 500, 750, 999)) -> str:
+    """Bands × a few timesteps (SNR of the mean power, dB), the spread, energy share and the 0 dB crossing."""
+    N = s.schedule.num_train_timesteps
+    ts = sorted({t for t in timesteps if t < N} | {N - 1})
+    head = ["band", "energy"] + [f"t={t}" for t in ts] + ["spread (dB)", "0 dB at t"]
+    rows = []
+    for i, name in enumerate(s.band_names):
+        lo, hi = (s.snr_db_lo[i, 0] - s.snr_db[i, 0]).item(), (s.snr_db_hi[i, 0] - s.snr_db[i, 0]).item()
+        row = [name, f"{100 * s.energy_fraction[i].item():.2f}%"] + [_fmt(s.snr_db[i, t].item()) for t in ts]
+        row += [f"{'-inf' if not math.isfinite(lo) else f'{lo:.1f}'}/+{hi:.1f}"]
+        row.append("never" if s.crossing[i] is None else str(s.crossing[i]))
+        rows.append(row)
+    widths = [max(len(r[j]) for r in [head] + rows) for j in range(len(head))]
+    line = lambda r: "  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    title = (
+        f"per-band SNR (dB) of the mean power over {s.n_clips} clips{' (weighted)' if s.weighted else ''} "
+        f"| schedule {s.schedule.name} ({s.schedule.kind}) | spread: mean ± one standard deviation of the power"
+    )
+    return "\n".join([title, line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+
+
+def dataset_to_dict(s: DatasetSummary) -> dict:
+    lo = [None] + s.edges
+    hi = s.edges + [None]
+    bands = [
+        {
+            "name": n,
+            "lo": lo[i - 1] if i else 0.0,
+            "hi": hi[i - 1] if i else 0.0,
+            "n_bins": s.n_bins[i],
+            "power": s.power[i].item(),
+            "power_std": s.power_std[i].item(),
+            "energy_fraction": s.energy_fraction[i].item(),
+            "crossing_timestep": s.crossing[i],
+        }
+        for i, n in enumerate(s.band_names)
+    ]
+    return {
+        "schema": DATASET_SCHEMA,
+        "n_clips": s.n_clips,
+        "n_skipped": len(s.skipped),
+        "skipped": [{"path": p, "error": e} for p, e in s.skipped],
+        "settings": s.settings,
+        "weighted": s.weighted,
+        "schedule": s.schedule.to_dict(),
+        "timesteps": s.schedule.timesteps.tolist(),
+        "bands": bands,
+        "snr_db": s.snr_db,
+        "snr_db_lo": s.snr_db_lo,
+        "snr_db_hi": s.snr_db_hi,
+        "crossing_timestep": s.crossing,
+    }
+
+
+def write_dataset_json(s: DatasetSummary, path) -> None:
+    write_json(dataset_to_dict(s), path)
+
+
+def write_dataset_csv(s: DatasetSummary, path) -> None:
+    """Long format: band, timestep, snr_db, snr_db_lo, snr_db_hi."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["band", "timestep", "snr_db", "snr_db_lo", "snr_db_hi"])
+    for i, name in enumerate(s.band_names):
+        for t, (m, lo, hi) in enumerate(zip(s.snr_db[i].tolist(), s.snr_db_lo[i].tolist(), s.snr_db_hi[i].tolist())):
+            w.writerow([name, t, f"{m:.6g}", f"{lo:.6g}", f"{hi:.6g}"])
+    write_text(path, buf.getvalue())
+
+
+def plot_dataset(s: DatasetSummary, path, *, title: str | None = None) -> None:
+    """SNR (dB) of the mean power vs timestep, one curve per band with its spread band (P̄ ± σ; where
+    P̄ ≤ σ the lower edge, −inf dB, is drawn 10 dB below the mean)."""
+    from .plotting import band_colors, new_figure, save_figure
+
+    fig, ax = new_figure()
+    t = s.schedule.timesteps.numpy()
+    colors = band_colors(len(s.band_names))
+    for i, name in enumerate(s.band_names):
+        y = s.snr_db[i].numpy()
+        ax.plot(t, y, color=colors[i], label=name)
+        lo = torch.maximum(s.snr_db_lo[i], s.snr_db[i] - 10).numpy()  # P̄ − σ ≤ 0 is −inf dB: cut at −10 dB
+        ax.fill_between(t, lo, s.snr_db_hi[i].numpy(), color=colors[i], alpha=0.2, linewidth=0)
+        if s.crossing[i] is not None:
+            ax.plot([s.crossing[i]], [y[s.crossing[i]]], "o", color=colors[i], markersize=4)
+    ax.axhline(0.0, color="0.3", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("timestep t")
+    ax.set_ylabel("SNR (dB)")
+    ax.set_title(title or f"per-band SNR, {s.n_clips} clips, {s.schedule.name} schedule", fontsize="medium")
+    ax.legend(title="band (|f|, Nyquist = 1); shaded: P̄ ± σ", fontsize="small", title_fontsize="small")
+    save_figure(fig, path)

@@ -1,0 +1,283 @@
+"""Per-band power of many clips: decode in worker processes, encode in batches on the device, keep one
+small row per clip in a resumable results store; shards across ``torchrun`` ranks as ``rank::world_size``.
+
+The flow (DESIGN.md): DataLoader workers decode and resize each clip; clips of equal size are batched
+for the encoder (a VAE runs on the device, fp16/bf16 on CUDA); one float32 real FFT per latent gives its
+band powers on the device; only those, the bin counts, energy shares, shapes and clip metadata travel
+back. With the weight-free pixel encoder on the CPU the workers do the whole analysis themselves, so
+only small rows cross process boundaries. The SNR of any schedule follows from the band powers
+(:mod:`freqscope.aggregate`), so nothing here depends on the schedule.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from .analysis import check_finite_power
+from .bands import DEFAULT_EDGES, band_power, bin_power, make_bands, radial_profile
+from .encode import PixelEncoder
+from .inputs import ClipSpec, iter_clips, shard
+from .results import ResultsStore, settings_hash
+from .snr import energy_fraction
+from .video import read_video
+
+__all__ = ["DatasetRun", "analysis_settings", "run_dataset"]
+
+
+@dataclass
+class DatasetRun:
+    """What one rank of a dataset run did (the rows themselves are in the results store or ``rows``)."""
+
+    settings: dict
+    settings_hash: str
+    analysed: int = 0  # clips analysed in this run
+    resumed: int = 0  # clips skipped because the store already held them
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line error) of this run
+    warned: int = 0  # clips analysed with a warning (e.g. fewer frames than asked), in the 'warning' column
+    rows: list[dict] = field(default_factory=list)  # this run's rows when there is no store
+    seconds: float = 0.0
+
+
+def analysis_settings(encoder, *, read: dict, edges, decomposition: str, time_scale: float, radial: bool) -> dict:
+    """Everything that changes a clip's numbers: the key of its row in the results store."""
+    info = encoder.info.to_dict()
+    enc = {k: info.get(k) for k in ("name", "source", "class_name", "scaling", "sample_posterior", "dtype")}
+    if isinstance(encoder, PixelEncoder):
+        enc["downsample"] = encoder.downsample
+    return {
+        "version": 1,
+        "encoder": enc,
+        "read": dict(sorted(read.items())),
+        "edges": list(edges),
+        "decomposition": decomposition,
+        "time_scale": time_scale,
+        "radial": radial,
+    }
+
+
+def _one_line(e: BaseException) -> str:
+    s = str(e).strip().splitlines()
+    return (s[0] if s else type(e).__name__)[:300]
+
+
+class _Clips(IterableDataset):
+    """This rank's clips (``rank::world_size``), split again over the DataLoader workers, minus the done ones.
+
+    Yields ``(row, frames)``: ``frames`` (1, 3, t, H, W) to encode in the main process, or None when
+    the row is complete (analysed in the worker, or an error)."""
+
+    def __init__(self, sources, *, rank, world_size, done, settings, read, analyse: Callable | None):
+        self.sources, self.rank, self.world_size = sources, rank, world_size
+        self.done, self.settings, self.read, self.analyse = done, settings, read, analyse
+
+    def __iter__(self):
+        info = get_worker_info()
+        clips = shard(iter_clips(self.sources), self.rank, self.world_size)
+        if info is not None:
+            clips = shard(clips, info.id, info.num_workers)
+        for spec in clips:
+            yield self._load(spec)
+
+    def _load(self, spec: ClipSpec):
+        path = os.path.abspath(spec.path)
+        row = {"path": path, "start": spec.start, "status": "ok", "weight": spec.weight, **self.settings}
+        try:
+            st = os.stat(path)
+            row["size"], row["mtime_ns"] = st.st_size, st.st_mtime_ns
+        except OSError as e:
+            return {**row, "status": "error", "error": f"cannot read {path}: {e.strerror}"}, None
+        if self.done.get((path, spec.start)) == (st.st_size, st.st_mtime_ns):
+            return None, None  # analysed before, file unchanged
+        read = dict(self.read, **({"start": spec.start} if spec.start is not None else {}))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                x, vinfo = read_video(path, **read)
+                row["video"] = json.dumps(vinfo.to_dict())
+                if self.analyse is not None:
+                    row.update(self.analyse(x)[0])
+                    x = None
+            except (ValueError, FileNotFoundError, OSError, RuntimeError) as e:
+                return {**row, "status": "error", "error": _one_line(e)}, None
+        row["warning"] = "\n".join(str(w.message) for w in caught) or None
+        return row, x
+
+
+def _analyse(encoder, *, device, edges, decomposition, time_scale, radial, generator=None):
+    """Frames ``(b, 3, t, H, W)`` → one dict of band results per clip (band powers on ``device``)."""
+
+    @torch.no_grad()
+    def analyse(x: torch.Tensor) -> list[dict]:
+        z = encoder(x.to(device), generator=generator)
+        if z.shape[2] < 2:
+            raise ValueError(f"the latent has {z.shape[2]} frame(s); spatio-temporal bands need 2 or more")
+        z = z.float()
+        bands = make_bands(
+            tuple(z.shape[-3:]), edges, decomposition=decomposition, time_scale=time_scale, device=z.device
+        )
+        power = band_power(z, bands, per_sample=True).cpu()  # (b, n_bands)
+        check_finite_power(power, bands, "the latent")
+        rows = []
+        for i in range(z.shape[0]):
+            row = {
+                "latent_shape": [1, *z.shape[1:]],
+                "band_names": bands.names,
+                "n_bins": [b.n_bins for b in bands.bands],
+                "band_power": power[i].tolist(),
+                "energy_fraction": energy_fraction(power[i], bands).tolist(),
+            }
+            if radial:
+                r, p = radial_profile(bin_power(z[i : i + 1]), decomposition=decomposition, time_scale=time_scale)
+                row["radius"], row["radial_power"] = r.tolist(), p.tolist()
+            rows.append(row)
+        return rows
+
+    return analyse
+
+
+def run_dataset(
+    sources: Iterable[str],
+    encoder,
+    *,
+    results: str | os.PathLike | None = None,
+    read: dict | None = None,
+    edges: tuple[float, ...] = DEFAULT_EDGES,
+    decomposition: str = "spatiotemporal",
+    time_scale: float = 1.0,
+    radial: bool = False,
+    workers: int = 0,
+    batch_size: int = 8,
+    strict: bool = False,
+    device: torch.device | str = "cpu",
+    rank: int = 0,
+    world_size: int = 1,
+    generator: torch.Generator | None = None,
+    progress=None,
+) -> DatasetRun:
+    """Band powers of every clip of ``sources`` (files, folders, globs, lists), one row per clip.
+
+    ``read``: options of :func:`~freqscope.video.read_video` (frames, stride, fps, start, size); a
+    CSV list's ``start`` column overrides ``start`` per clip. With ``results`` (a ``.parquet`` path)
+    rows go to a :class:`~freqscope.results.ResultsStore` and clips already there (same file size,
+    mtime and settings) are skipped. A clip that cannot be read
+    or analysed is recorded as an error row and skipped, or raises with ``strict``. ``workers``
+    processes decode in parallel (0: in this process); clips of equal size are encoded ``batch_size``
+    at a time by a VAE (at most ``2 · batch_size`` clips wait in memory). Under torchrun each rank
+    takes ``rank::world_size`` of the clips and writes its own parts.
+    """
+    if workers < 0:
+        raise ValueError(f"workers={workers}: must be >= 0")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size}: must be >= 1")
+    sources = list(sources)
+    for src in sources:  # a missing file, an empty folder, a glob matching nothing: fail before any work
+        next(iter_clips([src]), None)
+    device = torch.device(device)
+    # read_video's own defaults, overridden by what was given, so that the settings hash is the same either way.
+    defaults = {k: v.default for k, v in inspect.signature(read_video).parameters.items() if v.kind == v.KEYWORD_ONLY}
+    unknown = set(read or {}) - set(defaults)
+    if unknown:
+        raise ValueError(f"read: unknown option(s) {', '.join(sorted(unknown))}; choose from {', '.join(defaults)}")
+    read = {**defaults, **(read or {})}
+    settings = analysis_settings(
+        encoder, read=read, edges=edges, decomposition=decomposition, time_scale=time_scale, radial=radial
+    )
+    key = settings_hash(settings)
+    run = DatasetRun(settings, key)
+    store = ResultsStore(results, rank=rank, metadata=settings) if results is not None else None
+    done = store.done(key) if store is not None else {}
+    opts = dict(edges=edges, decomposition=decomposition, time_scale=time_scale, radial=radial)
+    analyse = _analyse(encoder, device=device, generator=generator, **opts)
+    # The weight-free pixel encoder on the CPU: the workers analyse, only rows come back.
+    in_worker = workers > 0 and isinstance(encoder, PixelEncoder) and device.type == "cpu"
+    ds = _Clips(
+        sources,
+        rank=rank,
+        world_size=world_size,
+        done=done,
+        settings={"settings": key, "settings_json": json.dumps(settings, sort_keys=True)},
+        read=read,
+        analyse=_analyse(encoder, device="cpu", **opts) if in_worker else None,
+    )
+    total = sum(1 for _ in shard(iter_clips(sources), rank, world_size)) if progress else None
+    loader = DataLoader(
+        ds,
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=2 if workers else None,
+        pin_memory=device.type == "cuda" and not in_worker,  # faster host → device copies of the frames
+    )
+    bar = progress(total=total, desc="clips", unit="clip", smoothing=0.05) if progress else None
+    t0 = time.perf_counter()
+    pending: dict[tuple, list[tuple[dict, torch.Tensor]]] = {}  # frames shape → clips waiting for the encoder
+    batch = 1 if isinstance(encoder, PixelEncoder) else batch_size  # batching helps a model, not an FFT
+
+    def emit(row: dict) -> None:
+        if row["status"] == "error":
+            if strict:
+                raise ValueError(f"{row['path']}: {row['error']} (--strict stops at the first bad clip)")
+            run.errors.append((row["path"], row["error"]))
+        else:
+            run.analysed += 1
+            run.warned += bool(row.get("warning"))
+        if store is not None:
+            store.add(row)
+        else:
+            run.rows.append(row)
+        if bar is not None:
+            bar.update(1)
+
+    def encode(group: list[tuple[dict, torch.Tensor]]) -> None:
+        try:
+            outs = analyse(torch.cat([x for _, x in group]))
+        except (ValueError, RuntimeError) as e:
+            if len(group) > 1:  # find the clip at fault
+                for item in group:
+                    encode([item])
+                return
+            outs = [{"status": "error", "error": _one_line(e)}]
+        for (row, _), out in zip(group, outs):
+            emit({**row, **out})
+
+    try:
+        for row, x in loader:
+            if row is None:
+                run.resumed += 1
+                if bar is not None:
+                    bar.update(1)
+            elif x is None:
+                emit(row)
+            else:
+                group = pending.setdefault(tuple(x.shape), [])
+                group.append((row, x))
+                if len(group) >= batch:
+                    encode(pending.pop(tuple(x.shape)))
+                elif sum(map(len, pending.values())) > 2 * batch:
+                    # Many sizes: memory holds at most 2 batches of frames; encode the fullest group now.
+                    encode(pending.pop(max(pending, key=lambda k: len(pending[k]))))
+        for shape in list(pending):
+            encode(pending.pop(shape))
+    except (ValueError, FileNotFoundError) as e:
+        # An error in a worker (a bad line of a list) arrives wrapped with the worker's traceback: keep its last line.
+        lines = str(e).strip().splitlines()
+        if workers and lines and lines[0].startswith("Caught "):
+            raise type(e)(lines[-1].split(": ", 1)[-1]) from None
+        raise
+    finally:
+        if store is not None:
+            store.flush()
+        if bar is not None:
+            bar.close()
+    if store is not None and world_size == 1:
+        store.compact()  # under torchrun rank 0 merges, once every rank is done
+    run.seconds = time.perf_counter() - t0
+    return run
