@@ -99,6 +99,23 @@ SEED_MAX = 2**63 - 1
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
+class _IntOrAuto(click.ParamType):
+    """A whole number >= 1, or ``auto``."""
+
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "auto":
+            return value
+        try:
+            n = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither a whole number nor auto", param, ctx)
+        if n < 1:
+            self.fail(f"{n} is below 1", param, ctx)
+        return n
+
+
 class _Group(click.Group):
     """Usage errors as one line too (click prints usage and a hint by default)."""
 
@@ -601,7 +618,15 @@ def _snr_dataset(
     help="Initial-noise method; repeat to compare.  [default: freeinit]",
 )
 @click.option(
-    "--num-iters", type=click.IntRange(min=1), help="Total sampling passes (1 = plain sampling).  [default: 3]"
+    "--num-iters",
+    type=_IntOrAuto(),
+    metavar="N|auto",
+    help="Total sampling passes (1 = plain sampling), or auto: re-initialise only while the low-band gap is "
+    "above --gap-tol and shrinking, stopping before it overshoots.  [default: 3]",
+)
+@click.option("--gap-tol", type=float, help="--num-iters auto: gap tolerance in dB.  [default: 1.0]")
+@click.option(
+    "--max-iters", type=click.IntRange(min=1), help="--num-iters auto: at most this many passes.  [default: 5]"
 )
 @click.option("--steps", type=click.IntRange(min=1), help="Inference steps per pass.  [default: 50]")
 @click.option("--method", type=click.Choice(FILTER_METHODS), help="Low-pass filter.  [default: butterworth]")
@@ -639,7 +664,17 @@ def _snr_dataset(
 @click.option("--height", type=click.IntRange(min=8), help="Pipeline video height.  [default: 256]")
 @click.option("--width", type=click.IntRange(min=8), help="Pipeline video width.  [default: 256]")
 @click.option("--out-dir", metavar="DIR", help="Pipeline: write the video of every pass here (mp4).")
-@click.option("--embedder", metavar="PATH_OR_ID", help="Image embedder for consistency (DINO ViT-S/16, CLIP).")
+@click.option(
+    "--embedder",
+    metavar="PATH_OR_ID",
+    help="DINO-type image embedder (e.g. facebook/dino-vits16): VBench subject consistency and the FreeInit "
+    "paper's first-frame similarity.",
+)
+@click.option(
+    "--background-embedder",
+    metavar="PATH_OR_ID",
+    help="CLIP-type image embedder (e.g. openai/clip-vit-base-patch32): VBench background consistency.",
+)
 @click.option("--json", "json_path", metavar="PATH", help="Write the report as JSON.")
 @click.option("--plot", "plot_path", metavar="PATH", help="Write the gap-per-pass figure.")
 def freeinit(
@@ -649,6 +684,8 @@ def freeinit(
     shift,
     priors,
     num_iters,
+    gap_tol,
+    max_iters,
     steps,
     method,
     d_s,
@@ -669,6 +706,7 @@ def freeinit(
     width,
     out_dir,
     embedder,
+    background_embedder,
     json_path,
     plot_path,
 ):
@@ -703,7 +741,7 @@ def freeinit(
         check_outputs(
             {"--json": json_path, "--plot": plot_path},
             folders={"--out-dir": (out_dir, lambda name: re.fullmatch(r".+_pass\d+\.mp4", name))},
-            inputs=_inputs(clip, scheduler_config, models=(pipeline, embedder)),
+            inputs=_inputs(clip, scheduler_config, models=(pipeline, embedder, background_embedder)),
             formats={"--plot": PLOT_FORMATS},
             stdout=("--json",),
         )
@@ -713,8 +751,12 @@ def freeinit(
             raise ValueError(f"freeinit takes one reference clip, got {len(paths)}; pass a single --video file")
         dev = _device(clip.device)
         progress = _progress(clip.quiet)
+        if num_iters != "auto" and (gap_tol is not None or max_iters is not None):
+            raise ValueError("--gap-tol and --max-iters apply with --num-iters auto")
         kw = _given(
             num_iters=num_iters,
+            gap_tol=gap_tol,
+            max_iters=max_iters,
             num_inference_steps=steps,
             method=method,
             d_s=d_s,
@@ -728,11 +770,10 @@ def freeinit(
             fast_sampling=fast_sampling,
         )
         read_kw = clip.read_kwargs()
-        embed = None
-        if embedder is not None:
-            from .consistency import hf_image_embedder
+        from .consistency import hf_image_embedder
 
-            embed = hf_image_embedder(embedder, device=dev)
+        embed = hf_image_embedder(embedder, device=dev) if embedder is not None else None
+        embed_bg = hf_image_embedder(background_embedder, device=dev) if background_embedder is not None else None
         _check_hub(pipeline, "--pipeline", "model_index.json")
         videos_written = []
         if pipeline is None:
@@ -748,6 +789,7 @@ def freeinit(
                 seed=clip.seed,
                 pixel_frames=enc.info.name == "pixel",
                 embed=embed,
+                embed_background=embed_bg,
                 progress=progress,
                 **kw,
             )
@@ -770,6 +812,7 @@ def freeinit(
                 seed=clip.seed,
                 device=dev,
                 embed=embed,
+                embed_background=embed_bg,
                 out_dir=out_dir,
                 source=pipeline,
                 progress=progress,

@@ -68,6 +68,7 @@ def gap_run(
     scheduler=None,
     frames: list[torch.Tensor] | None = None,
     embed=None,
+    embed_background=None,
 ) -> GapRun:
     """Measure a sampling result against a clip of band power ``P`` (and predict it, where a closed form exists:
     the Gaussian reference model sampled with DDIM). ``frames``: each pass's video in pixels, ``(1, 3, T, H, W)``
@@ -97,7 +98,8 @@ def gap_run(
         pred_rel = torch.stack([10 * torch.log10(band_mean(q.mean(0), bands) / P) for q in outs])
     cons = []
     for k, p in enumerate(result.passes):
-        cons.append(consistency_metrics(p.latents, frames[k] if frames is not None else None, embed=embed))
+        video = frames[k] if frames is not None else None
+        cons.append(consistency_metrics(p.latents, video, embed=embed, embed_background=embed_background))
     return GapRun(
         info["prior"],
         result,
@@ -124,12 +126,14 @@ def run_reference(
     seed: int = 0,
     pixel_frames: bool = True,
     embed=None,
+    embed_background=None,
     progress=None,
     **sample_kwargs,
 ) -> tuple[BandSet, torch.Tensor, list[GapRun]]:
     """Run the weight-free reference model (the clip's own spectrum) with each prior; returns
     ``(bands, P, runs)``. ``pixel_frames``: the latent is pixel space, so pixel metrics use it directly;
-    ``embed``: an image embedder for embedding consistency (pixel space only)."""
+    ``embed`` / ``embed_background``: DINO- / CLIP-type image embedders for VBench subject / background
+    consistency (pixel space only)."""
     if z0.ndim != 5:
         raise ValueError(f"z0 must be (b, c, t, h, w), got shape {tuple(z0.shape)}")
     z0 = z0.float()
@@ -157,6 +161,7 @@ def run_reference(
                 scheduler=scheduler,
                 frames=[p.latents for p in res.passes] if pixel_frames else None,
                 embed=embed if pixel_frames else None,
+                embed_background=embed_background if pixel_frames else None,
             )
         )
     return bands, P, runs
@@ -184,6 +189,7 @@ def run_pipeline(
     seed: int = 0,
     device: torch.device | str = "cpu",
     embed=None,
+    embed_background=None,
     out_dir=None,
     source: str | None = None,
     progress=None,
@@ -231,7 +237,9 @@ def run_pipeline(
         for p in res.passes:  # measured on the frames the pipeline decodes
             p.init, p.latents = p.init[:, :, pad:], p.latents[:, :, pad:]
         videos = [vae.decode(p.latents) for p in res.passes]  # decoded once: metrics and mp4s
-        out.runs.append(gap_run(res, P.to(device), bands, frames=videos, embed=embed))
+        out.runs.append(
+            gap_run(res, P.to(device), bands, frames=videos, embed=embed, embed_background=embed_background)
+        )
         if out_dir is not None:
             for p, v in zip(res.passes, videos):
                 path = f"{out_dir}/{prior}_pass{p.index}.mp4"

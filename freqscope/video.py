@@ -310,6 +310,14 @@ def read_video(
                 raise ValueError(f"cannot decode {path} ({_reason(e)}); the file may be truncated or corrupt") from e
             warnings.warn(f"{path}: decoding stopped early ({_reason(e)}); the file may be truncated", stacklevel=2)
 
+        if targets is not None and prev is not None:
+            # The last frame is shown until its timestamp plus its duration: targets up to then are it too.
+            t_last = _frame_time(prev, tb, fallback=len(times))
+            end = t_last + _frame_duration(prev, tb, stream)
+            while len(picked) < frames and targets[len(picked)] < end - eps:
+                picked.append(prev)
+                times.append(t_last)
+
         if len(picked) == 0:
             raise ValueError(f"{path} has no decodable frame after {start:g} s; check --start or the file")
         if len(picked) == 1:
@@ -349,6 +357,15 @@ def _frame_time(frame: av.VideoFrame, tb: float | None, *, fallback: float) -> f
     if frame.time is not None:
         return float(frame.time)
     return float(fallback)
+
+
+def _frame_duration(frame: av.VideoFrame, tb: float | None, stream) -> float:
+    """How long ``frame`` is shown: its own duration where the container gives one, else one frame period."""
+    d = getattr(frame, "duration", None)
+    if d and tb:
+        return float(d * tb)
+    rate = stream.average_rate or stream.guessed_rate
+    return 1.0 / float(rate) if rate else 0.0
 
 
 def _reason(e: BaseException) -> str:

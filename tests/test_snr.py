@@ -116,3 +116,16 @@ def test_non_finite_latent_is_caught_on_the_band_powers():
         z[0, 0, 1, 2, 3] = bad
         with pytest.raises(ValueError, match="NaN/Inf"):
             analyze_latent(z, get_schedule("sd"))
+
+
+def test_seeds_average_the_noise_power_not_the_db():
+    """DC holds one bin per channel, so with 3 channels its measured noise power is χ²₃/3: a mean of dB
+    over draws is biased by E[−10·log10(χ²₃/3)] ≈ +1.5 dB, the mean of the linear power is not."""
+    z0 = torch.randn(1, 3, 8, 16, 16, generator=torch.Generator().manual_seed(0)) + 0.3
+    bands = make_bands((8, 16, 16))
+    sched = get_schedule("sd")
+    res = band_snr(z0, bands, sched, seeds=400, generator=torch.Generator().manual_seed(1))
+    t = 500
+    assert res.sampled_db_mean[0, t] == pytest.approx(res.snr_db[0, t].item(), abs=0.5)  # 0.18 dB standard error
+    lin = snr_sampled(z0, bands, sched, seeds=400, generator=torch.Generator().manual_seed(1))
+    assert to_db(lin)[:, 0, t].mean() - res.snr_db[0, t] > 1.0  # the old average of dB

@@ -41,6 +41,19 @@ def test_fps_resampling_on_variable_frame_rate(clip_dir):
     assert _levels(x) == [6, 7, 8]
 
 
+def test_fps_keeps_targets_shown_by_the_last_frame(clip_dir, recwarn):
+    # 50 frames at 25 fps (grey level 5·i): frame 49 is shown from 1.96 s to 2.0 s, so at 50 fps all 100
+    # targets 0 … 1.98 s exist, the last two being frame 49
+    frames = np.stack([np.full((16, 16, 3), 5 * i, np.uint8) for i in range(50)])
+    path = write_clip(clip_dir / "c25.mp4", frames, fps=25)
+    x, info = read_video(path, frames=100, fps=50)
+    assert x.shape[2] == 100 and not [w for w in recwarn if "asked for" in str(w.message)]
+    level = [round((v + 1) * 127.5 / 5) for v in x.mean(dim=(0, 1, 3, 4)).tolist()]
+    assert level[-4:] == [48, 48, 49, 49] and info.times[-1] == pytest.approx(1.96)
+    _, info = read_video(path, frames=101, fps=50)  # a 101st target (2.0 s) is past the clip
+    assert len(info.times) == 100
+
+
 def test_size_resizes_short_side_and_crops_to_multiple_of_8(clip_dir):
     path = write_clip(clip_dir / "odd.mp4", numbered_frames(3, h=50, w=77))
     x, info = read_video(path, frames=3)
