@@ -200,7 +200,11 @@ def video_options(f=None, *, video_required: bool = True):
             help=f"Resize so the short side is S (antialiased), then centre-crop to a multiple of 8. "
             f"[default: the clip's size, short side capped at {DEFAULT_MAX_SHORT_SIDE}]",
         ),
-        click.option("--encoder", type=click.Choice(ENCODERS), help="pixel, vae, or auto (vae if --vae is given)."),
+        click.option(
+            "--encoder",
+            type=click.Choice(ENCODERS),
+            help="pixel, vae, or auto (vae if --vae is given).  [default: auto]",
+        ),
         click.option("--vae", metavar="PATH_OR_ID", help="diffusers autoencoder: local folder or hub id."),
         click.option("--vae-subfolder", metavar="NAME", help="Subfolder of --vae holding the VAE (e.g. vae)."),
         click.option("--downsample", type=click.IntRange(min=1), help="pixel encoder: area-downsample by K."),
@@ -305,7 +309,11 @@ def _wrote(path, quiet: bool) -> None:
     metavar="E1,E2,...",
     help=f"Band edges in normalised frequency (Nyquist = 1).  [default: {','.join(map(str, DEFAULT_EDGES))}]",
 )
-@click.option("--decomposition", type=click.Choice(DECOMPOSITIONS), help="Distance over (t,h,w), (h,w) or t.")
+@click.option(
+    "--decomposition",
+    type=click.Choice(DECOMPOSITIONS),
+    help="Distance over (t,h,w), (h,w) or t.  [default: spatiotemporal]",
+)
 @click.option("--time-scale", type=float, help="Weight of temporal frequency, d_s/d_t.  [default: 1]")
 @click.option("--seeds", type=click.IntRange(min=0), help="Also measure SNR with K real noise draws.  [default: 0]")
 @click.option("--json", "json_path", metavar="PATH", help="Write the full report as JSON.")
@@ -609,7 +617,7 @@ def _snr_dataset(
     help=f"Reference model: preset schedule (DDIM sampler; flow: flow-matching Euler).  [default: {DEFAULT_PRESET}]",
 )
 @click.option("--scheduler-config", metavar="FILE_OR_FOLDER", help="Reference model: any diffusers scheduler config.")
-@click.option("--shift", type=float, help="Flow matching: timestep shift.")
+@click.option("--shift", type=float, help="Flow matching: timestep shift.  [default: 1, or the config's]")
 @click.option(
     "--prior",
     "priors",
@@ -654,7 +662,12 @@ def _snr_dataset(
     "--ratio", type=float, help="FreqPrior: weight of the diffused latent against fresh noise.  [default: 0.8]"
 )
 @click.option("--fast-sampling", is_flag=True, default=None, help="Coarse-to-fine: fewer steps in early passes.")
-@click.option("--bands", "bands_text", metavar="E1,E2,...", help="Band edges (Nyquist = 1).")
+@click.option(
+    "--bands",
+    "bands_text",
+    metavar="E1,E2,...",
+    help=f"Band edges (Nyquist = 1).  [default: {','.join(map(str, DEFAULT_EDGES))}]",
+)
 @click.option(
     "--pipeline", metavar="PATH_OR_ID", help="Run on a diffusers video pipeline instead of the reference model."
 )

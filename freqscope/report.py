@@ -135,9 +135,26 @@ def format_table(s: Summary, *, timesteps: tuple[int, ...] = TABLE_TIMESTEPS) ->
     clips = f"{len(s.clips)} clips (mean ± spread)" if multi else first.video.get("path")
     title = (
         f"per-band SNR (dB) of {clips} | encoder {first.encoder.get('name')} "
-        f"| latent {tuple(first.latent_shape)} | schedule {s.schedule.name} ({s.schedule.kind})"
+        f"| latent {_latent_shapes(s)} | schedule {s.schedule.name} ({s.schedule.kind})"
     )
     return "\n".join([title, line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+
+
+def _latent_shapes(s: Summary) -> str:
+    """The clips' latent shape, or each distinct one with its count when they differ."""
+    shapes: dict[tuple, int] = {}
+    for c in s.clips:
+        shapes[tuple(c.latent_shape)] = shapes.get(tuple(c.latent_shape), 0) + 1
+    if len(shapes) == 1:
+        return str(next(iter(shapes)))
+    return ", ".join(f"{shape} ×{n}" for shape, n in shapes.items())
+
+
+def _clip_name(s: Summary) -> str:
+    """What the figure's title calls the data: the clip's file name, or the number of clips."""
+    if len(s.clips) > 1:
+        return f"{len(s.clips)} clips (mean ± s.d.)"
+    return Path(str(s.clips[0].video.get("path", "clip"))).name
 
 
 def write_json(s: Summary | dict, path: str | os.PathLike) -> None:
@@ -175,10 +192,10 @@ def plot_snr(s: Summary, path: str | os.PathLike, *, title: str | None = None) -
         if c is not None:
             ax.plot([c], [y[c]], "o", color=colors[i], markersize=4)
     ax.axhline(0.0, color="0.3", linestyle="--", linewidth=0.8)
-    ax.set_xlabel("timestep t")
-    ax.set_ylabel("SNR (dB)")
-    ax.set_title(title or f"per-band SNR, {s.schedule.name} schedule")
-    ax.legend(title="band (|f|, Nyquist = 1)", fontsize="small")
+    ax.set_xlabel("training timestep t")
+    ax.set_ylabel("per-band SNR (dB)")
+    ax.set_title(title or f"Per-band SNR of {_clip_name(s)}\n({s.schedule.name} schedule; dots: 0 dB crossings)")
+    ax.legend(title="frequency band\n(|f|, Nyquist = 1)", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     save_figure(fig, path)
 
 
