@@ -75,6 +75,7 @@ def _mp4_roundtrip(rgb: np.ndarray, fps: int = 8) -> np.ndarray:
     with av.open(buf, "w", format="mp4") as c:
         s = c.add_stream("libx264", rate=fps)
         s.width, s.height, s.pix_fmt = rgb.shape[2], rgb.shape[1], "yuv420p"
+        s.codec_context.thread_count = 1  # one thread: the same frames give the same bytes, run after run
         for f in rgb:
             for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
                 c.mux(p)
