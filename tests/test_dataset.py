@@ -198,19 +198,26 @@ def test_bad_sources_fail_with_one_line(dataset, tmp_path):
 
 
 def test_kill_9_then_resume(dataset, tmp_path):
-    # A real SIGKILL: the run blocks on a named pipe (opening it waits for a writer) after the clips before
-    # it; every clip finished by then is stored, and the re-run analyses only the rest.
+    # A real SIGKILL while the third clip is in flight (its encoder call stalls): every clip finished by
+    # then is stored, and the re-run analyses only the rest.
     import signal
     import time
 
-    fifo = tmp_path / "c2_pipe.mp4"
-    os.mkfifo(fifo)
-    order = [dataset / "c0.mp4", dataset / "c1.mp4", fifo, dataset / "c3.mp4"]
+    order = [dataset / f"c{i}.mp4" for i in range(4)]
     (tmp_path / "l.txt").write_text("".join(f"{p}\n" for p in order))
     out = tmp_path / "run.parquet"
     code = (
-        "import sys; from freqscope.dataset import run_dataset; from freqscope.encode import load_encoder; "
-        f"run_dataset([sys.argv[1]], load_encoder(), read={READ!r}, results=sys.argv[2])"
+        "import sys, time\n"
+        "from freqscope.dataset import run_dataset\n"
+        "from freqscope.encode import PixelEncoder\n"
+        "class Stall(PixelEncoder):\n"
+        "    calls = 0\n"
+        "    def __call__(self, x, **kw):\n"
+        "        Stall.calls += 1\n"
+        "        if Stall.calls == 3:\n"
+        "            time.sleep(600)  # the third clip never finishes: it is in flight when killed\n"
+        "        return super().__call__(x, **kw)\n"
+        f"run_dataset([sys.argv[1]], Stall(), read={READ!r}, results=sys.argv[2], workers=0)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "l.txt"), str(out)])
     try:
@@ -224,7 +231,5 @@ def test_kill_9_then_resume(dataset, tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert read_results(out).num_rows == 2  # c0 and c1, stored as they finished
-    fifo.unlink()
-    fifo.write_bytes((dataset / "c2.mp4").read_bytes())  # the clip is readable now
     again = run_dataset([tmp_path / "l.txt"], load_encoder(), read=READ, results=out)
     assert (again.resumed, again.analysed) == (2, 2)
