@@ -1,6 +1,7 @@
 """Fig. 2 — per-band SNR vs timestep (as FreeInit's Fig. 3): mean ± spread over 6 real clips
 (pixel space, 16 frames, 128×224), SD and AnimateDiff schedules side by side; 0 dB line and crossings.
-Headline (SD): the (0, 0.125) band crosses 0 dB at t = 982 and ends at −0.9 ± 2.9 dB; DC stays at +18.6 dB.
+Headline (SD): the (0, 0.125) band crosses 0 dB at t = 993 and ends at −0.3 ± 2.9 dB; DC stays at +19.4 dB
+(clips averaged in linear power).
 """
 
 import torch

@@ -1,7 +1,8 @@
 """Fig. 6 — what FreeInit's passes do to consistency and to motion (reference model on bikes.mp4, DDIM 50 steps):
 frame-to-frame and first-frame cosine, VBench temporal flickering (on the encoded video) and the mean optical
 flow, per pass, with reused and fresh re-diffusion noise; dashed: the spectrum-matched prior (one pass).
-Headline: frame-to-frame cosine 0.892 (pass 0) → 0.969 (pass 3) → 0.977 (pass 4) with reused noise.
+Headline: frame-to-frame cosine 0.892 (pass 0) → 0.969 (pass 3) → 0.977 (pass 4) with reused noise; motion 1.33 → 1.65
+px/frame; the spectrum-matched prior 0.937 with one pass.
 """
 
 from _common import CLIPS, headline, save
