@@ -203,8 +203,10 @@ def plot_dataset(s: DatasetSummary, path, *, title: str | None = None) -> None:
         if s.crossing[i] is not None:
             ax.plot([s.crossing[i]], [y[s.crossing[i]]], "o", color=colors[i], markersize=4)
     ax.axhline(0.0, color="0.3", linestyle="--", linewidth=0.8)
-    ax.set_xlabel("timestep t")
-    ax.set_ylabel("SNR (dB)")
-    ax.set_title(title or f"per-band SNR, {s.n_clips} clips, {s.schedule.name} schedule", fontsize="medium")
-    ax.legend(title="band (|f|, Nyquist = 1); shaded: P̄ ± σ", fontsize="small", title_fontsize="small")
+    ax.set_xlabel("training timestep t")
+    ax.set_ylabel("SNR of the mean band power (dB)")
+    ax.set_title(
+        title or f"Per-band SNR over {s.n_clips} clips\n({s.schedule.name} schedule; shaded: mean ± s.d. of the power)"
+    )
+    ax.legend(title="frequency band\n(|f|, Nyquist = 1)", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     save_figure(fig, path)
