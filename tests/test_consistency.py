@@ -35,13 +35,20 @@ def test_drift_separates_first_frame_from_frame_to_frame():
     assert frame_cosine(x) > first_frame_cosine(x)
 
 
-def test_embedder_from_a_saved_vision_model(tmp_path):
+def _tiny_vit(folder, *, patch_size: int):
+    """A randomly initialised 1-layer ViT (a DINO stand-in: the real weights cannot be downloaded), saved."""
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
     cfg = transformers.ViTConfig(
-        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=32, patch_size=8
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=32,
+        patch_size=patch_size,
     )
-    transformers.ViTModel(cfg).save_pretrained(tmp_path / "vit")
+    transformers.ViTModel(cfg).save_pretrained(folder)
+    return transformers
+
+
+def test_embedder_from_a_saved_vision_model(tmp_path):
+    transformers = _tiny_vit(tmp_path / "vit", patch_size=8)
     transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path / "vit")
     embed = hf_image_embedder(str(tmp_path / "vit"))
     static = (torch.rand(1, 3, 1, 24, 40) * 2 - 1).expand(1, 3, 4, 24, 40)
@@ -156,12 +163,7 @@ def test_vbench_transform_sizes_and_statistics():
 
 
 def test_metrics_side_by_side_with_tiny_dino_and_clip(tmp_path):
-    transformers = pytest.importorskip("transformers")
-    torch.manual_seed(0)
-    cfg = transformers.ViTConfig(
-        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=32, patch_size=16
-    )
-    transformers.ViTModel(cfg).save_pretrained(tmp_path / "dino")
+    transformers = _tiny_vit(tmp_path / "dino", patch_size=16)
     ccfg = transformers.CLIPVisionConfig(
         hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=224,
         patch_size=32, projection_dim=8,
