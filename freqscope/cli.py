@@ -737,8 +737,9 @@ def freeinit(
       freqscope freeinit --video clip.mp4 --pipeline ./animatediff --prompt "a boat" --device cuda --out-dir out/
     """
     from .experiment import REFERENCE_SIZE, reference_scheduler, run_pipeline, run_reference
+    from .freeinit_report import format_gap_table, freeinit_to_dict, plot_gap
     from .io import STDOUT, check_outputs
-    from .report import format_gap_table, freeinit_to_dict, plot_gap, write_json
+    from .report import write_json
     from .video import list_videos, read_video
 
     def job():

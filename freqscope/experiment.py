@@ -1,19 +1,6 @@
 """The ``freeinit`` job as library calls: sample with FreeInit or a peer, measure the gap per band per pass.
 
-JSON schema ``freqscope.freeinit/1`` (non-finite numbers are ``null``)::
-
-    schema, video, encoder, latent_shape      as in freqscope.snr/1
-    scheduler        {class, config}
-    bands            [{name, lo, hi, n_bins, power}]           power: the clip's P_b
-    runs             one per prior:
-      prior, info                              sampler settings and notes (e.g. where it re-noised)
-      alpha_bar                                per pass: VP ᾱ of the start level
-      gap_db           one row per pass (pass 0 = the prior's own noise), one value per band
-      gap_db_predicted same, closed form (reference model with DDIM only; else null)
-      z0_power_db      per pass, band power of the generated latent relative to the clip's
-      z0_power_db_predicted
-      consistency      per pass: latent/pixel frame cosine, first-frame cosine, temporal flickering, …
-      variance_loss_db the noise variance the mixing loses (0 for variance-preserving or binary masks)
+The JSON document these results become is :mod:`freqscope.freeinit_report` (schema ``freqscope.freeinit/1``).
 """
 
 from __future__ import annotations
@@ -25,10 +12,13 @@ import torch
 from .bands import BandSet, band_mean, band_power, make_bands
 from .consistency import consistency_metrics
 from .filters import lowpass_filter, variance_loss_db
-from .freeinit import ITERATIVE, DenoiserSampler, SamplingResult, sample
+from .freeinit import ITERATIVE, DenoiserSampler, PipelineSampler, SamplingResult, sample
+from .freeinit_report import FREEINIT_SCHEMA
 from .gap import gap_db, predicted_pass_power, relative_power_db
+from .pipelines import adapter_for, pipeline_vae
 from .reference import GaussianVideoModel
 from .schedulers import is_ddim, reference_scheduler
+from .video import write_video
 
 __all__ = [
     "PipelineRun",
@@ -42,7 +32,6 @@ __all__ = [
     "FREEINIT_SCHEMA",
 ]
 
-FREEINIT_SCHEMA = "freqscope.freeinit/1"
 #: Short side of the reference clip for the weight-free model: 16×64×(64·aspect) keeps every pass ~1 s on a CPU.
 REFERENCE_SIZE = 64
 
@@ -200,10 +189,6 @@ def run_pipeline(
     ``(1, 3, t, H, W)``, a real clip at the generation size, encoded by the pipeline's own VAE. With
     ``out_dir``, the decoded video of every pass is written there as ``{prior}_pass{k}.mp4``; ``callback``
     observes the sampler (see :func:`~freqscope.freeinit.sample`)."""
-    from .freeinit import PipelineSampler
-    from .pipelines import adapter_for, pipeline_vae
-    from .video import write_video
-
     _, _, t, H, W = frames.shape
     vae = pipeline_vae(pipe, source)
     z0 = vae(frames, progress=progress).float()

@@ -25,6 +25,7 @@ import torch
 from .bands import BandSet, make_bands
 from .filters import FILTER_METHODS, freq_mix, lowpass_filter
 from .gap import keep_reinitialising, low_band_gap_db, training_power
+from .pipelines import adapter_for
 from .priors import gaussian_noise, offset_noise, pyoco_mixed_noise, pyoco_progressive_noise, spectrum_matched_noise
 from .schedulers import cut_grid, family, grid_levels, start_index_for, starting_at, training_schedule, vp_alpha_bar
 
@@ -146,8 +147,6 @@ class PipelineSampler(_SchedulerSampler):
     """
 
     def __init__(self, pipe, **call_kwargs):
-        from .pipelines import adapter_for
-
         self.pipe = pipe
         self.adapter = adapter_for(pipe)
         self.scheduler = pipe.scheduler
