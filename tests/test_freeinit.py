@@ -332,3 +332,63 @@ def test_gap_run_shape_mismatch():
     res = sample(DenoiserSampler(m, reference_scheduler("sd")), (1, 1, 4, 8, 8), num_iters=1, num_inference_steps=2)
     with pytest.raises(ValueError, match="bands were made for"):
         gap_run(res, torch.ones(5), make_bands((4, 8, 9)))
+
+
+@pytest.mark.parametrize(
+    "scheduler",
+    [
+        reference_scheduler("sd"),  # DDIM, ε-prediction
+        diffusers.EulerDiscreteScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012),
+        diffusers.DDIMScheduler(beta_schedule="scaled_linear", prediction_type="v_prediction", clip_sample=False),
+        reference_scheduler("flow"),  # flow-matching velocity
+    ],
+    ids=["ddim-eps", "euler-sigma", "ddim-v", "flow"],
+)
+def test_callback_denoised_is_the_models_clean_estimate(scheduler):
+    """At every step of every pass the callback's ``denoised`` (recovered from the model's raw output: ε, v
+    or velocity) equals the reference model's exact posterior mean of the step's input, and ``sigma`` is
+    k-diffusion's σ = s/a of the level the step started from."""
+    from freqscope.schedulers import input_level, sample_level
+
+    torch.manual_seed(0)
+    model = GaussianVideoModel(torch.rand(3, 4, 8, 8) * 5)
+    calls = []  # per model call: the exact posterior mean of its input and the input's σ
+
+    def spy(z, t, sch):
+        A, B = input_level(sch, t)
+        a, s = sample_level(sch, t)
+        calls.append((model.denoise(z, A, B), s / a if a > 0 else math.inf))
+        return model(z, t, sch)
+
+    seen = []
+    res = sample(
+        DenoiserSampler(spy, scheduler),
+        (1, 3, 4, 8, 8),
+        num_iters=2,
+        num_inference_steps=5,
+        generator=torch.Generator().manual_seed(0),
+        callback=lambda d: seen.append(d) if d["stage"] == "step" else None,
+    )
+    assert len(seen) == len(calls) == sum(p.num_inference_steps - p.start_index for p in res.passes) > 5
+    assert [d["pass"] for d in seen].count(0) == 5
+    for d, (x0, sigma) in zip(seen, calls):
+        torch.testing.assert_close(d["denoised"], x0, rtol=1e-4, atol=1e-4)
+        assert d["sigma"] == pytest.approx(sigma, rel=1e-9) and d["x"].shape == (1, 3, 4, 8, 8)
+
+
+def test_pipeline_callback_has_sigma_and_no_denoised(pipe, embeds):
+    """PipelineSampler: every step reports the σ of the grid the pipeline runs (decreasing) and denoised=None
+    (a pipeline's step callback exposes its latents only)."""
+    seen = []
+    sample(
+        PipelineSampler(pipe, **embeds),
+        (1, 4, 8, 8, 8),
+        num_iters=1,
+        num_inference_steps=3,
+        generator=torch.Generator().manual_seed(0),
+        callback=lambda d: seen.append(d) if d["stage"] == "step" else None,
+    )
+    pipe.scheduler.set_timesteps(3)
+    expect = [s / a for _, a, s in grid_levels(pipe.scheduler)]
+    assert [d["sigma"] for d in seen] == pytest.approx(expect, rel=1e-9)
+    assert all(d["denoised"] is None for d in seen) and expect == sorted(expect, reverse=True)
