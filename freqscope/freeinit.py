@@ -50,6 +50,8 @@ __all__ = [
     "RenoiseLevel",
     "renoise_level",
     "MidStepObserver",
+    "observers",
+    "Callback",
     "RENOISE",
     "PassResult",
     "SamplingResult",
@@ -91,6 +93,7 @@ class PassResult:
 class SamplingResult:
     passes: list[PassResult]
     info: dict = field(default_factory=dict)  # method, filter, re-diffusion timestep, notes
+    mask: torch.Tensor | None = None  # (t, h, w) the low-pass filter of the re-initialisations, centred order
 
     @property
     def latents(self) -> torch.Tensor:
@@ -597,7 +600,7 @@ class MidStepObserver:
             self.mid["z"] = d["x"].float().to(self.device) / self.norm
 
 
-def _observers(*callbacks: Callback | None) -> Callback | None:
+def observers(*callbacks: Callback | None) -> Callback | None:
     """One callback calling each given one in turn (None if none is given)."""
     given = [c for c in callbacks if c is not None]
     if len(given) <= 1:
@@ -791,7 +794,7 @@ def sample(
             num_inference_steps=steps,
             start_index=start_index,
             pass_index=k,
-            callback=_observers(keep_mid, callback),
+            callback=observers(keep_mid, callback),
             generator=generator,
         )
         # Where the pass started, as run (pass 0: the top of its grid).
@@ -805,4 +808,4 @@ def sample(
 
     for n in notes:
         warnings.warn(n, stacklevel=2)
-    return SamplingResult(passes, _info(prior, passes, notes, fam, scheduler, level, options))
+    return SamplingResult(passes, _info(prior, passes, notes, fam, scheduler, level, options), mask)

@@ -22,10 +22,22 @@ from __future__ import annotations
 
 import json
 import textwrap
+from typing import TYPE_CHECKING
 
 from .report import _clean, _fmt_db
 
-__all__ = ["FREEINIT_SCHEMA", "GAP_TABLE_LEGEND", "freeinit_to_dict", "format_gap_table", "plot_gap"]
+if TYPE_CHECKING:
+    from .experiment import FreeInitRun
+
+__all__ = [
+    "FREEINIT_SCHEMA",
+    "GAP_TABLE_LEGEND",
+    "freeinit_to_dict",
+    "format_gap_table",
+    "plot_gap",
+    "run_title",
+    "run_to_dict",
+]
 
 FREEINIT_SCHEMA = "freqscope.freeinit/1"
 
@@ -137,3 +149,24 @@ def plot_gap(bands, runs, path, *, title: str | None = None) -> None:
     if title:
         fig.suptitle(title)
     save_figure(fig, path)
+
+
+def run_title(run: FreeInitRun) -> str:
+    """One line naming what a :class:`~freqscope.experiment.FreeInitRun` measured: clip, latent, sampler."""
+    model = f"pipeline {run.pipeline}" if run.pipeline else "reference model (exact Gaussian denoiser)"
+    return f"clip {run.video} | latent {run.latent_shape} | {type(run.scheduler).__name__} | {model}"
+
+
+def run_to_dict(run: FreeInitRun) -> dict:
+    """The ``freqscope.freeinit/1`` document of a :class:`~freqscope.experiment.FreeInitRun`."""
+    doc = freeinit_to_dict(
+        run.bands,
+        run.P.cpu(),
+        run.runs,
+        video=run.video,
+        encoder=run.encoder,
+        latent_shape=run.latent_shape,
+        scheduler=run.scheduler,
+    )
+    doc["videos"] = list(run.videos)
+    return doc
