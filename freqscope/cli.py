@@ -754,7 +754,7 @@ def freeinit(
             raise ValueError("--gap-tol and --max-iters apply with --num-iters auto")
         check_outputs(
             {"--json": json_path, "--plot": plot_path},
-            folders={"--out-dir": (out_dir, lambda name: re.fullmatch(r".+_pass\d+\.mp4", name))},
+            folders={"--out-dir": (out_dir, lambda name: re.fullmatch(r".+_pass\d+\.mp4", name) is not None)},
             inputs=_inputs(clip, scheduler_config, models=(pipeline, embedder, background_embedder)),
             formats={"--plot": PLOT_FORMATS},
             stdout=("--json",),
@@ -779,7 +779,7 @@ def freeinit(
                     downsample=clip.downsample,
                     sample_posterior=clip.sample_posterior,
                 ),
-                dtype=DTYPES.get(clip.dtype),
+                dtype=DTYPES[clip.dtype] if clip.dtype is not None else None,
                 call_kwargs=_given(prompt=prompt, negative_prompt=negative_prompt, guidance_scale=guidance_scale),
                 embedder=embedder,
                 background_embedder=background_embedder,

@@ -227,6 +227,7 @@ def hf_image_embedder(
         if preprocess == "vbench":
             pixels = vbench_transform(x.to(device), "clip" if is_clip else "dino")
         else:
+            assert proc is not None  # loaded above for preprocess="processor"
             imgs = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             pixels = proc(images=list(imgs), return_tensors="pt")["pixel_values"].to(device)
         pixels = pixels.to(getattr(model, "dtype", torch.float32))

@@ -10,8 +10,9 @@ one :class:`FreeInitRun`. Its measurements are observers on the sampler's callba
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -103,17 +104,22 @@ class ConsistencyObserver:
         video = self.decode(z0) if self.decode is not None else None
         if video is not None:
             self.videos.append(video)
-        self.metrics.append(
-            consistency_metrics(z0, video, embed=self.embed, embed_background=self.embed_background)
-        )
+        self.metrics.append(consistency_metrics(z0, video, embed=self.embed, embed_background=self.embed_background))
 
 
-def _predicted(result: SamplingResult, P: torch.Tensor, bands: BandSet, model=None, scheduler=None):
+def _predicted(
+    result: SamplingResult,
+    P: torch.Tensor,
+    bands: BandSet,
+    model: GaussianVideoModel | None = None,
+    scheduler: Any = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Closed-form gap and result power per pass (the Gaussian reference model sampled with DDIM, FreeInit,
     every pass from the same start), else ``(None, None)``."""
     passes = result.passes
     if not (
-        model is not None
+        result.mask is not None
+        and model is not None
         and scheduler is not None
         and is_ddim(scheduler)
         and result.info["prior"] == "freeinit"
@@ -132,7 +138,7 @@ def _predicted(result: SamplingResult, P: torch.Tensor, bands: BandSet, model=No
 
 
 def _gap_run(
-    result: SamplingResult, P: torch.Tensor, bands: BandSet, gaps: GapObserver, cons: ConsistencyObserver, **closed
+    result: SamplingResult, P: torch.Tensor, bands: BandSet, gaps: GapObserver, cons: ConsistencyObserver, **closed: Any
 ) -> GapRun:
     """What the observers measured on ``result``, with its closed form and the variance its mixing loses."""
     pred_gap, pred_rel = _predicted(result, P, bands, **closed)
@@ -145,7 +151,9 @@ def _gap_run(
         pred_gap,
         pred_rel,
         cons.metrics,
-        variance_loss_db(result.mask, variance_preserving=vp) if result.info["num_iters"] > 1 else 0.0,
+        variance_loss_db(result.mask, variance_preserving=vp)
+        if result.mask is not None and result.info["num_iters"] > 1
+        else 0.0,
     )
 
 
@@ -155,7 +163,7 @@ def gap_run(
     bands: BandSet,
     *,
     model: GaussianVideoModel | None = None,
-    scheduler=None,
+    scheduler: Any = None,
     frames: list[torch.Tensor] | None = None,
     embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
     embed_background: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -169,9 +177,10 @@ def gap_run(
     cons = ConsistencyObserver(
         decode=(lambda z: next(videos)) if videos is not None else None, embed=embed, embed_background=embed_background
     )
-    watch = observers(gaps, cons)
     for p in result.passes:
-        watch({"stage": "end", "pass": p.index, "x": p.latents, "init": p.init, "alpha_bar": p.alpha_bar})
+        end = {"stage": "end", "pass": p.index, "x": p.latents, "init": p.init, "alpha_bar": p.alpha_bar}
+        gaps(end)
+        cons(end)
     return _gap_run(result, P, bands, gaps, cons, model=model, scheduler=scheduler)
 
 
@@ -191,7 +200,7 @@ class FreeInitRun:
     encoder: dict | None = None  # EncoderInfo of the clip's encoder (the pipeline's VAE for pipelines)
     videos: list[str] = field(default_factory=list)  # the decoded pass videos written (pipelines)
     video: str | None = None  # path of the clip
-    scheduler: object = None  # the scheduler that sampled
+    scheduler: Any = None  # the scheduler that sampled
     pipeline: str | None = None  # the pipeline's source, or None for the reference model
 
 
@@ -199,7 +208,7 @@ class FreeInitRun:
 PipelineRun = FreeInitRun
 
 
-def _each(priors: tuple[str, ...], progress) -> Sequence[str] | object:
+def _each(priors: tuple[str, ...], progress: Callable[..., Any] | None) -> Iterable[str]:
     return progress(priors, desc="priors", unit="prior") if progress and len(priors) > 1 else priors
 
 
@@ -207,14 +216,14 @@ def run_reference(
     z0: torch.Tensor,
     *,
     priors: tuple[str, ...] = ("freeinit",),
-    scheduler=None,
+    scheduler: Any = None,
     edges: tuple[float, ...] | None = None,
     seed: int = 0,
     pixel_frames: bool = True,
     embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
     embed_background: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    progress=None,
-    **sample_kwargs,
+    progress: Callable[..., Any] | None = None,
+    **sample_kwargs: Any,
 ) -> FreeInitRun:
     """Run the weight-free reference model (the clip's own spectrum) with each prior. ``pixel_frames``: the
     latent is pixel space, so pixel metrics use it directly; ``embed`` / ``embed_background``: DINO- /
@@ -222,7 +231,8 @@ def run_reference(
     if z0.ndim != 5:
         raise ValueError(f"z0 must be (b, c, t, h, w), got shape {tuple(z0.shape)}")
     z0 = z0.float()
-    bands = make_bands(tuple(z0.shape[-3:]), **({"edges": edges} if edges is not None else {}))
+    t, h, w = z0.shape[-3:]
+    bands = make_bands((t, h, w), edges) if edges is not None else make_bands((t, h, w))
     P = band_power(z0, bands)
     model = GaussianVideoModel.from_latent(z0)
     scheduler = scheduler if scheduler is not None else reference_scheduler()
@@ -249,7 +259,7 @@ def run_reference(
 
 
 def run_pipeline(
-    pipe,
+    pipe: Any,
     frames: torch.Tensor,
     *,
     priors: tuple[str, ...] = ("freeinit",),
@@ -261,9 +271,9 @@ def run_pipeline(
     embed_background: Callable[[torch.Tensor], torch.Tensor] | None = None,
     out_dir: str | os.PathLike | None = None,
     source: str | None = None,
-    progress=None,
+    progress: Callable[..., Any] | None = None,
     callback: Callback | None = None,
-    **sample_kwargs,
+    **sample_kwargs: Any,
 ) -> FreeInitRun:
     """Sample a diffusers video pipeline with each prior and measure every pass against ``frames``
     ``(1, 3, t, H, W)``, a real clip at the generation size, encoded by the pipeline's own VAE. With
@@ -281,7 +291,8 @@ def run_pipeline(
             f"the clip encodes to {tuple(z0.shape)} but the pipeline denoises {clip_shape}; "
             "choose a frame count (frames) that suits the pipeline's VAE"
         )
-    bands = make_bands(clip_shape[-3:], **({"edges": edges} if edges is not None else {}))
+    grid = (clip_shape[2], clip_shape[3], clip_shape[4])
+    bands = make_bands(grid, edges) if edges is not None else make_bands(grid)
     P = band_power(z0, bands)
     call = {**(call_kwargs or {}), "num_frames": t, "height": H, "width": W, "frames": frames}
     out = FreeInitRun(bands, P, [], clip_shape, vae.info.to_dict(), scheduler=pipe.scheduler, pipeline=source)
@@ -335,8 +346,8 @@ def run_freeinit(
     embedder: str | None = None,
     background_embedder: str | None = None,
     out_dir: str | os.PathLike | None = None,
-    progress=None,
-    **sample_kwargs,
+    progress: Callable[..., Any] | None = None,
+    **sample_kwargs: Any,
 ) -> FreeInitRun:
     """The ``freeinit`` job: the initialization gap per band, pass by pass, of one clip.
 
@@ -356,7 +367,8 @@ def run_freeinit(
     embed_bg = hf_image_embedder(background_embedder, device=device) if background_embedder is not None else None
     if pipeline is None:
         sch = reference_scheduler(**({"name_or_path": scheduler} if scheduler is not None else {}), shift=shift)
-        enc = load_encoder(**(encoder_options or {}), **({"dtype": dtype} if dtype is not None else {}), device=device)
+        enc_kw: dict[str, Any] = {**(encoder_options or {}), **({"dtype": dtype} if dtype is not None else {})}
+        enc = load_encoder(**enc_kw, device=device)
         x, info = read_video(paths[0], size=size, **read_kw)
         z0 = enc(x, progress=progress).float().cpu()
         out = run_reference(

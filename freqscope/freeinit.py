@@ -20,6 +20,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -107,7 +108,7 @@ Callback = Callable[[dict], None]
 class _SchedulerSampler:
     """What :func:`sample` asks of a sampler besides sampling: the grid of a pass and its levels."""
 
-    scheduler = None
+    scheduler: Any = None  # a diffusers scheduler
 
     def grid(self, num_inference_steps: int, shape: tuple | None = None) -> list[tuple[float, float, float]]:
         """``(t, a, s)`` of every step of a pass with this many steps, as the sampler will run it."""
@@ -130,7 +131,7 @@ class _SchedulerSampler:
 class DenoiserSampler(_SchedulerSampler):
     """A model ``model(z, t, scheduler) → output`` stepped by a diffusers scheduler (η = 0)."""
 
-    def __init__(self, model, scheduler):
+    def __init__(self, model: Callable[[torch.Tensor, Any, Any], torch.Tensor], scheduler: Any) -> None:
         self.model, self.scheduler = model, scheduler
         self.family = family(scheduler)
 
@@ -181,7 +182,7 @@ def _step_view(scheduler, t, zin: torch.Tensor, out: torch.Tensor) -> dict:
     elif pred == "sample":
         denoised = out
     else:
-        denoised = (zin - B * out) / A if A > 0 else None
+        denoised = (zin - B * out) / A if A > 0 else None  # type: ignore[assignment]
     return {"sigma": _sigma(*sample_level(scheduler, t)), "denoised": denoised}
 
 
@@ -200,7 +201,7 @@ class PipelineSampler(_SchedulerSampler):
     the pipeline itself sets (with its own ``sigmas``, ``mu``, shift), as img2img pipelines do.
     """
 
-    def __init__(self, pipe, **call_kwargs):
+    def __init__(self, pipe: Any, **call_kwargs: Any) -> None:
         self.pipe = pipe
         self.adapter = adapter_for(pipe)
         self.scheduler = pipe.scheduler
@@ -208,7 +209,7 @@ class PipelineSampler(_SchedulerSampler):
         self.kwargs = self.adapter.call_kwargs(pipe, call_kwargs)
         self._params = set(inspect.signature(pipe.__call__).parameters)
         self._states: dict[int, object] = {}
-        self._shape = None
+        self._shape: tuple[int, ...] | None = None
 
     def grid(self, num_inference_steps: int, shape: tuple | None = None) -> list[tuple[float, float, float]]:
         """The grid the pipeline sets for itself (its own sigmas, shift, ``mu``) for latents of ``shape``
@@ -302,7 +303,12 @@ class PipelineSampler(_SchedulerSampler):
 
 
 def freqprior_noise(
-    z_t: torch.Tensor, mask: torch.Tensor, *, ratio: float = FREQPRIOR_RATIO, generator=None, device="cpu"
+    z_t: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    ratio: float = FREQPRIOR_RATIO,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """FreqPrior's re-initialisation of a diffused latent ``z_t`` (fudan-zvg/FreqPrior, freqprior pipeline):
     two blends ``x_j = (ratio·z_t + √(1−ratio²)·η_j) / √(1+ratio²)``, each low-passed against fresh noise
@@ -374,6 +380,8 @@ def _offset_prior(shape: tuple[int, ...], ctx: PriorContext) -> torch.Tensor:
 
 def _spectrum_prior(shape: tuple[int, ...], ctx: PriorContext) -> torch.Tensor:
     """Gaussian noise with training z's expected power in every band at the level of the pass's first step."""
+    if ctx.clip_power is None:
+        raise ValueError("prior=spectrum needs clip_power=(bands, P)")
     bands, P = _bands_for(ctx.clip_power[0], shape), ctx.clip_power[1]
     power = training_power(P.float().to(ctx.device), ctx.first_alpha_bar())[bands.labels.to(ctx.device)]
     return spectrum_matched_noise(shape, power, generator=ctx.generator, device=ctx.device)
@@ -500,7 +508,7 @@ def _check_args(
 
 def _num_passes(prior: str, num_iters: int | str, max_iters: int, notes: list[str]) -> int:
     """Passes to run: ``max_iters`` for adaptive FreeInit, one for a single-pass prior (said in ``notes``)."""
-    if num_iters == "auto":
+    if not isinstance(num_iters, int):  # "auto"
         return max_iters if prior in ITERATIVE else 1
     if prior not in ITERATIVE and num_iters > 1:
         notes.append(f"prior {prior} is a single-pass initial noise; num_iters={num_iters} ignored")
@@ -529,7 +537,7 @@ class RenoiseLevel:
 
 
 def renoise_level(
-    scheduler,
+    scheduler: Any,
     *,
     prior: str,
     num_iters: int,
@@ -547,7 +555,7 @@ def renoise_level(
     if not 0 <= t_star < N:
         raise ValueError(f"diffuse_timestep={t_star}: must be a training timestep in [0, {N - 1}]")
     level = RenoiseLevel(float(train.vp_alpha_bar[t_star]), diffuse_timestep is not None, t_star)
-    if prior in ITERATIVE and num_iters > 1 and level.target < 1e-8:
+    if prior in ITERATIVE and num_iters > 1 and float(train.vp_alpha_bar[t_star]) < 1e-8:
         notes.append(
             f"{train.name} has zero SNR at diffuse_timestep={t_star}, where re-diffusion returns the "
             f"initial noise unchanged; re-noising at ᾱ={MIN_RENOISE_ALPHA_BAR} instead"
@@ -586,7 +594,9 @@ class MidStepObserver:
     The pass itself runs to the end (the official code's ``save_intermediate``): same trajectory, and a
     clean result per pass for the gap diagnostic."""
 
-    def __init__(self, levels, alpha_bar_mid: float, start_index: int, init: torch.Tensor):
+    def __init__(
+        self, levels: list[tuple[float, float, float]], alpha_bar_mid: float, start_index: int, init: torch.Tensor
+    ) -> None:
         self.m = start_index_for(levels, alpha_bar_mid)
         t_m, a_m, s_m = levels[self.m]
         self.start, self.norm = start_index, math.sqrt(a_m**2 + s_m**2)
@@ -660,8 +670,8 @@ def _info(prior: str, passes, notes, fam: str, scheduler, level: RenoiseLevel, o
 
 
 def sample(
-    sampler,
-    shape: tuple[int, int, int, int, int],
+    sampler: DenoiserSampler | PipelineSampler,
+    shape: tuple[int, ...],
     *,
     prior: str = "freeinit",
     num_iters: int | str = 3,
@@ -739,8 +749,10 @@ def sample(
     )
     options = dict(locals())  # the arguments as given, for info
     adaptive = num_iters == "auto"
-    mask = lowpass_filter(tuple(shape[-3:]), method=method, d_s=d_s, d_t=d_t, order=order, device=device)
-    scheduler, fam, notes = sampler.scheduler, family(sampler.scheduler), []
+    t, h, w = shape[-3:]
+    mask = lowpass_filter((t, h, w), method=method, d_s=d_s, d_t=d_t, order=order, device=device)
+    scheduler, fam = sampler.scheduler, family(sampler.scheduler)
+    notes: list[str] = []
     n_passes = _num_passes(prior, num_iters, max_iters, notes)
     level = renoise_level(
         scheduler,
@@ -753,7 +765,8 @@ def sample(
     alpha_bar_mid = _mid_step_alpha_bar(scheduler, prior, mid_step, ratio)
 
     passes: list[PassResult] = []
-    eps0, mid = None, {}
+    eps0 = torch.empty(0)  # pass 0's noise, set by pass 0
+    mid: dict = {}  # FreqPrior: the previous pass's latent at mid_step and its level
     for k in range(n_passes):
         # Steps of this pass: all of them, or coarse to fine with fast_sampling.
         steps = max(1, int(num_inference_steps / n_passes * (k + 1))) if fast_sampling else num_inference_steps
@@ -786,6 +799,7 @@ def sample(
         # FreqPrior: an observer keeps this pass's latent at mid_step for the next re-initialisation.
         keep_mid = None
         if prior == "freqprior" and k < n_passes - 1:
+            assert alpha_bar_mid is not None  # set for freqprior
             keep_mid = MidStepObserver(sampler.grid(steps, shape), alpha_bar_mid, start_index, init)
             mid = keep_mid.mid
         # The pass itself, observed step by step.

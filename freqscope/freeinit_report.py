@@ -21,13 +21,18 @@ JSON schema ``freqscope.freeinit/1`` (non-finite numbers are ``null``)::
 from __future__ import annotations
 
 import json
+import os
 import textwrap
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
 
 from .report import _clean, _fmt_db
 
 if TYPE_CHECKING:
-    from .experiment import FreeInitRun
+    from .bands import BandSet
+    from .experiment import FreeInitRun, GapRun
 
 __all__ = [
     "FREEINIT_SCHEMA",
@@ -42,10 +47,19 @@ __all__ = [
 FREEINIT_SCHEMA = "freqscope.freeinit/1"
 
 
-def freeinit_to_dict(bands, P, runs, *, video=None, encoder=None, latent_shape=None, scheduler=None) -> dict:
+def freeinit_to_dict(
+    bands: BandSet,
+    P: torch.Tensor,
+    runs: Sequence[GapRun],
+    *,
+    video: str | None = None,
+    encoder: dict | None = None,
+    latent_shape: Sequence[int] | None = None,
+    scheduler: Any = None,
+) -> dict:
     """The ``freqscope.freeinit/1`` document (schema above)."""
 
-    def opt(x):
+    def opt(x: Any) -> Any:
         return None if x is None else x
 
     return _clean(
@@ -99,7 +113,7 @@ def _consistency_cells(c: dict) -> list[str]:
     return [f"{cons:.4f}", flick, motion]
 
 
-def format_gap_table(bands, runs, *, title: str = "") -> str:
+def format_gap_table(bands: BandSet, runs: Sequence[GapRun], *, title: str = "") -> str:
     """Gap per band (dB) for every pass of every prior, closed form in brackets where one exists, with
     consistency and motion side by side (see :data:`GAP_TABLE_LEGEND`)."""
     head = ["prior", "pass"] + bands.names + ["consistency", "flicker", "motion"]
@@ -125,7 +139,7 @@ def format_gap_table(bands, runs, *, title: str = "") -> str:
     return "\n".join(lines)
 
 
-def plot_gap(bands, runs, path, *, title: str | None = None) -> None:
+def plot_gap(bands: BandSet, runs: Sequence[GapRun], path: str | os.PathLike, *, title: str | None = None) -> None:
     """Gap (dB) per band vs pass, one panel per prior, closed form dashed; 0 dB = matches training."""
     from .plotting import band_colors, new_figure, save_figure
 
