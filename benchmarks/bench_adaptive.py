@@ -28,8 +28,8 @@ def main() -> None:
     ratios = []
     for path, start in CLIPS:
         x, _ = read_video(path, frames=16, size=REFERENCE_SIZE, start=start)
-        five = run_reference(x, num_iters=5)[2][0]
-        auto = run_reference(x, num_iters="auto")[2][0]
+        five = run_reference(x, num_iters=5).runs[0]
+        auto = run_reference(x, num_iters="auto").runs[0]
         g5, ga = five.gap_db[:, 1].tolist(), auto.gap_db[:, 1].tolist()  # band (0, 0.125)
         c5, ca = five.result.info["model_calls"], auto.result.info["model_calls"]
         ratios.append(ca / c5)

@@ -736,116 +736,83 @@ def freeinit(
       freqscope freeinit --video clip.mp4 --prior freeinit --prior freqprior --prior pyoco-mixed --renoise fresh
       freqscope freeinit --video clip.mp4 --pipeline ./animatediff --prompt "a boat" --device cuda --out-dir out/
     """
-    from .experiment import REFERENCE_SIZE, reference_scheduler, run_pipeline, run_reference
+    from .experiment import run_freeinit
+    from .freeinit_report import format_gap_table, plot_gap, run_title, run_to_dict
     from .io import STDOUT, check_outputs
-    from .report import format_gap_table, freeinit_to_dict, plot_gap, write_json
-    from .video import list_videos, read_video
+    from .report import write_json
 
     def job():
         if clip.fps is not None and clip.stride is not None:
             raise ValueError("give --fps or --stride, not both")
-        if pipeline is None and any(
-            v is not None for v in (prompt, negative_prompt, guidance_scale, height, width, out_dir)
-        ):
+        pipeline_only = (prompt, negative_prompt, guidance_scale, height, width, out_dir)
+        if pipeline is None and any(v is not None for v in pipeline_only):
             raise ValueError(
                 "--prompt, --negative-prompt, --guidance-scale, --height, --width and --out-dir "
                 "apply with --pipeline only"
             )
+        if num_iters != "auto" and (gap_tol is not None or max_iters is not None):
+            raise ValueError("--gap-tol and --max-iters apply with --num-iters auto")
         check_outputs(
             {"--json": json_path, "--plot": plot_path},
-            folders={"--out-dir": (out_dir, lambda name: re.fullmatch(r".+_pass\d+\.mp4", name))},
+            folders={"--out-dir": (out_dir, lambda name: re.fullmatch(r".+_pass\d+\.mp4", name) is not None)},
             inputs=_inputs(clip, scheduler_config, models=(pipeline, embedder, background_embedder)),
             formats={"--plot": PLOT_FORMATS},
             stdout=("--json",),
         )
-        edges = parse_edges(bands_text) if bands_text is not None else None
-        paths = list_videos(list(clip.videos))
-        if len(paths) != 1:
-            raise ValueError(f"freeinit takes one reference clip, got {len(paths)}; pass a single --video file")
-        dev = _device(clip.device)
-        progress = _progress(clip.quiet)
-        if num_iters != "auto" and (gap_tol is not None or max_iters is not None):
-            raise ValueError("--gap-tol and --max-iters apply with --num-iters auto")
-        kw = _given(
-            num_iters=num_iters,
-            gap_tol=gap_tol,
-            max_iters=max_iters,
-            num_inference_steps=steps,
-            method=method,
-            d_s=d_s,
-            d_t=d_t,
-            order=order,
-            renoise=renoise,
-            diffuse_timestep=diffuse_timestep,
-            renoise_alpha_bar=renoise_alpha_bar,
-            mid_step=mid_step,
-            ratio=ratio,
-            fast_sampling=fast_sampling,
-        )
-        read_kw = clip.read_kwargs()
-        from .consistency import hf_image_embedder
-
-        embed = hf_image_embedder(embedder, device=dev) if embedder is not None else None
-        embed_bg = hf_image_embedder(background_embedder, device=dev) if background_embedder is not None else None
         _check_hub(pipeline, "--pipeline", "model_index.json")
-        videos_written = []
-        if pipeline is None:
-            sch = reference_scheduler(scheduler_config or schedule_name or DEFAULT_PRESET, **_given(shift=shift))
-            enc = _load(clip)[1]
-            x, info = read_video(paths[0], size=clip.size if clip.size is not None else REFERENCE_SIZE, **read_kw)
-            z0 = enc(x, progress=progress).float().cpu()
-            bands, P, runs = run_reference(
-                z0,
-                priors=tuple(priors) or ("freeinit",),
-                scheduler=sch,
-                edges=edges,
-                seed=clip.seed,
-                pixel_frames=enc.info.name == "pixel",
-                embed=embed,
-                embed_background=embed_bg,
-                progress=progress,
-                **kw,
-            )
-            enc_info, shape = enc.info.to_dict(), tuple(z0.shape)
-        else:
-            from .pipelines import load_pipeline
-
-            if clip.vae is not None or clip.encoder not in (None, "auto", "vae"):
-                raise ValueError("with --pipeline the clip is encoded by the pipeline's own VAE; drop --vae/--encoder")
-            pipe = load_pipeline(pipeline, device=dev, dtype=DTYPES.get(clip.dtype))
-            sch = pipe.scheduler
-            n_frames = read_kw.pop("frames", 16)
-            x, info = read_video(paths[0], frames=n_frames, size=(height or 256, width or 256), **read_kw)
-            r = run_pipeline(
-                pipe,
-                x,
-                priors=tuple(priors) or ("freeinit",),
+        run = run_freeinit(
+            list(clip.videos),
+            **_given(
+                pipeline=pipeline,
+                scheduler=scheduler_config or schedule_name,
+                shift=shift,
+                priors=tuple(priors) or None,
+                edges=parse_edges(bands_text) if bands_text is not None else None,
+                read_options=clip.read_kwargs(),
+                size=clip.size,
+                height=height,
+                width=width,
+                encoder_options=_given(
+                    encoder=clip.encoder,
+                    vae=clip.vae,
+                    vae_subfolder=clip.vae_subfolder,
+                    downsample=clip.downsample,
+                    sample_posterior=clip.sample_posterior,
+                ),
+                dtype=DTYPES[clip.dtype] if clip.dtype is not None else None,
                 call_kwargs=_given(prompt=prompt, negative_prompt=negative_prompt, guidance_scale=guidance_scale),
-                edges=edges,
-                seed=clip.seed,
-                device=dev,
-                embed=embed,
-                embed_background=embed_bg,
+                embedder=embedder,
+                background_embedder=background_embedder,
                 out_dir=out_dir,
-                source=pipeline,
-                progress=progress,
-                **kw,
-            )
-            bands, P, runs, shape, enc_info, videos_written = r.bands, r.P, r.runs, r.latent_shape, r.encoder, r.videos
-        title = f"clip {info.path} | latent {shape} | {type(sch).__name__}" + (
-            f" | pipeline {pipeline}" if pipeline else " | reference model (exact Gaussian denoiser)"
+                num_iters=num_iters,
+                gap_tol=gap_tol,
+                max_iters=max_iters,
+                num_inference_steps=steps,
+                method=method,
+                d_s=d_s,
+                d_t=d_t,
+                order=order,
+                renoise=renoise,
+                diffuse_timestep=diffuse_timestep,
+                renoise_alpha_bar=renoise_alpha_bar,
+                mid_step=mid_step,
+                ratio=ratio,
+                fast_sampling=fast_sampling,
+            ),
+            seed=clip.seed,
+            device=_device(clip.device),
+            progress=_progress(clip.quiet),
         )
         if not clip.quiet and json_path != STDOUT:
-            click.echo(format_gap_table(bands, runs, title=title))
-        doc = freeinit_to_dict(
-            bands, P.cpu(), runs, video=info.path, encoder=enc_info, latent_shape=shape, scheduler=sch
-        )
-        doc["videos"] = videos_written
-        for path, write in ((json_path, lambda p: write_json(doc, p)), (plot_path, lambda p: plot_gap(bands, runs, p))):
+            click.echo(format_gap_table(run.bands, run.runs, title=run_title(run)))
+        for path, write in (
+            (json_path, lambda p: write_json(run_to_dict(run), p)),
+            (plot_path, lambda p: plot_gap(run.bands, run.runs, p)),
+        ):
             if path is not None:
                 write(path)
                 _wrote(path, clip.quiet)
-        for v in videos_written:
+        for v in run.videos:
             _wrote(v, clip.quiet)
 
     _run(job, clip.quiet)

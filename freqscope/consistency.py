@@ -24,6 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .hub import check_hub_source
+from .motion import is_static, motion_metrics, to_uint8
+
 __all__ = [
     "frame_cosine",
     "first_frame_cosine",
@@ -90,8 +93,6 @@ def _mp4_roundtrip(rgb: np.ndarray, fps: int = 8) -> np.ndarray:
 def temporal_flickering(frames: torch.Tensor, *, encode: bool = True) -> float:
     """VBench temporal flickering of frames in [-1, 1]: 1 for a static video, lower for flicker.
     ``encode``: through an mp4 first, as VBench reads its videos (``False``: on the 8-bit frames as they are)."""
-    from .motion import to_uint8
-
     _frames(frames)
     scores = []
     for rgb in to_uint8(frames):
@@ -150,8 +151,6 @@ def consistency_metrics(
     """Consistency and motion of one result, side by side. ``frames``: its video in [-1, 1] (omitted: latent
     metrics only); ``embed``: a DINO-type embedder (subject consistency and the FreeInit paper's first-frame
     similarity); ``embed_background``: a CLIP-type embedder (background consistency)."""
-    from .motion import is_static, motion_metrics
-
     out = {"latent_frame_cosine": frame_cosine(latents), "latent_first_frame_cosine": first_frame_cosine(latents)}
     if frames is None:
         return out
@@ -209,8 +208,6 @@ def hf_image_embedder(
         from transformers import AutoConfig, AutoImageProcessor, AutoModel
     except ImportError:  # pragma: no cover - transformers is a test extra
         raise ValueError("the image embedder needs transformers: pip install transformers") from None
-    from .hub import check_hub_source
-
     check_hub_source(path_or_id, "image embedder")
     try:
         proc = AutoImageProcessor.from_pretrained(path_or_id) if preprocess == "processor" else None
@@ -227,6 +224,7 @@ def hf_image_embedder(
         if preprocess == "vbench":
             pixels = vbench_transform(x.to(device), "clip" if is_clip else "dino")
         else:
+            assert proc is not None  # loaded above for preprocess="processor"
             imgs = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             pixels = proc(images=list(imgs), return_tensors="pt")["pixel_values"].to(device)
         pixels = pixels.to(getattr(model, "dtype", torch.float32))

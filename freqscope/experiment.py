@@ -1,50 +1,52 @@
 """The ``freeinit`` job as library calls: sample with FreeInit or a peer, measure the gap per band per pass.
 
-JSON schema ``freqscope.freeinit/1`` (non-finite numbers are ``null``)::
-
-    schema, video, encoder, latent_shape      as in freqscope.snr/1
-    scheduler        {class, config}
-    bands            [{name, lo, hi, n_bins, power}]           power: the clip's P_b
-    runs             one per prior:
-      prior, info                              sampler settings and notes (e.g. where it re-noised)
-      alpha_bar                                per pass: VP ᾱ of the start level
-      gap_db           one row per pass (pass 0 = the prior's own noise), one value per band
-      gap_db_predicted same, closed form (reference model with DDIM only; else null)
-      z0_power_db      per pass, band power of the generated latent relative to the clip's
-      z0_power_db_predicted
-      consistency      per pass: latent/pixel frame cosine, first-frame cosine, temporal flickering, …
-      variance_loss_db the noise variance the mixing loses (0 for variance-preserving or binary masks)
+:func:`run_freeinit` is the ``freeinit`` command: one clip, the reference model or a diffusers pipeline,
+one :class:`FreeInitRun`. Its measurements are observers on the sampler's callback: :class:`GapObserver`
+(the gap of every pass's initial noise and the power of its result) and :class:`ConsistencyObserver`
+(consistency and motion of every result). The JSON document these results become is
+:mod:`freqscope.freeinit_report` (schema ``freqscope.freeinit/1``).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from .bands import BandSet, band_mean, band_power, make_bands
-from .consistency import consistency_metrics
-from .filters import lowpass_filter, variance_loss_db
-from .freeinit import ITERATIVE, DenoiserSampler, SamplingResult, sample
+from .consistency import consistency_metrics, hf_image_embedder
+from .encode import load_encoder
+from .filters import variance_loss_db
+from .freeinit import ITERATIVE, Callback, DenoiserSampler, PipelineSampler, SamplingResult, observers, sample
 from .gap import gap_db, predicted_pass_power, relative_power_db
+from .hub import check_hub_source
+from .pipelines import adapter_for, load_pipeline, pipeline_vae
 from .reference import GaussianVideoModel
 from .schedulers import is_ddim, reference_scheduler
+from .video import list_videos, read_video, write_video
 
 __all__ = [
+    "FreeInitRun",
     "PipelineRun",
+    "run_freeinit",
     "run_pipeline",
+    "run_reference",
     "single_pass",
     "REFERENCE_SIZE",
     "reference_scheduler",
     "GapRun",
+    "GapObserver",
+    "ConsistencyObserver",
     "gap_run",
-    "run_reference",
-    "FREEINIT_SCHEMA",
 ]
 
-FREEINIT_SCHEMA = "freqscope.freeinit/1"
 #: Short side of the reference clip for the weight-free model: 16×64×(64·aspect) keeps every pass ~1 s on a CPU.
 REFERENCE_SIZE = 64
+#: Frames per second of the decoded pass videos a pipeline run writes.
+PASS_VIDEO_FPS = 8
 
 
 @dataclass
@@ -59,57 +61,127 @@ class GapRun:
     variance_loss_db: float = 0.0
 
 
+class GapObserver:
+    """Observes :func:`~freqscope.freeinit.sample` through its callback: at the end of every pass, the gap
+    of the pass's initial noise against training at its start level (:func:`~freqscope.gap.gap_db`) and the
+    band power of its result relative to the clip's, both ``(n_bands,)`` per pass. ``frames``: the frames
+    measured (a pipeline may denoise padding frames first)."""
+
+    def __init__(self, bands: BandSet, P: torch.Tensor, *, frames: slice = slice(None)):
+        self.bands, self.P, self.frames = bands, P, frames
+        self.gap_db: list[torch.Tensor] = []
+        self.z0_power_db: list[torch.Tensor] = []
+
+    def __call__(self, d: dict) -> None:
+        if d["stage"] == "end":
+            init, z0 = d["init"][:, :, self.frames], d["x"].float()[:, :, self.frames]
+            self.gap_db.append(gap_db(init, self.bands, self.P, d["alpha_bar"]))
+            self.z0_power_db.append(relative_power_db(z0, self.bands, self.P))
+
+
+class ConsistencyObserver:
+    """Observes :func:`~freqscope.freeinit.sample`: consistency and motion of every pass's result
+    (:func:`~freqscope.consistency.consistency_metrics`). ``decode`` maps a latent to its video in pixels
+    (``(1, 3, T, H, W)`` in [-1, 1]; the identity for pixel latents; None: latent metrics only); the decoded
+    videos are kept in ``videos``. ``embed`` / ``embed_background``: DINO- / CLIP-type image embedders."""
+
+    def __init__(
+        self,
+        *,
+        decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        embed_background: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        frames: slice = slice(None),
+    ):
+        self.decode, self.embed, self.embed_background, self.frames = decode, embed, embed_background, frames
+        self.metrics: list[dict] = []
+        self.videos: list[torch.Tensor] = []
+
+    def __call__(self, d: dict) -> None:
+        if d["stage"] != "end":
+            return
+        z0 = d["x"].float()[:, :, self.frames]
+        video = self.decode(z0) if self.decode is not None else None
+        if video is not None:
+            self.videos.append(video)
+        self.metrics.append(consistency_metrics(z0, video, embed=self.embed, embed_background=self.embed_background))
+
+
+def _predicted(
+    result: SamplingResult,
+    P: torch.Tensor,
+    bands: BandSet,
+    model: GaussianVideoModel | None = None,
+    scheduler: Any = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Closed-form gap and result power per pass (the Gaussian reference model sampled with DDIM, FreeInit,
+    every pass from the same start), else ``(None, None)``."""
+    passes = result.passes
+    if not (
+        result.mask is not None
+        and model is not None
+        and scheduler is not None
+        and is_ddim(scheduler)
+        and result.info["prior"] == "freeinit"
+        and all(p.start_timestep == passes[0].start_timestep for p in passes)
+    ):
+        return None, None
+    gains = []
+    for p in passes:
+        scheduler.set_timesteps(p.num_inference_steps)
+        gains.append(model.ddim_gain(scheduler, [int(t) for t in scheduler.timesteps]))
+    ab = passes[0].alpha_bar
+    inits, outs = predicted_pass_power(gains, result.mask, ab, renoise=result.info["renoise"])
+    pred_gap = torch.stack([10 * torch.log10((ab * P + 1 - ab) / band_mean(q.mean(0), bands)) for q in inits])
+    pred_rel = torch.stack([10 * torch.log10(band_mean(q.mean(0), bands) / P) for q in outs])
+    return pred_gap, pred_rel
+
+
+def _gap_run(
+    result: SamplingResult, P: torch.Tensor, bands: BandSet, gaps: GapObserver, cons: ConsistencyObserver, **closed: Any
+) -> GapRun:
+    """What the observers measured on ``result``, with its closed form and the variance its mixing loses."""
+    pred_gap, pred_rel = _predicted(result, P, bands, **closed)
+    vp = result.info["prior"].startswith("freqprior")
+    return GapRun(
+        result.info["prior"],
+        result,
+        torch.stack(gaps.gap_db),
+        torch.stack(gaps.z0_power_db),
+        pred_gap,
+        pred_rel,
+        cons.metrics,
+        variance_loss_db(result.mask, variance_preserving=vp)
+        if result.mask is not None and result.info["num_iters"] > 1
+        else 0.0,
+    )
+
+
 def gap_run(
     result: SamplingResult,
     P: torch.Tensor,
     bands: BandSet,
     *,
     model: GaussianVideoModel | None = None,
-    scheduler=None,
+    scheduler: Any = None,
     frames: list[torch.Tensor] | None = None,
-    embed=None,
-    embed_background=None,
+    embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    embed_background: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> GapRun:
-    """Measure a sampling result against a clip of band power ``P`` (and predict it, where a closed form exists:
-    the Gaussian reference model sampled with DDIM). ``frames``: each pass's video in pixels, ``(1, 3, T, H, W)``
-    in [-1, 1], for the pixel-space consistency metrics (omitted: latent metrics only)."""
-    info = result.info
-    gaps = torch.stack([gap_db(p.init, bands, P, p.alpha_bar) for p in result.passes])
-    rel = torch.stack([relative_power_db(p.latents, bands, P) for p in result.passes])
-    f = info["filter"]
-    mask = lowpass_filter(bands.shape, method=f["method"], d_s=f["d_s"], d_t=f["d_t"], order=f["order"])
-    vp = info["prior"].startswith("freqprior")
-    pred_gap = pred_rel = None
-    closed = (
-        model is not None
-        and scheduler is not None
-        and is_ddim(scheduler)
-        and info["prior"] == "freeinit"
-        and all(p.start_timestep == result.passes[0].start_timestep for p in result.passes)
+    """Measure a finished sampling result against a clip of band power ``P`` (and predict it, where a closed
+    form exists: the Gaussian reference model sampled with DDIM), replaying its passes through the observers.
+    ``frames``: each pass's video in pixels, ``(1, 3, T, H, W)`` in [-1, 1], for the pixel-space consistency
+    metrics (omitted: latent metrics only)."""
+    videos = iter(frames) if frames is not None else None
+    gaps = GapObserver(bands, P)
+    cons = ConsistencyObserver(
+        decode=(lambda z: next(videos)) if videos is not None else None, embed=embed, embed_background=embed_background
     )
-    if closed:
-        gains = []
-        for p in result.passes:
-            scheduler.set_timesteps(p.num_inference_steps)
-            gains.append(model.ddim_gain(scheduler, [int(t) for t in scheduler.timesteps]))
-        inits, outs = predicted_pass_power(gains, mask, result.passes[0].alpha_bar, renoise=info["renoise"])
-        ab = result.passes[0].alpha_bar
-        pred_gap = torch.stack([10 * torch.log10((ab * P + 1 - ab) / band_mean(q.mean(0), bands)) for q in inits])
-        pred_rel = torch.stack([10 * torch.log10(band_mean(q.mean(0), bands) / P) for q in outs])
-    cons = []
-    for k, p in enumerate(result.passes):
-        video = frames[k] if frames is not None else None
-        cons.append(consistency_metrics(p.latents, video, embed=embed, embed_background=embed_background))
-    return GapRun(
-        info["prior"],
-        result,
-        gaps,
-        rel,
-        pred_gap,
-        pred_rel,
-        cons,
-        variance_loss_db(mask, variance_preserving=vp) if info["num_iters"] > 1 else 0.0,
-    )
+    for p in result.passes:
+        end = {"stage": "end", "pass": p.index, "x": p.latents, "init": p.init, "alpha_bar": p.alpha_bar}
+        gaps(end)
+        cons(end)
+    return _gap_run(result, P, bands, gaps, cons, model=model, scheduler=scheduler)
 
 
 def single_pass(prior: str, kwargs: dict) -> dict:
@@ -117,70 +189,77 @@ def single_pass(prior: str, kwargs: dict) -> dict:
     return kwargs if prior in ITERATIVE else {**kwargs, "num_iters": 1}
 
 
+@dataclass
+class FreeInitRun:
+    """What the ``freeinit`` job measured: the clip's bands and band power, one :class:`GapRun` per prior."""
+
+    bands: BandSet
+    P: torch.Tensor  # (n_bands,) band power of the clip's latent
+    runs: list[GapRun]
+    latent_shape: tuple[int, ...]  # the clip's latent (b, c, t, h, w)
+    encoder: dict | None = None  # EncoderInfo of the clip's encoder (the pipeline's VAE for pipelines)
+    videos: list[str] = field(default_factory=list)  # the decoded pass videos written (pipelines)
+    video: str | None = None  # path of the clip
+    scheduler: Any = None  # the scheduler that sampled
+    pipeline: str | None = None  # the pipeline's source, or None for the reference model
+
+
+#: The result of :func:`run_pipeline` (the same dataclass as every FreeInit run).
+PipelineRun = FreeInitRun
+
+
+def _each(priors: tuple[str, ...], progress: Callable[..., Any] | None) -> Iterable[str]:
+    return progress(priors, desc="priors", unit="prior") if progress and len(priors) > 1 else priors
+
+
 def run_reference(
     z0: torch.Tensor,
     *,
     priors: tuple[str, ...] = ("freeinit",),
-    scheduler=None,
+    scheduler: Any = None,
     edges: tuple[float, ...] | None = None,
     seed: int = 0,
     pixel_frames: bool = True,
-    embed=None,
-    embed_background=None,
-    progress=None,
-    **sample_kwargs,
-) -> tuple[BandSet, torch.Tensor, list[GapRun]]:
-    """Run the weight-free reference model (the clip's own spectrum) with each prior; returns
-    ``(bands, P, runs)``. ``pixel_frames``: the latent is pixel space, so pixel metrics use it directly;
-    ``embed`` / ``embed_background``: DINO- / CLIP-type image embedders for VBench subject / background
-    consistency (pixel space only)."""
+    embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    embed_background: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    progress: Callable[..., Any] | None = None,
+    **sample_kwargs: Any,
+) -> FreeInitRun:
+    """Run the weight-free reference model (the clip's own spectrum) with each prior. ``pixel_frames``: the
+    latent is pixel space, so pixel metrics use it directly; ``embed`` / ``embed_background``: DINO- /
+    CLIP-type image embedders for VBench subject / background consistency (pixel space only)."""
     if z0.ndim != 5:
         raise ValueError(f"z0 must be (b, c, t, h, w), got shape {tuple(z0.shape)}")
     z0 = z0.float()
-    bands = make_bands(tuple(z0.shape[-3:]), **({"edges": edges} if edges is not None else {}))
+    t, h, w = z0.shape[-3:]
+    bands = make_bands((t, h, w), edges) if edges is not None else make_bands((t, h, w))
     P = band_power(z0, bands)
     model = GaussianVideoModel.from_latent(z0)
     scheduler = scheduler if scheduler is not None else reference_scheduler()
-    runs = []
-    for prior in progress(priors, desc="priors", unit="prior") if progress and len(priors) > 1 else priors:
+    out = FreeInitRun(bands, P, [], tuple(z0.shape), scheduler=scheduler)
+    for prior in _each(priors, progress):
         gen = torch.Generator().manual_seed(seed)  # every prior starts from the same seed: like for like
+        gaps = GapObserver(bands, P)
+        cons = ConsistencyObserver(
+            decode=(lambda z: z) if pixel_frames else None,
+            embed=embed if pixel_frames else None,
+            embed_background=embed_background if pixel_frames else None,
+        )
         res = sample(
             DenoiserSampler(model, scheduler),
             tuple(z0.shape),
             prior=prior,
             generator=gen,
             clip_power=(bands, P),
+            callback=observers(gaps, cons),
             **single_pass(prior, sample_kwargs),
         )
-        runs.append(
-            gap_run(
-                res,
-                P,
-                bands,
-                model=model,
-                scheduler=scheduler,
-                frames=[p.latents for p in res.passes] if pixel_frames else None,
-                embed=embed if pixel_frames else None,
-                embed_background=embed_background if pixel_frames else None,
-            )
-        )
-    return bands, P, runs
-
-
-@dataclass
-class PipelineRun:
-    """What :func:`run_pipeline` measured: as :func:`run_reference`, plus where the pipeline's passes went."""
-
-    bands: BandSet
-    P: torch.Tensor  # (n_bands,) band power of the clip encoded by the pipeline's VAE
-    runs: list[GapRun]
-    latent_shape: tuple[int, ...]
-    encoder: dict  # the pipeline VAE's EncoderInfo
-    videos: list[str] = field(default_factory=list)
+        out.runs.append(_gap_run(res, P, bands, gaps, cons, model=model, scheduler=scheduler))
+    return out
 
 
 def run_pipeline(
-    pipe,
+    pipe: Any,
     frames: torch.Tensor,
     *,
     priors: tuple[str, ...] = ("freeinit",),
@@ -188,22 +267,18 @@ def run_pipeline(
     edges: tuple[float, ...] | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
-    embed=None,
-    embed_background=None,
-    out_dir=None,
+    embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    embed_background: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    out_dir: str | os.PathLike | None = None,
     source: str | None = None,
-    progress=None,
-    callback=None,
-    **sample_kwargs,
-) -> PipelineRun:
+    progress: Callable[..., Any] | None = None,
+    callback: Callback | None = None,
+    **sample_kwargs: Any,
+) -> FreeInitRun:
     """Sample a diffusers video pipeline with each prior and measure every pass against ``frames``
     ``(1, 3, t, H, W)``, a real clip at the generation size, encoded by the pipeline's own VAE. With
     ``out_dir``, the decoded video of every pass is written there as ``{prior}_pass{k}.mp4``; ``callback``
     observes the sampler (see :func:`~freqscope.freeinit.sample`)."""
-    from .freeinit import PipelineSampler
-    from .pipelines import adapter_for, pipeline_vae
-    from .video import write_video
-
     _, _, t, H, W = frames.shape
     vae = pipeline_vae(pipe, source)
     z0 = vae(frames, progress=progress).float()
@@ -214,35 +289,123 @@ def run_pipeline(
     if tuple(z0.shape[1:]) != clip_shape[1:]:
         raise ValueError(
             f"the clip encodes to {tuple(z0.shape)} but the pipeline denoises {clip_shape}; "
-            "choose --frames to suit the pipeline's VAE"
+            "choose a frame count (frames) that suits the pipeline's VAE"
         )
-    bands = make_bands(clip_shape[-3:], **({"edges": edges} if edges is not None else {}))
+    grid = (clip_shape[2], clip_shape[3], clip_shape[4])
+    bands = make_bands(grid, edges) if edges is not None else make_bands(grid)
     P = band_power(z0, bands)
     call = {**(call_kwargs or {}), "num_frames": t, "height": H, "width": W, "frames": frames}
-    out = PipelineRun(bands, P, [], clip_shape, vae.info.to_dict())
-    for prior in progress(priors, desc="priors", unit="prior") if progress and len(priors) > 1 else priors:
+    out = FreeInitRun(bands, P, [], clip_shape, vae.info.to_dict(), scheduler=pipe.scheduler, pipeline=source)
+    for prior in _each(priors, progress):
         # Every prior starts from the same seed; a CPU generator, as diffusers recommends: noise is drawn on
         # the generator's device and moved (randn_tensor), so CPU and CUDA runs start from the same noise.
         gen = torch.Generator().manual_seed(seed)
+        # Measured on the frames the pipeline decodes; each pass decoded once, for metrics and mp4s.
+        gaps = GapObserver(bands, P.to(device), frames=slice(pad, None))
+        cons = ConsistencyObserver(
+            decode=vae.decode, embed=embed, embed_background=embed_background, frames=slice(pad, None)
+        )
         res = sample(
             PipelineSampler(pipe, **call),
             shape,
             prior=prior,
             generator=gen,
             device=device,
-            callback=callback,
+            callback=observers(callback, gaps, cons),
             clip_power=(bands, P),
             **single_pass(prior, sample_kwargs),
         )
-        for p in res.passes:  # measured on the frames the pipeline decodes
+        for p in res.passes:
             p.init, p.latents = p.init[:, :, pad:], p.latents[:, :, pad:]
-        videos = [vae.decode(p.latents) for p in res.passes]  # decoded once: metrics and mp4s
-        out.runs.append(
-            gap_run(res, P.to(device), bands, frames=videos, embed=embed, embed_background=embed_background)
-        )
+        out.runs.append(_gap_run(res, P.to(device), bands, gaps, cons))
         if out_dir is not None:
-            for p, v in zip(res.passes, videos):
+            for p, v in zip(res.passes, cons.videos):
                 path = f"{out_dir}/{prior}_pass{p.index}.mp4"
-                write_video(path, v, fps=8)
+                write_video(path, v, fps=PASS_VIDEO_FPS)
                 out.videos.append(path)
+    return out
+
+
+def run_freeinit(
+    video: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    pipeline: str | None = None,
+    scheduler: str | None = None,
+    shift: float | None = None,
+    priors: tuple[str, ...] = ("freeinit",),
+    edges: tuple[float, ...] | None = None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    read_options: dict | None = None,
+    size: int = REFERENCE_SIZE,
+    height: int = 256,
+    width: int = 256,
+    encoder_options: dict | None = None,
+    dtype: torch.dtype | None = None,
+    call_kwargs: dict | None = None,
+    embedder: str | None = None,
+    background_embedder: str | None = None,
+    out_dir: str | os.PathLike | None = None,
+    progress: Callable[..., Any] | None = None,
+    **sample_kwargs: Any,
+) -> FreeInitRun:
+    """The ``freeinit`` job: the initialization gap per band, pass by pass, of one clip.
+
+    Without ``pipeline``: the clip (``read_options`` for :func:`~freqscope.video.read_video`, short side
+    ``size``) is encoded (``encoder_options`` for :func:`~freqscope.encode.load_encoder`, ``dtype``) and the
+    weight-free reference model with its spectrum is sampled with ``scheduler`` (a preset name or a
+    scheduler config, :func:`~freqscope.schedulers.reference_scheduler`, with ``shift``). With
+    ``pipeline`` (a folder or hub id): the clip is read at ``height``×``width``, encoded by the pipeline's
+    own VAE, and the pipeline (``call_kwargs``: prompt, guidance, …) is sampled, each pass's video written
+    to ``out_dir`` if given. ``embedder`` / ``background_embedder``: DINO- / CLIP-type image embedders for
+    VBench subject / background consistency. ``sample_kwargs`` go to :func:`~freqscope.freeinit.sample`."""
+    paths = list_videos([video] if isinstance(video, (str, os.PathLike)) else list(video))
+    if len(paths) != 1:
+        raise ValueError(f"video: freeinit takes one reference clip, got {len(paths)}; pass a single file")
+    read_kw = dict(read_options or {})
+    embed = hf_image_embedder(embedder, device=device) if embedder is not None else None
+    embed_bg = hf_image_embedder(background_embedder, device=device) if background_embedder is not None else None
+    if pipeline is None:
+        sch = reference_scheduler(**({"name_or_path": scheduler} if scheduler is not None else {}), shift=shift)
+        enc_kw: dict[str, Any] = {**(encoder_options or {}), **({"dtype": dtype} if dtype is not None else {})}
+        enc = load_encoder(**enc_kw, device=device)
+        x, info = read_video(paths[0], size=size, **read_kw)
+        z0 = enc(x, progress=progress).float().cpu()
+        out = run_reference(
+            z0,
+            priors=priors,
+            scheduler=sch,
+            edges=edges,
+            seed=seed,
+            pixel_frames=enc.info.name == "pixel",
+            embed=embed,
+            embed_background=embed_bg,
+            progress=progress,
+            **sample_kwargs,
+        )
+        out.encoder = enc.info.to_dict()
+    else:
+        check_hub_source(pipeline, "pipeline", filename="model_index.json")
+        if encoder_options and (
+            encoder_options.get("vae") is not None or encoder_options.get("encoder") not in (None, "auto", "vae")
+        ):
+            raise ValueError("pipeline: the clip is encoded by the pipeline's own VAE; drop vae and encoder")
+        pipe = load_pipeline(pipeline, device=device, dtype=dtype)
+        x, info = read_video(paths[0], size=(height, width), **read_kw)
+        out = run_pipeline(
+            pipe,
+            x,
+            priors=priors,
+            call_kwargs=call_kwargs,
+            edges=edges,
+            seed=seed,
+            device=device,
+            embed=embed,
+            embed_background=embed_bg,
+            out_dir=out_dir,
+            source=pipeline,
+            progress=progress,
+            **sample_kwargs,
+        )
+    out.video = info.path
     return out

@@ -18,18 +18,41 @@ import functools
 import inspect
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from .bands import BandSet, make_bands
 from .filters import FILTER_METHODS, freq_mix, lowpass_filter
 from .gap import keep_reinitialising, low_band_gap_db, training_power
+from .pipelines import adapter_for
 from .priors import gaussian_noise, offset_noise, pyoco_mixed_noise, pyoco_progressive_noise, spectrum_matched_noise
-from .schedulers import cut_grid, family, grid_levels, start_index_for, starting_at, training_schedule, vp_alpha_bar
+from .schedulers import (
+    cut_grid,
+    family,
+    grid_levels,
+    input_level,
+    sample_level,
+    start_index_for,
+    starting_at,
+    step_level,
+    training_schedule,
+    vp_alpha_bar,
+)
 
 __all__ = [
     "PRIORS",
+    "INITIAL_NOISE",
+    "REINIT",
+    "PriorContext",
+    "Reinit",
+    "RenoiseLevel",
+    "renoise_level",
+    "MidStepObserver",
+    "observers",
+    "Callback",
     "RENOISE",
     "PassResult",
     "SamplingResult",
@@ -40,14 +63,6 @@ __all__ = [
     "MIN_RENOISE_ALPHA_BAR",
 ]
 
-#: freeinit: re-diffuse the last result, keep its low frequencies (Wu et al. 2024); freqprior: FreqPrior as
-#: published (fudan-zvg/FreqPrior): re-diffuse the latent at ``mid_step`` to the last timestep, blend with
-#: fresh noise (``ratio``), variance-preserving filter, full grid; freqprior-tail: our earlier variant,
-#: re-noise the clean result at an intermediate level and sample only the tail (variance-preserving mixing);
-#: pyoco-mixed / pyoco-progressive / offset: frame-correlated or offset initial noise, one pass;
-#: spectrum: Gaussian noise with training z_T's expected power in every band (needs the clip's band power), one pass.
-PRIORS = ("freeinit", "freqprior", "freqprior-tail", "pyoco-mixed", "pyoco-progressive", "offset", "spectrum")
-ITERATIVE = ("freeinit", "freqprior", "freqprior-tail")
 RENOISE = ("reuse", "fresh")
 #: Where re-diffusing to the last timestep carries no signal (zero terminal SNR, flow matching), re-noise
 #: from the last timestep whose VP-equivalent ᾱ is at least this: SD's terminal ᾱ, the level FreeInit
@@ -79,16 +94,21 @@ class PassResult:
 class SamplingResult:
     passes: list[PassResult]
     info: dict = field(default_factory=dict)  # method, filter, re-diffusion timestep, notes
+    mask: torch.Tensor | None = None  # (t, h, w) the low-pass filter of the re-initialisations, centred order
 
     @property
     def latents(self) -> torch.Tensor:
         return self.passes[-1].latents
 
 
+#: An observer of a sampler: called with one dict per event (see :func:`sample`).
+Callback = Callable[[dict], None]
+
+
 class _SchedulerSampler:
     """What :func:`sample` asks of a sampler besides sampling: the grid of a pass and its levels."""
 
-    scheduler = None
+    scheduler: Any = None  # a diffusers scheduler
 
     def grid(self, num_inference_steps: int, shape: tuple | None = None) -> list[tuple[float, float, float]]:
         """``(t, a, s)`` of every step of a pass with this many steps, as the sampler will run it."""
@@ -111,23 +131,59 @@ class _SchedulerSampler:
 class DenoiserSampler(_SchedulerSampler):
     """A model ``model(z, t, scheduler) → output`` stepped by a diffusers scheduler (η = 0)."""
 
-    def __init__(self, model, scheduler):
+    def __init__(self, model: Callable[[torch.Tensor, Any, Any], torch.Tensor], scheduler: Any) -> None:
         self.model, self.scheduler = model, scheduler
         self.family = family(scheduler)
 
-    def __call__(self, init, *, num_inference_steps, start_index=0, pass_index=0, callback=None, generator=None):
+    def __call__(
+        self,
+        init: torch.Tensor,
+        *,
+        num_inference_steps: int,
+        start_index: int = 0,
+        pass_index: int = 0,
+        callback: Callback | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         sch = self.scheduler
         z = self.start_sample(init, num_inference_steps, start_index)
         with starting_at(sch, start_index):
             sch.set_timesteps(num_inference_steps)
             for i, t in enumerate(sch.timesteps):
-                # Model evaluation at the scheduler's input scaling, then one scheduler step.
+                # Model evaluation at the scheduler's input scaling.
                 zin = sch.scale_model_input(z, t) if hasattr(sch, "scale_model_input") else z
                 out = self.model(zin, t, sch)
+                # What the step starts from, for observers: its noise level and the model's clean estimate.
+                seen = _step_view(sch, t, zin, out) if callback is not None else {}
+                # One scheduler step.
                 z = sch.step(out, t, z, return_dict=False)[0]
                 if callback is not None:
-                    callback({"stage": "step", "pass": pass_index, "i": i, "t": float(t), "x": z})
+                    callback({"stage": "step", "pass": pass_index, "i": i, "t": float(t), "x": z, **seen})
         return z
+
+
+def _sigma(a: float, s: float) -> float:
+    """k-diffusion's σ of a level ``(a, s)``: ``s / a`` (∞ at zero signal)."""
+    return s / a if a > 0 else math.inf
+
+
+def _step_view(scheduler, t, zin: torch.Tensor, out: torch.Tensor) -> dict:
+    """``sigma`` of the sample a step starts from and ``denoised``, the clean latent the model's output
+    implies for its input ``zin = A·x0 + B·ε`` (:func:`~freqscope.schedulers.input_level`): ε-prediction
+    ``(zin − B·out)/A``, v-prediction ``(A·zin − B·out)/(A² + B²)``, flow velocity ``ε − x0``:
+    ``(zin − B·out)/(A + B)``, x0-prediction ``out``."""
+    A, B = input_level(scheduler, t)
+    zin, out = zin.float(), out.float()
+    pred = "flow" if family(scheduler) == "flow" else getattr(scheduler.config, "prediction_type", "epsilon")
+    if pred == "flow":
+        denoised = (zin - B * out) / (A + B)
+    elif pred == "v_prediction":
+        denoised = (A * zin - B * out) / (A**2 + B**2)
+    elif pred == "sample":
+        denoised = out
+    else:
+        denoised = (zin - B * out) / A if A > 0 else None  # type: ignore[assignment]
+    return {"sigma": _sigma(*sample_level(scheduler, t)), "denoised": denoised}
 
 
 class _GridProbe(Exception):
@@ -145,9 +201,7 @@ class PipelineSampler(_SchedulerSampler):
     the pipeline itself sets (with its own ``sigmas``, ``mu``, shift), as img2img pipelines do.
     """
 
-    def __init__(self, pipe, **call_kwargs):
-        from .pipelines import adapter_for
-
+    def __init__(self, pipe: Any, **call_kwargs: Any) -> None:
         self.pipe = pipe
         self.adapter = adapter_for(pipe)
         self.scheduler = pipe.scheduler
@@ -155,7 +209,7 @@ class PipelineSampler(_SchedulerSampler):
         self.kwargs = self.adapter.call_kwargs(pipe, call_kwargs)
         self._params = set(inspect.signature(pipe.__call__).parameters)
         self._states: dict[int, object] = {}
-        self._shape = None
+        self._shape: tuple[int, ...] | None = None
 
     def grid(self, num_inference_steps: int, shape: tuple | None = None) -> list[tuple[float, float, float]]:
         """The grid the pipeline sets for itself (its own sigmas, shift, ``mu``) for latents of ``shape``
@@ -196,7 +250,7 @@ class PipelineSampler(_SchedulerSampler):
 
             def on_step(pipe, i, t, tensors):
                 x = self.adapter.from_pipeline(pipe, tensors["latents"], shape)
-                callback({"stage": "step", "pass": pass_index, "i": i, "t": float(t), "x": x})
+                callback({"stage": "step", "pass": pass_index, "i": i, "t": float(t), "x": x, **self._seen(i)})
                 return {}
 
             kw["callback_on_step_end"] = on_step
@@ -204,7 +258,7 @@ class PipelineSampler(_SchedulerSampler):
 
             def legacy(i, t, x):
                 x = self.adapter.from_pipeline(self.pipe, x, shape)
-                callback({"stage": "step", "pass": pass_index, "i": i, "t": float(t), "x": x})
+                callback({"stage": "step", "pass": pass_index, "i": i, "t": float(t), "x": x, **self._seen(i)})
 
             kw.update(callback=legacy, callback_steps=1)
         if generator is not None and "generator" in self._params:
@@ -218,7 +272,21 @@ class PipelineSampler(_SchedulerSampler):
             frames = frames[0]
         return self.adapter.from_pipeline(self.pipe, torch.as_tensor(frames), shape)
 
-    def __call__(self, init, *, num_inference_steps, start_index=0, pass_index=0, callback=None, generator=None):
+    def _seen(self, i: int) -> dict:
+        """``sigma`` of step ``i`` of the grid the pipeline runs (its live scheduler); ``denoised`` is None:
+        a pipeline's step callback exposes its latents only, not the model's clean estimate."""
+        return {"sigma": _sigma(*step_level(self.scheduler, i)), "denoised": None}
+
+    def __call__(
+        self,
+        init: torch.Tensor,
+        *,
+        num_inference_steps: int,
+        start_index: int = 0,
+        pass_index: int = 0,
+        callback: Callback | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         self._shape = tuple(init.shape)
         latents = init  # the pipeline multiplies by init_noise_sigma itself
         if start_index:
@@ -235,7 +303,12 @@ class PipelineSampler(_SchedulerSampler):
 
 
 def freqprior_noise(
-    z_t: torch.Tensor, mask: torch.Tensor, *, ratio: float = FREQPRIOR_RATIO, generator=None, device="cpu"
+    z_t: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    ratio: float = FREQPRIOR_RATIO,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """FreqPrior's re-initialisation of a diffused latent ``z_t`` (fudan-zvg/FreqPrior, freqprior pipeline):
     two blends ``x_j = (ratio·z_t + √(1−ratio²)·η_j) / √(1+ratio²)``, each low-passed against fresh noise
@@ -258,23 +331,347 @@ def _bands_for(bands: BandSet, shape: tuple) -> BandSet:
     return make_bands(tuple(shape[-3:]), edges, decomposition=bands.decomposition, time_scale=bands.time_scale)
 
 
-def _prior_noise(prior, shape, *, generator, device, pyoco_alpha, offset_strength):
+# ---- priors: the noise pass 0 starts from, one signature each --------------------------------------------
+
+
+@dataclass
+class PriorContext:
+    """What a prior may use to draw pass 0's noise: the random source, the options of the peers and the
+    level of the pass's first step (``first_alpha_bar()``, read from the sampler's grid only when asked)."""
+
+    generator: torch.Generator | None
+    device: torch.device | str
+    first_alpha_bar: Callable[[], float]
+    clip_power: tuple[BandSet, torch.Tensor] | None = None
+    pyoco_alpha: float | None = None
+    offset_strength: float | None = None
+
+
+def _default(fn: Callable, name: str):
+    """The default of ``fn``'s keyword ``name``: each prior's default lives once, in its signature."""
+    return inspect.signature(fn).parameters[name].default
+
+
+def _given(**kw) -> dict:
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+def _gaussian_prior(shape: tuple[int, ...], ctx: PriorContext) -> torch.Tensor:
+    """i.i.d. N(0, 1): plain sampling, and pass 0 of FreeInit and FreqPrior."""
+    return gaussian_noise(shape, generator=ctx.generator, device=ctx.device)
+
+
+def _pyoco_mixed_prior(shape: tuple[int, ...], ctx: PriorContext) -> torch.Tensor:
+    """PYoCo mixed noise (Ge et al. 2023, Eq. 3)."""
+    return pyoco_mixed_noise(shape, **_given(alpha=ctx.pyoco_alpha), generator=ctx.generator, device=ctx.device)
+
+
+def _pyoco_progressive_prior(shape: tuple[int, ...], ctx: PriorContext) -> torch.Tensor:
+    """PYoCo progressive noise (Ge et al. 2023, Eq. 4)."""
+    kw = _given(alpha=ctx.pyoco_alpha)
+    return pyoco_progressive_noise(shape, **kw, generator=ctx.generator, device=ctx.device)
+
+
+def _offset_prior(shape: tuple[int, ...], ctx: PriorContext) -> torch.Tensor:
+    """Offset noise (Guttenberg 2023)."""
+    kw = _given(strength=ctx.offset_strength)
+    return offset_noise(shape, **kw, generator=ctx.generator, device=ctx.device)
+
+
+def _spectrum_prior(shape: tuple[int, ...], ctx: PriorContext) -> torch.Tensor:
+    """Gaussian noise with training z's expected power in every band at the level of the pass's first step."""
+    if ctx.clip_power is None:
+        raise ValueError("prior=spectrum needs clip_power=(bands, P)")
+    bands, P = _bands_for(ctx.clip_power[0], shape), ctx.clip_power[1]
+    power = training_power(P.float().to(ctx.device), ctx.first_alpha_bar())[bands.labels.to(ctx.device)]
+    return spectrum_matched_noise(shape, power, generator=ctx.generator, device=ctx.device)
+
+
+#: The noise pass 0 starts from, per prior; a new prior is one function of this signature and one line here.
+#: freeinit: re-diffuse the last result, keep its low frequencies (Wu et al. 2024); freqprior: FreqPrior as
+#: published (fudan-zvg/FreqPrior): re-diffuse the latent at ``mid_step`` to the last timestep, blend with
+#: fresh noise (``ratio``), variance-preserving filter, full grid; freqprior-tail: our earlier variant,
+#: re-noise the clean result at an intermediate level and sample only the tail (variance-preserving mixing);
+#: pyoco-mixed / pyoco-progressive / offset: frame-correlated or offset initial noise, one pass;
+#: spectrum: Gaussian noise with training z_T's expected power in every band (needs the clip's band power), one pass.
+INITIAL_NOISE: dict[str, Callable[[tuple[int, ...], PriorContext], torch.Tensor]] = {
+    "freeinit": _gaussian_prior,
+    "freqprior": _gaussian_prior,
+    "freqprior-tail": _gaussian_prior,
+    "pyoco-mixed": _pyoco_mixed_prior,
+    "pyoco-progressive": _pyoco_progressive_prior,
+    "offset": _offset_prior,
+    "spectrum": _spectrum_prior,
+}
+
+
+# ---- re-initialisation: the noise pass k ≥ 1 starts from, one signature each -----------------------------
+
+
+@dataclass
+class Reinit:
+    """What a re-initialisation may use: the previous pass's clean latent, the re-diffusion noise ``eps``,
+    the start level ᾱ, the low-pass ``mask``, FreqPrior's carried latent ``mid`` and blend ``ratio``."""
+
+    latents: torch.Tensor
+    eps: torch.Tensor
+    alpha_bar: float
+    mask: torch.Tensor
+    generator: torch.Generator | None
+    device: torch.device | str
+    mid: dict = field(default_factory=dict)
+    ratio: float = FREQPRIOR_RATIO
+
+
+def _rediffuse_and_mix(r: Reinit, *, variance_preserving: bool) -> torch.Tensor:
+    """Re-diffusion of the last result to the start level (VP-normalised), then frequency mixing with fresh noise."""
+    z_t = math.sqrt(r.alpha_bar) * r.latents.float() + math.sqrt(1 - r.alpha_bar) * r.eps
+    fresh = gaussian_noise(r.eps.shape, generator=r.generator, device=r.device)
+    return freq_mix(z_t, fresh, r.mask, variance_preserving=variance_preserving)
+
+
+def _freeinit_reinit(r: Reinit) -> torch.Tensor:
+    """FreeInit (Wu et al. 2024, Alg. 1): low frequencies of the re-diffused result, high ones fresh."""
+    return _rediffuse_and_mix(r, variance_preserving=False)
+
+
+def _freqprior_tail_reinit(r: Reinit) -> torch.Tensor:
+    """Our FreqPrior variant: as FreeInit, with the variance-preserving filter (``L``, ``√(1−L²)``)."""
+    return _rediffuse_and_mix(r, variance_preserving=True)
+
+
+def _freqprior_reinit(r: Reinit) -> torch.Tensor:
+    """FreqPrior: the previous pass's latent at mid_step, diffused on to the start level (its forward process
+    from ᾱ_mid to ᾱ_T), blended with fresh noise and filtered (:func:`freqprior_noise`)."""
+    ratio = r.alpha_bar / r.mid["alpha_bar"]
+    z_t = math.sqrt(ratio) * r.mid["z"] + math.sqrt(1 - ratio) * r.eps
+    return freqprior_noise(z_t, r.mask, ratio=r.ratio, generator=r.generator, device=r.device)
+
+
+#: The re-initialisation of the iterative priors; the others run one pass.
+REINIT: dict[str, Callable[[Reinit], torch.Tensor]] = {
+    "freeinit": _freeinit_reinit,
+    "freqprior": _freqprior_reinit,
+    "freqprior-tail": _freqprior_tail_reinit,
+}
+PRIORS = tuple(INITIAL_NOISE)
+ITERATIVE = tuple(REINIT)
+
+
+# ---- the steps of sample() -------------------------------------------------------------------------------
+
+
+def _check_args(
+    prior: str,
+    num_iters: int | str,
+    *,
+    renoise: str,
+    max_iters: int,
+    gap_tol: float,
+    clip_power,
+    num_inference_steps: int,
+    method: str,
+    shape: tuple,
+    renoise_alpha_bar: float | None,
+    diffuse_timestep: int | None,
+) -> None:
+    """Every argument :func:`sample` can check before any work, each error naming its parameter."""
+    if prior not in PRIORS:
+        raise ValueError(f"unknown prior {prior!r}; choose one of {', '.join(PRIORS)}")
+    if renoise not in RENOISE:
+        raise ValueError(f"renoise={renoise!r}: use 'reuse' (official) or 'fresh'")
+    adaptive = num_iters == "auto"
+    if adaptive and not (isinstance(max_iters, int) and max_iters >= 1):
+        raise ValueError(f"max_iters={max_iters}: must be a whole number >= 1")
+    if adaptive and not gap_tol > 0:
+        raise ValueError(f"gap_tol={gap_tol}: must be a positive number of dB")
+    if not adaptive and not (isinstance(num_iters, int) and num_iters >= 1):
+        raise ValueError(
+            f"num_iters={num_iters}: must be a whole number >= 1 (it counts all sampling passes) or 'auto'"
+        )
+    if (adaptive or prior == "spectrum") and clip_power is None:
+        raise ValueError(
+            f"{'num_iters=auto' if adaptive else 'prior=spectrum'} needs clip_power=(bands, P): "
+            "the band power of clean latents to measure the gap against"
+        )
+    if not (isinstance(num_inference_steps, int) and num_inference_steps >= 1):
+        raise ValueError(f"num_inference_steps={num_inference_steps}: must be a whole number >= 1")
+    if method not in FILTER_METHODS:
+        raise ValueError(f"unknown filter method {method!r}; choose one of {', '.join(FILTER_METHODS)}")
+    if len(shape) != 5:
+        raise ValueError(f"shape must be (b, c, t, h, w), got {tuple(shape)}")
+    if renoise_alpha_bar is not None and not (0 < renoise_alpha_bar < 1):
+        raise ValueError(f"renoise_alpha_bar={renoise_alpha_bar}: a VP-equivalent ᾱ must lie in (0, 1)")
+    if diffuse_timestep is not None and renoise_alpha_bar is not None:
+        raise ValueError("give diffuse_timestep or renoise_alpha_bar, not both")
+
+
+def _num_passes(prior: str, num_iters: int | str, max_iters: int, notes: list[str]) -> int:
+    """Passes to run: ``max_iters`` for adaptive FreeInit, one for a single-pass prior (said in ``notes``)."""
+    if not isinstance(num_iters, int):  # "auto"
+        return max_iters if prior in ITERATIVE else 1
+    if prior not in ITERATIVE and num_iters > 1:
+        notes.append(f"prior {prior} is a single-pass initial noise; num_iters={num_iters} ignored")
+        return 1
+    return num_iters
+
+
+@dataclass
+class RenoiseLevel:
+    """Where passes k ≥ 1 re-noise, as a VP-equivalent ᾱ (``None``: the family's default). ``exact``:
+    re-diffuse to exactly this level (a training timestep ``t_star``, as the official code) and start from
+    the first grid step at or below it; otherwise re-diffuse to the level of that grid step itself."""
+
+    target: float | None
+    exact: bool = False
+    t_star: int | None = None
+
+    def on_grid(self, levels: list[tuple[float, float, float]], fam: str) -> tuple[int, float]:
+        """(start index, ᾱ re-diffused to) of a pass with the grid ``levels``."""
+        ab = self.target
+        if ab is None:  # the family's default: the first step's own level, or SD's terminal one
+            ab0 = vp_alpha_bar(*levels[0][1:])
+            ab = ab0 if fam == "vp" and ab0 > 1e-8 else MIN_RENOISE_ALPHA_BAR
+        i = start_index_for(levels, ab)
+        return i, (ab if self.exact else vp_alpha_bar(*levels[i][1:]))
+
+
+def renoise_level(
+    scheduler: Any,
+    *,
+    prior: str,
+    num_iters: int,
+    diffuse_timestep: int | None,
+    renoise_alpha_bar: float | None,
+    notes: list[str],
+) -> RenoiseLevel:
+    """The re-noise level of passes k ≥ 1 (see :func:`sample`); a zero-SNR ``diffuse_timestep`` falls back
+    to ``MIN_RENOISE_ALPHA_BAR``, said in ``notes``."""
+    if diffuse_timestep is None and not (prior == "freqprior-tail" and renoise_alpha_bar is None):
+        return RenoiseLevel(renoise_alpha_bar)
+    train = training_schedule(scheduler)
+    N = train.num_train_timesteps
+    t_star = diffuse_timestep if diffuse_timestep is not None else round(FREQPRIOR_FRACTION * (N - 1))
+    if not 0 <= t_star < N:
+        raise ValueError(f"diffuse_timestep={t_star}: must be a training timestep in [0, {N - 1}]")
+    level = RenoiseLevel(float(train.vp_alpha_bar[t_star]), diffuse_timestep is not None, t_star)
+    if prior in ITERATIVE and num_iters > 1 and float(train.vp_alpha_bar[t_star]) < 1e-8:
+        notes.append(
+            f"{train.name} has zero SNR at diffuse_timestep={t_star}, where re-diffusion returns the "
+            f"initial noise unchanged; re-noising at ᾱ={MIN_RENOISE_ALPHA_BAR} instead"
+        )
+        level = RenoiseLevel(MIN_RENOISE_ALPHA_BAR, False, t_star)
+    return level
+
+
+def _mid_step_alpha_bar(scheduler, prior: str, mid_step: int, ratio: float) -> float | None:
+    """FreqPrior: ᾱ of training timestep ``mid_step``, whose latent is carried to the next pass."""
+    if prior != "freqprior":
+        return None
+    train = training_schedule(scheduler)
+    last = train.num_train_timesteps - 1
+    if not 0 <= mid_step <= last:
+        raise ValueError(f"mid_step={mid_step}: must be a training timestep in [0, {last}]")
+    if not 0 <= ratio <= 1:
+        raise ValueError(f"ratio={ratio}: FreqPrior's blend weight must lie in [0, 1]")
+    return float(train.vp_alpha_bar[mid_step])
+
+
+def _midway_note(scheduler, fam: str, levels, start_index: int, level: RenoiseLevel, notes: list[str]) -> None:
+    """Say once that a default re-noise level made a pass start midway through the grid."""
+    if not start_index or level.target is not None or any("re-noising from t=" in n for n in notes):
+        return
+    t, a, s = levels[start_index]
+    notes.append(
+        f"{type(scheduler).__name__} ({fam}) starts its grid at ᾱ={vp_alpha_bar(*levels[0][1:]):.3g}; "
+        f"re-noising from t={t:g} (ᾱ={vp_alpha_bar(a, s):.4g}, intended {MIN_RENOISE_ALPHA_BAR}) "
+        "and sampling the rest of the grid"
+    )
+
+
+class MidStepObserver:
+    """FreqPrior: keeps a pass's latent at ``mid_step`` (the sample entering that grid step), VP-normalised.
+    The pass itself runs to the end (the official code's ``save_intermediate``): same trajectory, and a
+    clean result per pass for the gap diagnostic."""
+
+    def __init__(
+        self, levels: list[tuple[float, float, float]], alpha_bar_mid: float, start_index: int, init: torch.Tensor
+    ) -> None:
+        self.m = start_index_for(levels, alpha_bar_mid)
+        t_m, a_m, s_m = levels[self.m]
+        self.start, self.norm = start_index, math.sqrt(a_m**2 + s_m**2)
+        self.mid: dict = {"alpha_bar": vp_alpha_bar(a_m, s_m), "t": t_m}
+        if self.m <= start_index:  # the pass starts at or below mid_step: its initial noise is that latent
+            self.mid["z"] = init
+        self.device = init.device
+
+    def __call__(self, d: dict) -> None:
+        if d["stage"] == "step" and d["i"] == self.m - self.start - 1:
+            self.mid["z"] = d["x"].float().to(self.device) / self.norm
+
+
+def observers(*callbacks: Callback | None) -> Callback | None:
+    """One callback calling each given one in turn (None if none is given)."""
+    given = [c for c in callbacks if c is not None]
+    if len(given) <= 1:
+        return given[0] if given else None
+
+    def each(d: dict) -> None:
+        for c in given:
+            c(d)
+
+    return each
+
+
+def _adaptive_stop(passes, init, alpha_bar, clip_power, shape, gap_tol: float, notes: list[str]) -> bool:
+    """Adaptive FreeInit: whether to stop before this candidate pass (:func:`~freqscope.gap.keep_reinitialising`
+    on the low-band gap of the noises sampled so far and of the candidate), said in ``notes``."""
+    bands, P = _bands_for(clip_power[0], shape), clip_power[1]
+    gaps = [low_band_gap_db(p.init, bands, P, p.alpha_bar) for p in passes]
+    candidate = low_band_gap_db(init, bands, P, alpha_bar)
+    if keep_reinitialising(gaps, candidate, tol=gap_tol):
+        return False
+    notes.append(
+        f"adaptive: stopped after {len(passes)} pass(es): low-band gap {gaps[-1]:.2f} dB, next pass's "
+        f"{candidate:.2f} dB (tolerance {gap_tol} dB)"
+    )
+    return True
+
+
+def _info(prior: str, passes, notes, fam: str, scheduler, level: RenoiseLevel, options: dict) -> dict:
+    """``SamplingResult.info``: what was run, in a fixed key order (it goes into the JSON report)."""
+    o = options
+    info = {
+        "prior": prior,
+        "num_iters": len(passes),
+        "adaptive": {"gap_tol": o["gap_tol"], "max_iters": o["max_iters"]} if o["num_iters"] == "auto" else None,
+        "model_calls": sum(p.num_inference_steps - p.start_index for p in passes),
+        "num_inference_steps": o["num_inference_steps"],
+        "filter": {"method": o["method"], "d_s": o["d_s"], "d_t": o["d_t"], "order": o["order"]},
+        "renoise": o["renoise"],
+        "diffuse_timestep": level.t_star,
+        "renoise_alpha_bar": level.target,
+        "scheduler_family": fam,
+        "fast_sampling": o["fast_sampling"],
+        "schedule": type(scheduler).__name__,
+        "notes": notes,
+    }
     if prior == "pyoco-mixed":
-        return pyoco_mixed_noise(
-            shape, alpha=pyoco_alpha if pyoco_alpha is not None else 1.0, generator=generator, device=device
-        )
+        info["pyoco_alpha"] = o["pyoco_alpha"] if o["pyoco_alpha"] is not None else _default(pyoco_mixed_noise, "alpha")
     if prior == "pyoco-progressive":
-        return pyoco_progressive_noise(
-            shape, alpha=pyoco_alpha if pyoco_alpha is not None else 2.0, generator=generator, device=device
-        )
+        alpha = o["pyoco_alpha"]
+        info["pyoco_alpha"] = alpha if alpha is not None else _default(pyoco_progressive_noise, "alpha")
     if prior == "offset":
-        return offset_noise(shape, strength=offset_strength, generator=generator, device=device)
-    return gaussian_noise(shape, generator=generator, device=device)
+        strength = o["offset_strength"]
+        info["offset_strength"] = strength if strength is not None else _default(offset_noise, "strength")
+    if prior == "freqprior":
+        info.update(mid_step=o["mid_step"], ratio=o["ratio"])
+    return info
 
 
 def sample(
-    sampler,
-    shape: tuple[int, int, int, int, int],
+    sampler: DenoiserSampler | PipelineSampler,
+    shape: tuple[int, ...],
     *,
     prior: str = "freeinit",
     num_iters: int | str = 3,
@@ -290,19 +687,20 @@ def sample(
     ratio: float = FREQPRIOR_RATIO,
     fast_sampling: bool = False,
     pyoco_alpha: float | None = None,
-    offset_strength: float = 0.1,
+    offset_strength: float | None = None,
     clip_power: tuple[BandSet, torch.Tensor] | None = None,
     gap_tol: float = 1.0,
     max_iters: int = MAX_AUTO_ITERS,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
-    callback=None,
+    callback: Callback | None = None,
 ) -> SamplingResult:
     """Sample with FreeInit or a peer; every pass is returned with its initial noise.
 
-    Pass 0 samples from ``prior``'s noise. FreeInit passes k ≥ 1 re-diffuse the last result with the pass-0
-    noise (``renoise="reuse"``, the official behaviour) or a fresh draw (``"fresh"``), keep its low
-    frequencies under the ``method`` filter and refill the high ones with fresh Gaussian noise.
+    Pass 0 samples from ``prior``'s noise (:data:`INITIAL_NOISE`). Passes k ≥ 1 of an iterative prior start
+    from its re-initialisation (:data:`REINIT`) of the last pass. FreeInit re-diffuses the last result with
+    the pass-0 noise (``renoise="reuse"``, the official behaviour) or a fresh draw (``"fresh"``), keeps its
+    low frequencies under the ``method`` filter and refills the high ones with fresh Gaussian noise.
     ``freqprior`` (as published) carries each pass's latent at training timestep ``mid_step`` (mapped onto
     the grid as a level) to the next, diffuses it on to the start level with the initial noise, blends it
     with fresh noise (``ratio``) and filters it (:func:`freqprior_noise`); every pass runs the whole grid
@@ -328,199 +726,100 @@ def sample(
     with training ``z``'s expected band power at the first step's level. Both need ``clip_power = (bands,
     P_b)``, the band power of clean latents (the reference clip's, or a dataset mean).
 
-    ``callback(d)`` sees ``{"stage": "init", "pass", "x"}``, every ``{"stage": "step", "pass", "i", "t", "x"}``
-    and ``{"stage": "end", "pass", "x"}``.
+    ``callback(d)`` observes every pass: ``{"stage": "init", "pass", "x"}`` (the pass's initial noise),
+    at every step ``{"stage": "step", "pass", "i", "t", "sigma", "x", "denoised"}`` and ``{"stage": "end",
+    "pass", "x", "init", "alpha_bar", "start_timestep"}`` (``x``: the pass's clean latent). At a step, ``x``
+    is the sample after step ``i``; ``t`` and ``sigma`` (k-diffusion's σ = s/a) are the level the step
+    started from; ``denoised`` is the model's clean estimate there (:class:`DenoiserSampler`), or None where
+    the sampler cannot see it (:class:`PipelineSampler`: a pipeline's step callback exposes latents only).
+    Diagnostics such as :class:`~freqscope.experiment.GapObserver` plug in here.
     """
-    if prior not in PRIORS:
-        raise ValueError(f"unknown prior {prior!r}; choose one of {', '.join(PRIORS)}")
-    if renoise not in RENOISE:
-        raise ValueError(f"renoise={renoise!r}: use 'reuse' (official) or 'fresh'")
+    _check_args(
+        prior,
+        num_iters,
+        renoise=renoise,
+        max_iters=max_iters,
+        gap_tol=gap_tol,
+        clip_power=clip_power,
+        num_inference_steps=num_inference_steps,
+        method=method,
+        shape=shape,
+        renoise_alpha_bar=renoise_alpha_bar,
+        diffuse_timestep=diffuse_timestep,
+    )
+    options = dict(locals())  # the arguments as given, for info
     adaptive = num_iters == "auto"
-    if adaptive:
-        if not (isinstance(max_iters, int) and max_iters >= 1):
-            raise ValueError(f"max_iters={max_iters}: must be a whole number >= 1")
-        if not gap_tol > 0:
-            raise ValueError(f"gap_tol={gap_tol}: must be a positive number of dB")
-        num_iters = max_iters if prior in ITERATIVE else 1
-    elif not (isinstance(num_iters, int) and num_iters >= 1):
-        raise ValueError(
-            f"num_iters={num_iters}: must be a whole number >= 1 (it counts all sampling passes) or 'auto'"
-        )
-    if (adaptive or prior == "spectrum") and clip_power is None:
-        raise ValueError(
-            f"{'num_iters=auto' if adaptive else 'prior=spectrum'} needs clip_power=(bands, P): "
-            "the band power of clean latents to measure the gap against"
-        )
-    if not (isinstance(num_inference_steps, int) and num_inference_steps >= 1):
-        raise ValueError(f"num_inference_steps={num_inference_steps}: must be a whole number >= 1")
-    if method not in FILTER_METHODS:
-        raise ValueError(f"unknown filter method {method!r}; choose one of {', '.join(FILTER_METHODS)}")
-    if len(shape) != 5:
-        raise ValueError(f"shape must be (b, c, t, h, w), got {tuple(shape)}")
-    mask = lowpass_filter(tuple(shape[-3:]), method=method, d_s=d_s, d_t=d_t, order=order, device=device)
-    scheduler = sampler.scheduler
-    fam = family(scheduler)
+    t, h, w = shape[-3:]
+    mask = lowpass_filter((t, h, w), method=method, d_s=d_s, d_t=d_t, order=order, device=device)
+    scheduler, fam = sampler.scheduler, family(sampler.scheduler)
     notes: list[str] = []
-    iterative = prior in ITERATIVE
-    if not iterative and num_iters > 1:
-        notes.append(f"prior {prior} is a single-pass initial noise; num_iters={num_iters} ignored")
-        num_iters = 1
-    if renoise_alpha_bar is not None and not (0 < renoise_alpha_bar < 1):
-        raise ValueError(f"renoise_alpha_bar={renoise_alpha_bar}: a VP-equivalent ᾱ must lie in (0, 1)")
-    if diffuse_timestep is not None and renoise_alpha_bar is not None:
-        raise ValueError("give diffuse_timestep or renoise_alpha_bar, not both")
-
-    # The re-noise level of passes k ≥ 1, as a VP-equivalent ᾱ. `exact`: re-diffuse to exactly this level
-    # (a training timestep, as the official code) and start from the first grid step at or below it;
-    # otherwise re-diffuse to the level of that grid step itself (start level and ᾱ agree).
-    target, exact, t_star = renoise_alpha_bar, False, None
-    if diffuse_timestep is not None or prior == "freqprior-tail" and target is None:
-        train = training_schedule(scheduler)
-        N = train.num_train_timesteps
-        t_star = diffuse_timestep if diffuse_timestep is not None else round(FREQPRIOR_FRACTION * (N - 1))
-        if not 0 <= t_star < N:
-            raise ValueError(f"diffuse_timestep={t_star}: must be a training timestep in [0, {N - 1}]")
-        target, exact = float(train.vp_alpha_bar[t_star]), diffuse_timestep is not None
-        if iterative and num_iters > 1 and target < 1e-8:
-            notes.append(
-                f"{train.name} has zero SNR at diffuse_timestep={t_star}, where re-diffusion returns the "
-                f"initial noise unchanged; re-noising at ᾱ={MIN_RENOISE_ALPHA_BAR} instead"
-            )
-            target, exact = MIN_RENOISE_ALPHA_BAR, False
-
-    ab_mid_step = None
-    if prior == "freqprior":
-        train = training_schedule(scheduler)
-        last = train.num_train_timesteps - 1
-        if not 0 <= mid_step <= last:
-            raise ValueError(f"mid_step={mid_step}: must be a training timestep in [0, {last}]")
-        if not 0 <= ratio <= 1:
-            raise ValueError(f"ratio={ratio}: FreqPrior's blend weight must lie in [0, 1]")
-        ab_mid_step = float(train.vp_alpha_bar[mid_step])
-
-    def renoise_level(levels) -> tuple[int, float]:
-        """(start index, ᾱ re-diffused to) of a pass with this grid."""
-        ab = target
-        if ab is None:  # the family's default
-            ab0 = vp_alpha_bar(*levels[0][1:])
-            ab = ab0 if fam == "vp" and ab0 > 1e-8 else MIN_RENOISE_ALPHA_BAR
-        i = start_index_for(levels, ab)
-        return i, (ab if exact else vp_alpha_bar(*levels[i][1:]))
+    n_passes = _num_passes(prior, num_iters, max_iters, notes)
+    level = renoise_level(
+        scheduler,
+        prior=prior,
+        num_iters=n_passes,
+        diffuse_timestep=diffuse_timestep,
+        renoise_alpha_bar=renoise_alpha_bar,
+        notes=notes,
+    )
+    alpha_bar_mid = _mid_step_alpha_bar(scheduler, prior, mid_step, ratio)
 
     passes: list[PassResult] = []
-    eps0 = None
+    eps0 = torch.empty(0)  # pass 0's noise, set by pass 0
     mid: dict = {}  # FreqPrior: the previous pass's latent at mid_step and its level
-    for k in range(num_iters):
-        steps = max(1, int(num_inference_steps / num_iters * (k + 1))) if fast_sampling else num_inference_steps
-        if k == 0 and prior == "spectrum":
-            # Training z's expected power in every band at the level of the pass's first step.
-            ab0 = vp_alpha_bar(*sampler.grid(steps, shape)[0][1:])
-            ref_bands, P = _bands_for(clip_power[0], shape), clip_power[1]
-            power = training_power(P.float().to(device), ab0)[ref_bands.labels.to(device)]
-            init = spectrum_matched_noise(shape, power, generator=generator, device=device)
-            eps0, start_index, alpha_bar = init, 0, None
-        elif k == 0:
-            init = _prior_noise(
-                prior,
-                shape,
-                generator=generator,
-                device=device,
-                pyoco_alpha=pyoco_alpha,
-                offset_strength=offset_strength,
-            ).float()
+    for k in range(n_passes):
+        # Steps of this pass: all of them, or coarse to fine with fast_sampling.
+        steps = max(1, int(num_inference_steps / n_passes * (k + 1))) if fast_sampling else num_inference_steps
+        if k == 0:
+            # Pass 0 starts at the top of the grid from the prior's own noise.
+            ctx = PriorContext(
+                generator,
+                device,
+                lambda: vp_alpha_bar(*sampler.grid(steps, shape)[0][1:]),
+                clip_power,
+                pyoco_alpha,
+                offset_strength,
+            )
+            init, start_index, alpha_bar = INITIAL_NOISE[prior](shape, ctx).float(), 0, None
             eps0 = init
-            start_index, alpha_bar = 0, None
         else:
+            # Later passes start at the re-noise level, mapped onto this pass's grid.
             levels = sampler.grid(steps)
-            start_index, alpha_bar = renoise_level(levels)
-            if start_index and target is None and not any("re-noising from t=" in n for n in notes):
-                t, a, s = levels[start_index]
-                notes.append(
-                    f"{type(scheduler).__name__} ({fam}) starts its grid at ᾱ={vp_alpha_bar(*levels[0][1:]):.3g}; "
-                    f"re-noising from t={t:g} (ᾱ={vp_alpha_bar(a, s):.4g}, intended {MIN_RENOISE_ALPHA_BAR}) "
-                    "and sampling the rest of the grid"
-                )
+            start_index, alpha_bar = level.on_grid(levels, fam)
+            _midway_note(scheduler, fam, levels, start_index, level, notes)
+            # The re-diffusion noise: the pass-0 noise again (official) or a fresh draw.
             eps = eps0 if renoise == "reuse" else gaussian_noise(shape, generator=generator, device=device)
-            if prior == "freqprior":
-                # FreqPrior: the previous pass's latent at mid_step, diffused on to the start level (its
-                # forward process from ᾱ_mid to ᾱ_T), blended with fresh noise and filtered.
-                z_mid, ab_mid = mid["z"], mid["alpha_bar"]
-                r = alpha_bar / ab_mid
-                z_t = math.sqrt(r) * z_mid + math.sqrt(1 - r) * eps
-                init = freqprior_noise(z_t, mask, ratio=ratio, generator=generator, device=device)
-            else:
-                # Re-diffusion of the last result to the start level (VP-normalised), then frequency mixing.
-                z0 = passes[-1].latents.float()
-                z_t = math.sqrt(alpha_bar) * z0 + math.sqrt(1 - alpha_bar) * eps
-                fresh = gaussian_noise(shape, generator=generator, device=device)
-                init = freq_mix(z_t, fresh, mask, variance_preserving=prior == "freqprior-tail")
-        if adaptive and k > 0:
-            ref_bands, P = _bands_for(clip_power[0], shape), clip_power[1]
-            gaps = [low_band_gap_db(p.init, ref_bands, P, p.alpha_bar) for p in passes]
-            candidate = low_band_gap_db(init, ref_bands, P, alpha_bar)
-            if not keep_reinitialising(gaps, candidate, tol=gap_tol):
-                notes.append(
-                    f"adaptive: stopped after {k} pass(es): low-band gap {gaps[-1]:.2f} dB, next pass's "
-                    f"{candidate:.2f} dB (tolerance {gap_tol} dB)"
-                )
-                break
+            # The prior's re-initialisation of the last pass.
+            init = REINIT[prior](Reinit(passes[-1].latents, eps, alpha_bar, mask, generator, device, mid, ratio))
+        # Adaptive FreeInit: stop once another pass would not bring the low band closer to training.
+        if adaptive and k > 0 and _adaptive_stop(passes, init, alpha_bar, clip_power, shape, gap_tol, notes):
+            break
         if callback is not None:
             callback({"stage": "init", "pass": k, "x": init})
-        observe = callback
-        if prior == "freqprior" and k < num_iters - 1:
-            # Keep this pass's latent at mid_step (the sample entering that step), VP-normalised. The pass
-            # itself runs to the end (the official code's save_intermediate): same trajectory, and a clean
-            # result per pass for the gap diagnostic.
-            levels = sampler.grid(steps, shape)
-            m = start_index_for(levels, ab_mid_step)
-            _, a_m, s_m = levels[m]
-            mid = {"alpha_bar": vp_alpha_bar(a_m, s_m), "t": levels[m][0]}
-            if m <= start_index:
-                mid["z"] = init
-            else:
-
-                def observe(d, m=m, start=start_index, norm=math.sqrt(a_m**2 + s_m**2), mid=mid):
-                    if d["stage"] == "step" and d["i"] == m - start - 1:
-                        mid["z"] = d["x"].float().to(init.device) / norm
-                    if callback is not None:
-                        callback(d)
-
+        # FreqPrior: an observer keeps this pass's latent at mid_step for the next re-initialisation.
+        keep_mid = None
+        if prior == "freqprior" and k < n_passes - 1:
+            assert alpha_bar_mid is not None  # set for freqprior
+            keep_mid = MidStepObserver(sampler.grid(steps, shape), alpha_bar_mid, start_index, init)
+            mid = keep_mid.mid
+        # The pass itself, observed step by step.
         z0 = sampler(
             init,
             num_inference_steps=steps,
             start_index=start_index,
             pass_index=k,
-            callback=observe,
+            callback=observers(keep_mid, callback),
             generator=generator,
         )
-        if callback is not None:
-            callback({"stage": "end", "pass": k, "x": z0})
+        # Where the pass started, as run (pass 0: the top of its grid).
         start_t, a, s = sampler.grid(steps)[start_index]
-        if alpha_bar is None:
-            alpha_bar = vp_alpha_bar(a, s)
+        alpha_bar = vp_alpha_bar(a, s) if alpha_bar is None else alpha_bar
         passes.append(PassResult(k, init, z0.float(), float(start_t), alpha_bar, steps, start_index))
+        if callback is not None:
+            callback(
+                {"stage": "end", "pass": k, "x": z0, "init": init, "alpha_bar": alpha_bar, "start_timestep": start_t}
+            )
 
     for n in notes:
         warnings.warn(n, stacklevel=2)
-    info = {
-        "prior": prior,
-        "num_iters": len(passes),
-        "adaptive": {"gap_tol": gap_tol, "max_iters": max_iters} if adaptive else None,
-        "model_calls": sum(p.num_inference_steps - p.start_index for p in passes),
-        "num_inference_steps": num_inference_steps,
-        "filter": {"method": method, "d_s": d_s, "d_t": d_t, "order": order},
-        "renoise": renoise,
-        "diffuse_timestep": t_star,
-        "renoise_alpha_bar": target,
-        "scheduler_family": fam,
-        "fast_sampling": fast_sampling,
-        "schedule": type(scheduler).__name__,
-        "notes": notes,
-    }
-    if prior.startswith("pyoco"):
-        info["pyoco_alpha"] = pyoco_alpha if pyoco_alpha is not None else (1.0 if prior == "pyoco-mixed" else 2.0)
-    if prior == "offset":
-        info["offset_strength"] = offset_strength
-    if prior == "freqprior":
-        info.update(mid_step=mid_step, ratio=ratio)
-    return SamplingResult(passes, info)
+    return SamplingResult(passes, _info(prior, passes, notes, fam, scheduler, level, options), mask)

@@ -50,7 +50,7 @@ def optical_flow(frames: torch.Tensor) -> torch.Tensor:
     for i in range(b):
         grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in rgb[i]]
         for k in range(t - 1):
-            flow = cv2.calcOpticalFlowFarneback(grey[k], grey[k + 1], None, *FARNEBACK)
+            flow = cv2.calcOpticalFlowFarneback(grey[k], grey[k + 1], None, *FARNEBACK)  # type: ignore[call-overload]  # flow=None: allocate
             out[i, k] = flow.transpose(2, 0, 1)
     return torch.from_numpy(out)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -18,14 +19,16 @@ __all__ = [
 _DIMS = (-3, -2, -1)
 
 
-def _check_shape(shape) -> tuple[int, ...]:
+def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
     shape = tuple(int(n) for n in shape)
     if len(shape) != 5 or min(shape) < 1:
         raise ValueError(f"noise shape must be (b, c, t, h, w) with positive sizes, got {shape}")
     return shape
 
 
-def randn(shape, *, generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
+def randn(
+    shape: Sequence[int], *, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """Unit Gaussian noise drawn as diffusers' ``randn_tensor`` does: on the generator's own device (CPU
     without a generator), then moved to ``device``; so a CPU generator seeds CUDA runs reproducibly and a
     CUDA generator works for CUDA targets."""
@@ -33,13 +36,19 @@ def randn(shape, *, generator: torch.Generator | None = None, device="cpu") -> t
     return torch.randn(tuple(shape), generator=generator, device=gen_device).to(device)
 
 
-def gaussian_noise(shape, *, generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
+def gaussian_noise(
+    shape: Sequence[int], *, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """i.i.d. N(0, 1): what samplers start from."""
     return randn(_check_shape(shape), generator=generator, device=device)
 
 
 def offset_noise(
-    shape, *, strength: float = 0.1, generator: torch.Generator | None = None, device="cpu"
+    shape: Sequence[int],
+    *,
+    strength: float = 0.1,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """ε + strength·δ with δ ~ N(0, 1) per (b, c), shared over (t, h, w) (Guttenberg 2023).
     Its DC power is raised by ``strength²·t·h·w``; the total variance is ``1 + strength²``."""
@@ -49,7 +58,11 @@ def offset_noise(
 
 
 def pyoco_mixed_noise(
-    shape, *, alpha: float = 1.0, generator: torch.Generator | None = None, device="cpu"
+    shape: Sequence[int],
+    *,
+    alpha: float = 1.0,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """PYoCo mixed noise (Ge et al. 2023, Eq. 3): a component shared by all frames with variance
     ``α²/(1+α²)`` plus an independent one with variance ``1/(1+α²)``: unit variance, frame correlation
@@ -61,7 +74,11 @@ def pyoco_mixed_noise(
 
 
 def pyoco_progressive_noise(
-    shape, *, alpha: float = 2.0, generator: torch.Generator | None = None, device="cpu"
+    shape: Sequence[int],
+    *,
+    alpha: float = 2.0,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """PYoCo progressive noise (Ge et al. 2023, Eq. 4): ``ε_i = α/√(1+α²)·ε_{i−1} + ξ_i/√(1+α²)``, an AR(1)
     chain over frames with unit variance and lag-k correlation ``(α/√(1+α²))^k``."""
@@ -76,7 +93,11 @@ def pyoco_progressive_noise(
 
 
 def spectrum_matched_noise(
-    shape, power: torch.Tensor, *, generator: torch.Generator | None = None, device="cpu"
+    shape: Sequence[int],
+    power: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """Gaussian noise with expected power ``power`` in every bin of the orthonormal 3D FFT: white noise
     ``ξ`` shaped as ``F⁻¹(√power · F ξ)``. ``power`` is in FFT order and broadcasts to ``(b, c, t, h, w)``,

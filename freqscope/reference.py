@@ -10,6 +10,8 @@ instead of ``S``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from .bands import fft3
@@ -65,7 +67,7 @@ class GaussianVideoModel:
         gain = A * self.S / (A**2 * self.S + B**2)
         return torch.fft.ifftn(Z * gain.to(Z.device), dim=_DIMS, norm="ortho").real
 
-    def __call__(self, z: torch.Tensor, t, scheduler) -> torch.Tensor:
+    def __call__(self, z: torch.Tensor, t: Any, scheduler: Any) -> torch.Tensor:
         A, B = input_level(scheduler, t)
         x0 = self.denoise(z, A, B)
         if B == 0:
@@ -83,7 +85,7 @@ class GaussianVideoModel:
             return x0.to(z.dtype)
         raise ValueError(f"prediction_type {pred!r} is not supported by the reference model")
 
-    def ddim_gain(self, scheduler, timesteps: list[int]) -> torch.Tensor:
+    def ddim_gain(self, scheduler: Any, timesteps: list[int]) -> torch.Tensor:
         """Closed form of a deterministic DDIM pass with this model: per bin, ``z0 = G·z_start`` with
         ``G = Π (A'·A·S + B'·B) / (A²·S + B²)`` over the steps (diffusers' DDIMScheduler, η = 0).
         Returns ``G`` of shape ``(c, t, h, w)`` in FFT order."""

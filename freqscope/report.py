@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
-import textwrap
 from pathlib import Path
 
 import torch
@@ -237,113 +235,3 @@ def write_band_videos(z0: torch.Tensor, bands, folder, *, decode=None, fps: floa
         write_video(path, frames.clamp(-1, 1), fps=fps)
         paths.append(str(path))
     return paths
-
-
-def freeinit_to_dict(bands, P, runs, *, video=None, encoder=None, latent_shape=None, scheduler=None) -> dict:
-    """The ``freqscope.freeinit/1`` document (schema in :mod:`freqscope.experiment`)."""
-    from .experiment import FREEINIT_SCHEMA
-
-    def opt(x):
-        return None if x is None else x
-
-    return _clean(
-        {
-            "schema": FREEINIT_SCHEMA,
-            "video": video,
-            "encoder": encoder,
-            "latent_shape": list(latent_shape) if latent_shape is not None else None,
-            "scheduler": None
-            if scheduler is None
-            else {
-                "class": type(scheduler).__name__,
-                "config": json.loads(json.dumps(dict(scheduler.config), default=str, sort_keys=True)),
-            },
-            "bands": [{**b.to_dict(), "power": float(p)} for b, p in zip(bands.bands, P.tolist())],
-            "runs": [
-                {
-                    "prior": r.prior,
-                    "info": r.result.info,
-                    "alpha_bar": [p.alpha_bar for p in r.result.passes],
-                    "start_timestep": [p.start_timestep for p in r.result.passes],
-                    "gap_db": r.gap_db,
-                    "gap_db_predicted": opt(r.gap_db_predicted),
-                    "z0_power_db": r.z0_power_db,
-                    "z0_power_db_predicted": opt(r.z0_power_db_predicted),
-                    "consistency": r.consistency,
-                    "variance_loss_db": r.variance_loss_db,
-                }
-                for r in runs
-            ],
-        }
-    )
-
-
-#: How to read the consistency and motion columns of :func:`format_gap_table` (printed under it).
-GAP_TABLE_LEGEND = (
-    "consistency: VBench subject consistency (DINO embedder) where --embedder is given, else the cosine of "
-    "consecutive frames; flicker: VBench temporal flickering on the encoded video (* = not static: VBench "
-    "scores static videos only); both 1 = perfectly steady, higher is better. motion: mean optical flow, "
-    "px/frame; higher = more motion. Consistency bought with less motion is over-smoothing, not a gain."
-)
-
-
-def _consistency_cells(c: dict) -> list[str]:
-    """consistency, flicker and motion cells of one pass (``-`` where a metric needs pixels)."""
-    cons = c.get("subject_consistency", c.get("pixel_frame_cosine", c["latent_frame_cosine"]))
-    flick = "-"
-    if "temporal_flickering" in c:
-        flick = f"{c['temporal_flickering']:.4f}" + ("" if c.get("static", True) else "*")
-    motion = f"{c['flow_px']:.2f}" if "flow_px" in c else "-"
-    return [f"{cons:.4f}", flick, motion]
-
-
-def format_gap_table(bands, runs, *, title: str = "") -> str:
-    """Gap per band (dB) for every pass of every prior, closed form in brackets where one exists, with
-    consistency and motion side by side (see :data:`GAP_TABLE_LEGEND`)."""
-    head = ["prior", "pass"] + bands.names + ["consistency", "flicker", "motion"]
-    rows = []
-    for r in runs:
-        for k in range(r.gap_db.shape[0]):
-            row = [r.prior if k == 0 else "", str(k)]
-            for i in range(len(bands)):
-                cell = _fmt_db(r.gap_db[k, i].item()).strip()
-                if r.gap_db_predicted is not None:
-                    cell += f" ({_fmt_db(r.gap_db_predicted[k, i].item()).strip()})"
-                row.append(cell)
-            rows.append(row + _consistency_cells(r.consistency[k]))
-    widths = [max(len(r[j]) for r in [head] + rows) for j in range(len(head))]
-    line = lambda r: "  ".join(c.rjust(w) if j > 1 else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
-    lines = [title] if title else []
-    lines += [
-        "initialization gap per band, dB (+: less power than training z_T; closed form in brackets)",
-        line(head),
-        "  ".join("-" * w for w in widths),
-    ] + [line(r) for r in rows]
-    lines += textwrap.wrap(GAP_TABLE_LEGEND, width=max(100, len(lines[-1])))
-    return "\n".join(lines)
-
-
-def plot_gap(bands, runs, path, *, title: str | None = None) -> None:
-    """Gap (dB) per band vs pass, one panel per prior, closed form dashed; 0 dB = matches training."""
-    from .plotting import band_colors, new_figure, save_figure
-
-    n = len(runs)
-    fig, axes = new_figure(1, n, width=3.5 * min(n, 3) if n > 1 else 3.5, height=2.6, squeeze=False, sharey=True)
-    colors = band_colors(len(bands))
-    for ax, r in zip(axes[0], runs):
-        k = list(range(r.gap_db.shape[0]))
-        for i, b in enumerate(bands.bands):
-            if b.n_bins == 0:
-                continue
-            ax.plot(k, r.gap_db[:, i].numpy(), "o-", color=colors[i], label=b.name, markersize=3)
-            if r.gap_db_predicted is not None:
-                ax.plot(k, r.gap_db_predicted[:, i].numpy(), "--", color=colors[i], linewidth=0.8)
-        ax.axhline(0, color="0.3", linestyle=":", linewidth=0.8)
-        ax.set_xlabel("sampling pass (0 = initial noise)")
-        ax.set_xticks(k)
-        ax.set_title(f"{r.prior} ({r.result.info['renoise']})" if r.result.info["num_iters"] > 1 else r.prior)
-    axes[0][0].set_ylabel("gap to training $z_T$ (dB)")
-    axes[0][-1].legend(fontsize="x-small", title="band", title_fontsize="x-small")
-    if title:
-        fig.suptitle(title)
-    save_figure(fig, path)

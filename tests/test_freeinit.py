@@ -188,7 +188,8 @@ def _tolerance_db(q: torch.Tensor, bands, i: int) -> float:
 @pytest.mark.parametrize("renoise", ["reuse", "fresh"])
 def test_measured_gap_matches_closed_form(clip_latent, renoise):
     sch = reference_scheduler("sd")
-    bands, P, runs = run_reference(clip_latent, scheduler=sch, num_iters=4, num_inference_steps=20, renoise=renoise)
+    out = run_reference(clip_latent, scheduler=sch, num_iters=4, num_inference_steps=20, renoise=renoise)
+    bands, runs = out.bands, out.runs
     r = runs[0]
     assert r.gap_db_predicted is not None
     model = GaussianVideoModel.from_latent(clip_latent)
@@ -206,14 +207,14 @@ def test_measured_gap_matches_closed_form(clip_latent, renoise):
 
 
 def test_plain_noise_shows_the_gap_and_freeinit_closes_then_overshoots(clip_latent):
-    bands, P, runs = run_reference(clip_latent, num_iters=6, num_inference_steps=20, renoise="reuse")
+    runs = run_reference(clip_latent, num_iters=6, num_inference_steps=20, renoise="reuse").runs
     g = runs[0].gap_db_predicted  # expected values: no sampling noise in the assertion
     low = 1  # band (0, 0.125)
     assert g[0, low] > 1.5  # plain Gaussian noise: too little low-frequency power
     assert g[0, -1] == pytest.approx(0, abs=0.1)  # the highest band matches training
     assert abs(g[2, low]) < g[0, low]  # FreeInit closes it …
     assert g[5, low] < -0.5  # … and, reusing the noise, overshoots
-    _, _, fresh = run_reference(clip_latent, num_iters=6, num_inference_steps=20, renoise="fresh")
+    fresh = run_reference(clip_latent, num_iters=6, num_inference_steps=20, renoise="fresh").runs
     gf = fresh[0].gap_db_predicted
     assert torch.all(gf[1:, low] > 0) and gf[5, low] < gf[0, low]  # fresh noise approaches from above
 
@@ -247,8 +248,9 @@ def test_euler_scheduler_with_init_noise_sigma(clip_latent):
     cfg = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "steps_offset": 1}
     euler = diffusers.EulerDiscreteScheduler(**cfg)
     assert euler.init_noise_sigma > 10
-    bands, P, (r_e,) = run_reference(clip_latent, scheduler=euler, num_iters=2, num_inference_steps=30)
-    _, _, (r_d,) = run_reference(clip_latent, scheduler=reference_scheduler("sd"), num_iters=2, num_inference_steps=30)
+    out = run_reference(clip_latent, scheduler=euler, num_iters=2, num_inference_steps=30)
+    bands, (r_e,) = out.bands, out.runs
+    (r_d,) = run_reference(clip_latent, scheduler=reference_scheduler("sd"), num_iters=2, num_inference_steps=30).runs
     ok = [i for i, b in enumerate(bands.bands) if b.n_bins >= 50]
     assert (r_e.z0_power_db[0, ok] - r_d.z0_power_db[0, ok]).abs().max() < 1.0
     assert r_e.gap_db[1, -1].abs() < 0.1  # high band of the re-initialised noise: unit power, as in training
@@ -272,7 +274,7 @@ def test_euler_scheduler_with_init_noise_sigma(clip_latent):
 )
 def test_zero_terminal_snr_renoises_midway_and_says_so(clip_latent, scheduler):
     with pytest.warns(UserWarning, match="re-noising from t="):
-        bands, P, (r,) = run_reference(clip_latent, scheduler=scheduler, num_iters=3, num_inference_steps=20)
+        (r,) = run_reference(clip_latent, scheduler=scheduler, num_iters=3, num_inference_steps=20).runs
     info, passes = r.result.info, r.result.passes
     assert info["notes"] and passes[0].alpha_bar < 1e-8  # the grid starts at zero SNR
     # pass 1 starts at the first grid step at or below the intended noise (SD's terminal ᾱ), re-diffused
@@ -289,13 +291,14 @@ def test_zero_terminal_snr_renoises_midway_and_says_so(clip_latent, scheduler):
 
 
 def test_freqprior_variance_preserving_and_single_pass_peers(clip_latent):
-    bands, P, runs = run_reference(
+    out = run_reference(
         clip_latent,
         priors=("freqprior-tail", "pyoco-mixed", "pyoco-progressive", "offset"),
         num_iters=2,
         num_inference_steps=20,
         renoise="fresh",
     )
+    P, runs = out.P, out.runs
     fp = runs[0]
     assert fp.result.info["diffuse_timestep"] == round(0.8 * 999) and fp.variance_loss_db == 0
     # VP mixing: the highest band (L ≈ 0) is refilled with unit noise, Q ≈ 1, while training z at the
@@ -332,3 +335,96 @@ def test_gap_run_shape_mismatch():
     res = sample(DenoiserSampler(m, reference_scheduler("sd")), (1, 1, 4, 8, 8), num_iters=1, num_inference_steps=2)
     with pytest.raises(ValueError, match="bands were made for"):
         gap_run(res, torch.ones(5), make_bands((4, 8, 9)))
+
+
+@pytest.mark.parametrize(
+    "scheduler",
+    [
+        reference_scheduler("sd"),  # DDIM, ε-prediction
+        diffusers.EulerDiscreteScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012),
+        diffusers.DDIMScheduler(beta_schedule="scaled_linear", prediction_type="v_prediction", clip_sample=False),
+        reference_scheduler("flow"),  # flow-matching velocity
+    ],
+    ids=["ddim-eps", "euler-sigma", "ddim-v", "flow"],
+)
+def test_callback_denoised_is_the_models_clean_estimate(scheduler):
+    """At every step of every pass the callback's ``denoised`` (recovered from the model's raw output: ε, v
+    or velocity) equals the reference model's exact posterior mean of the step's input, and ``sigma`` is
+    k-diffusion's σ = s/a of the level the step started from."""
+    from freqscope.schedulers import input_level, sample_level
+
+    torch.manual_seed(0)
+    model = GaussianVideoModel(torch.rand(3, 4, 8, 8) * 5)
+    calls = []  # per model call: the exact posterior mean of its input and the input's σ
+
+    def spy(z, t, sch):
+        A, B = input_level(sch, t)
+        a, s = sample_level(sch, t)
+        calls.append((model.denoise(z, A, B), s / a if a > 0 else math.inf))
+        return model(z, t, sch)
+
+    seen = []
+    res = sample(
+        DenoiserSampler(spy, scheduler),
+        (1, 3, 4, 8, 8),
+        num_iters=2,
+        num_inference_steps=5,
+        generator=torch.Generator().manual_seed(0),
+        callback=lambda d: seen.append(d) if d["stage"] == "step" else None,
+    )
+    assert len(seen) == len(calls) == sum(p.num_inference_steps - p.start_index for p in res.passes) > 5
+    assert [d["pass"] for d in seen].count(0) == 5
+    for d, (x0, sigma) in zip(seen, calls):
+        torch.testing.assert_close(d["denoised"], x0, rtol=1e-4, atol=1e-4)
+        assert d["sigma"] == pytest.approx(sigma, rel=1e-9) and d["x"].shape == (1, 3, 4, 8, 8)
+
+
+def test_pipeline_callback_has_sigma_and_no_denoised(pipe, embeds):
+    """PipelineSampler: every step reports the σ of the grid the pipeline runs (decreasing) and denoised=None
+    (a pipeline's step callback exposes its latents only)."""
+    seen = []
+    sample(
+        PipelineSampler(pipe, **embeds),
+        (1, 4, 8, 8, 8),
+        num_iters=1,
+        num_inference_steps=3,
+        generator=torch.Generator().manual_seed(0),
+        callback=lambda d: seen.append(d) if d["stage"] == "step" else None,
+    )
+    pipe.scheduler.set_timesteps(3)
+    expect = [s / a for _, a, s in grid_levels(pipe.scheduler)]
+    assert [d["sigma"] for d in seen] == pytest.approx(expect, rel=1e-9)
+    assert all(d["denoised"] is None for d in seen) and expect == sorted(expect, reverse=True)
+
+
+def test_observers_on_the_callback_equal_measuring_the_finished_result():
+    """GapObserver and ConsistencyObserver watching sample() live give exactly what measuring the returned
+    passes afterwards gives (gap_db per band of each init, relative power and consistency of each result)."""
+    from freqscope.consistency import consistency_metrics
+    from freqscope.experiment import ConsistencyObserver, GapObserver
+    from freqscope.freeinit import observers
+    from freqscope.gap import relative_power_db
+
+    torch.manual_seed(0)
+    z0 = torch.randn(1, 3, 8, 16, 16).cumsum(-1) / 4
+    bands = make_bands((8, 16, 16))
+    P = band_power(z0, bands)
+    gaps, cons = GapObserver(bands, P), ConsistencyObserver(decode=lambda z: z)
+    res = sample(
+        DenoiserSampler(GaussianVideoModel.from_latent(z0), reference_scheduler("sd")),
+        tuple(z0.shape),
+        num_iters=3,
+        num_inference_steps=4,
+        generator=torch.Generator().manual_seed(0),
+        callback=observers(gaps, cons),
+    )
+    assert len(gaps.gap_db) == len(cons.metrics) == len(res.passes) == 3
+    for k, p in enumerate(res.passes):
+        same = dict(rtol=0, atol=0, equal_nan=True)  # bit for bit (an empty band is NaN in both)
+        torch.testing.assert_close(gaps.gap_db[k], gap_db(p.init, bands, P, p.alpha_bar), **same)
+        torch.testing.assert_close(gaps.z0_power_db[k], relative_power_db(p.latents, bands, P), **same)
+        assert cons.metrics[k]["latent_frame_cosine"] == consistency_metrics(p.latents)["latent_frame_cosine"]
+        assert torch.equal(cons.videos[k], p.latents)
+    run = gap_run(res, P, bands)
+    torch.testing.assert_close(run.gap_db, torch.stack(gaps.gap_db), rtol=0, atol=0, equal_nan=True)
+    assert run.variance_loss_db > 0

@@ -16,7 +16,8 @@ from freqscope.plotting import OKABE_ITO, new_figure
 path, start = CLIPS[0]
 x, _ = read_video(path, frames=16, size=REFERENCE_SIZE, start=start)
 priors = ("freeinit", "freqprior", "pyoco-mixed", "offset", "spectrum")
-bands, P, runs = run_reference(x, priors=priors, num_iters=4)
+out = run_reference(x, priors=priors, num_iters=4)
+bands, P, runs = out.bands, out.P, out.runs
 fi, fp, py, off, sm = runs
 fig, (ax_a, ax_b) = new_figure(1, 2, width=7.0, height=2.6)
 k = np.arange(len(bands))

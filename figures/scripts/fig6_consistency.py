@@ -12,8 +12,8 @@ from freqscope.plotting import OKABE_ITO, new_figure
 
 path, start = CLIPS[0]
 x, _ = read_video(path, frames=16, size=REFERENCE_SIZE, start=start)
-runs = {rn: run_reference(x, num_iters=5, renoise=rn)[2][0] for rn in ("reuse", "fresh")}
-matched = run_reference(x, priors=("spectrum",))[2][0].consistency[0]
+runs = {rn: run_reference(x, num_iters=5, renoise=rn).runs[0] for rn in ("reuse", "fresh")}
+matched = run_reference(x, priors=("spectrum",)).runs[0].consistency[0]
 metrics = [
     ("pixel_frame_cosine", "frame-to-frame cosine", "cosine (1 = identical)"),
     ("pixel_first_frame_cosine", "first-frame cosine", "cosine (1 = identical)"),
