@@ -67,26 +67,53 @@ def first_frame_cosine(x: torch.Tensor) -> float:
     return float(F.cosine_similarity(f[:, 1:], f[:, :1].expand_as(f[:, 1:]), dim=-1).mean())
 
 
+#: BT.601 limited-range RGB → Y'CbCr (what video codecs and VBench's readers assume for SD-style video).
+_RGB_TO_YCC = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255
+_YCC_OFFSET = np.array([16.0, 128.0, 128.0])
+
+
+def _rgb_to_yuv420(rgb: np.ndarray) -> np.ndarray:
+    """One ``(H, W, 3)`` uint8 frame (even H, W) as a planar yuv420p array ``(3H/2, W)``: BT.601 limited
+    range, chroma averaged over 2×2 blocks. Done here rather than by ffmpeg's converter, whose output for
+    the same frame varied from call to call."""
+    ycc = rgb.astype(np.float64) @ _RGB_TO_YCC.T + _YCC_OFFSET  # (H, W, 3)
+    h, w = rgb.shape[:2]
+    chroma = ycc[..., 1:].reshape(h // 2, 2, w // 2, 2, 2).mean(axis=(1, 3))  # (H/2, W/2, 2)
+    q = lambda c: np.clip(np.round(c), 0, 255).astype(np.uint8).ravel()  # noqa: E731
+    return np.concatenate([q(ycc[..., 0]), q(chroma[..., 0]), q(chroma[..., 1])]).reshape(-1, w)
+
+
+def _yuv420_to_rgb(yuv: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`_rgb_to_yuv420` (chroma repeated over its 2×2 block), ``(H, W, 3)`` uint8."""
+    h, w = yuv.shape[0] * 2 // 3, yuv.shape[1]
+    flat = yuv.ravel()
+    y = flat[: h * w].reshape(h, w).astype(np.float64)
+    cb, cr = (flat[h * w + i * h * w // 4 : h * w + (i + 1) * h * w // 4].reshape(h // 2, w // 2) for i in (0, 1))
+    chroma = np.stack([cb, cr], axis=-1).repeat(2, axis=0).repeat(2, axis=1).astype(np.float64)
+    ycc = np.concatenate([y[..., None], chroma], axis=-1) - _YCC_OFFSET
+    return np.clip(np.round(ycc @ np.linalg.inv(_RGB_TO_YCC).T), 0, 255).astype(np.uint8)
+
+
 def _mp4_roundtrip(rgb: np.ndarray, fps: int = 8) -> np.ndarray:
-    """``(t, H, W, 3)`` uint8 written as an H.264 yuv420p mp4 (as VBench's videos are) and decoded back."""
+    """``(t, H, W, 3)`` uint8 written as an H.264 yuv420p mp4 (as VBench's videos are) and decoded back.
+    The same frames give the same bytes every time: colour conversion here, one encoder thread."""
     import av
 
     h, w = rgb.shape[1:3]
-    pad = ((0, 0), (0, h % 2), (0, w % 2), (0, 0))  # yuv420p needs even sizes
-    rgb = np.pad(rgb, pad, mode="edge")
+    rgb = np.pad(rgb, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")  # yuv420p needs even sizes
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as c:
         s = c.add_stream("libx264", rate=fps)
         s.width, s.height, s.pix_fmt = rgb.shape[2], rgb.shape[1], "yuv420p"
-        s.codec_context.thread_count = 1  # one thread: the same frames give the same bytes, run after run
+        s.codec_context.thread_count = 1
         for f in rgb:
-            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+            for p in s.encode(av.VideoFrame.from_ndarray(_rgb_to_yuv420(f), format="yuv420p")):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
     buf.seek(0)
     with av.open(buf) as c:
-        out = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+        out = np.stack([_yuv420_to_rgb(f.to_ndarray(format="yuv420p")) for f in c.decode(video=0)])
     return out[:, :h, :w]
 
 
