@@ -190,7 +190,7 @@ def write_dataset_csv(s: DatasetSummary, path) -> None:
 def plot_dataset(s: DatasetSummary, path, *, title: str | None = None) -> None:
     """SNR (dB) of the mean power vs timestep, one curve per band with its spread band (P̄ ± σ; where
     P̄ ≤ σ the lower edge, −inf dB, is drawn 10 dB below the mean)."""
-    from .plotting import band_colors, new_figure, save_figure
+    from .plotting import band_colors, new_figure, save_figure  # matplotlib loads only when a figure is drawn
 
     fig, ax = new_figure()
     t = s.schedule.timesteps.numpy()

@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .hub import check_hub_source
+
 __all__ = ["EncoderInfo", "PixelEncoder", "VAEEncoder", "load_encoder", "ENCODERS", "IMAGE_AUTOENCODERS"]
 
 ENCODERS = ("auto", "pixel", "vae")
@@ -157,8 +159,6 @@ class VAEEncoder:
         """Load with ``from_pretrained`` from a hub id or a local folder (saved with ``save_pretrained``)."""
         import diffusers
         from diffusers.utils import logging as dlogging
-
-        from .hub import check_hub_source
 
         dlogging.set_verbosity_error()  # its load-time chatter (accelerate hints, ignored keys) is not ours to show
         device = torch.device(device)

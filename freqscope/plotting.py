@@ -7,6 +7,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks keep their inline backend
 
+from .io import atomic_write
+
 __all__ = ["STYLE", "OKABE_ITO", "band_colors", "new_figure", "save_figure"]
 
 STYLE = str(Path(__file__).with_name("freqscope.mplstyle"))
@@ -29,8 +31,6 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 3.5, height: fl
 
 def save_figure(fig, *paths: str | os.PathLike) -> None:
     """Save atomically in the format of each suffix (``.png``, ``.pdf``, ``.svg``), then close."""
-    from .io import atomic_write
-
     try:
         for path in paths:
             p = Path(path)

@@ -25,13 +25,16 @@ import io
 import json
 import math
 import os
+import re
 import textwrap
 from pathlib import Path
 
 import torch
 
 from .analysis import Summary
+from .bands import bandpass
 from .io import dumps_json, write_text
+from .video import write_video
 
 __all__ = [
     "SCHEMA",
@@ -175,7 +178,7 @@ def write_csv(s: Summary, path: str | os.PathLike) -> None:
 
 def plot_snr(s: Summary, path: str | os.PathLike, *, title: str | None = None) -> None:
     """SNR (dB) vs timestep, one curve per band with its spread, the 0 dB line and each crossing."""
-    from .plotting import band_colors, new_figure, save_figure
+    from .plotting import band_colors, new_figure, save_figure  # matplotlib loads only when a figure is drawn
 
     fig, ax = new_figure()
     t = s.schedule.timesteps.numpy()
@@ -207,8 +210,6 @@ def band_video_frames(z0: torch.Tensor, bands, index: int) -> torch.Tensor:
     component, so the clip's own colour) plus the band-pass content amplified by ONE gain for all channels
     (hue is kept) up to the clip's own contrast (99.5th percentile of ``|z0 − mean|``); the DC band alone is
     the flat mean colour (band 0 shown as it is). Gain ≥ 1: weak high bands are made visible, never shrunk."""
-    from .bands import bandpass
-
     part = bandpass(z0, bands, index=index)
     if index == 0:  # the DC band (band 0) holds the mean itself: shown as it is
         return part
@@ -222,10 +223,6 @@ def band_video_frames(z0: torch.Tensor, bands, index: int) -> torch.Tensor:
 def write_band_videos(z0: torch.Tensor, bands, folder, *, decode=None, fps: float = 8.0) -> list[str]:
     """Write what each band of ``z0`` holds as ``band{i}_{name}.mp4`` in ``folder``
     (:func:`band_video_frames`, decoded to pixels by ``decode`` for a VAE latent)."""
-    import re
-
-    from .video import write_video
-
     paths = []
     for i, b in enumerate(bands.bands):
         if b.n_bins == 0:
