@@ -148,6 +148,14 @@ def check_outputs(
     for what, (p, _) in folders.items():
         if p is not None:
             check_output_folder(p, what)
+    _check_distinct(given, inputs)
+    for what, (p, writes) in folders.items():
+        if p is not None:
+            _check_folder_writes(what, p, writes, inputs, given)
+
+
+def _check_distinct(given: Mapping[str, str], inputs: list[str]) -> None:
+    """No output is an input of the run, and no two outputs name the same file."""
     seen: dict[tuple, str] = {}
     ins = {_identity(i): i for i in inputs}
     for what, p in given.items():
@@ -159,21 +167,24 @@ def check_outputs(
         if key in seen:
             raise ValueError(f"{seen[key]} and {what} both name {p}; give each output its own file")
         seen[key] = what
-    for what, (p, writes) in folders.items():
-        if p is None:
-            continue
-        real = os.path.realpath(p)
-        if os.path.isdir(real):
-            for entry in os.scandir(real):
-                if writes(entry.name) and not entry.is_file():  # follows symlinks, as writes do
-                    raise ValueError(
-                        f"{what} {p}: {entry.name} is a folder or special file and would be replaced; remove it"
-                    )
-        for q in [*inputs, *(v for v in given.values() if v != STDOUT)]:
-            rq = os.path.realpath(q)
-            if os.path.dirname(rq) == real and writes(os.path.basename(rq)):
-                kind = "an input" if q in inputs else "another output"
-                raise ValueError(f"{what} {p} would overwrite {q}, {kind} of this run; choose another folder")
+
+
+def _check_folder_writes(
+    what: str, p: str | os.PathLike, writes: Callable[[str], bool], inputs: list[str], given: Mapping[str, str]
+) -> None:
+    """A folder output replaces no folder or special file, and overwrites no input or other output."""
+    real = os.path.realpath(p)
+    if os.path.isdir(real):
+        for entry in os.scandir(real):
+            if writes(entry.name) and not entry.is_file():  # follows symlinks, as writes do
+                raise ValueError(
+                    f"{what} {p}: {entry.name} is a folder or special file and would be replaced; remove it"
+                )
+    for q in [*inputs, *(v for v in given.values() if v != STDOUT)]:
+        rq = os.path.realpath(q)
+        if os.path.dirname(rq) == real and writes(os.path.basename(rq)):
+            kind = "an input" if q in inputs else "another output"
+            raise ValueError(f"{what} {p} would overwrite {q}, {kind} of this run; choose another folder")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
