@@ -7,6 +7,7 @@ Errors in the input end with one line on stderr and exit status 2.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import re
 import sys
@@ -20,7 +21,9 @@ import torch
 
 from . import __version__
 from .aggregate import format_dataset_table, plot_dataset, write_dataset_csv, write_dataset_json
+from .analysis import analyze_latent
 from .bands import DECOMPOSITIONS, DEFAULT_EDGES, parse_edges
+from .dataset import run_dataset
 from .encode import ENCODERS, load_encoder
 from .filters import FILTER_METHODS
 from .freeinit import PRIORS as PRIOR_CHOICES
@@ -39,7 +42,7 @@ from .snr_job import (
     snr_schedules,
     suffixed,
 )
-from .video import DEFAULT_MAX_SHORT_SIDE, list_videos
+from .video import DEFAULT_MAX_SHORT_SIDE, list_videos, read_video
 
 __all__ = ["main"]
 
@@ -51,6 +54,24 @@ class UserError(click.ClickException):
 
     def show(self, file=None) -> None:
         click.echo(f"freqscope: error: {self.format_message()}", err=True)
+
+
+def _default(fn: Callable, name: str) -> str:
+    """The library's default of ``fn``'s parameter ``name``, as ``show_default`` shows it: read from the
+    signature, where it lives, never restated here."""
+    value = inspect.signature(fn).parameters[name].default
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+class _LibraryDefault(click.Option):
+    """An option left unset unless given (the library's default stands), its help showing that default as
+    ``[default: 16]`` (click shows a string ``show_default`` in parentheses)."""
+
+    def get_help_extra(self, ctx: click.Context):
+        extra = super().get_help_extra(ctx)
+        if isinstance(self.show_default, str):
+            extra["default"] = self.show_default
+        return extra
 
 
 def _given(**kw) -> dict:
@@ -205,10 +226,28 @@ def video_options(f=None, *, video_required: bool = True):
             metavar="PATH",
             help="Video file or folder of videos; repeat for several clips.",
         ),
-        click.option("--frames", type=click.IntRange(min=1), help="Frames to read.  [default: 16]"),
-        click.option("--stride", type=click.IntRange(min=1), help="Take every K-th frame.  [default: 1]"),
+        click.option(
+            "--frames",
+            type=click.IntRange(min=1),
+            cls=_LibraryDefault,
+            show_default=_default(read_video, "frames"),
+            help="Frames to read.",
+        ),
+        click.option(
+            "--stride",
+            type=click.IntRange(min=1),
+            cls=_LibraryDefault,
+            show_default=_default(read_video, "stride"),
+            help="Take every K-th frame.",
+        ),
         click.option("--fps", type=float, help="Resample to F frames/s by timestamp (instead of --stride)."),
-        click.option("--start", type=float, help="Start time in seconds.  [default: 0]"),
+        click.option(
+            "--start",
+            type=float,
+            cls=_LibraryDefault,
+            show_default=_default(read_video, "start"),
+            help="Start time in seconds.",
+        ),
         click.option(
             "--size",
             type=click.IntRange(min=1),
@@ -218,7 +257,9 @@ def video_options(f=None, *, video_required: bool = True):
         click.option(
             "--encoder",
             type=click.Choice(ENCODERS),
-            help="pixel, vae, or auto (vae if --vae is given).  [default: auto]",
+            cls=_LibraryDefault,
+            show_default=_default(load_encoder, "encoder"),
+            help="pixel, vae, or auto (vae if --vae is given).",
         ),
         click.option("--vae", metavar="PATH_OR_ID", help="diffusers autoencoder: local folder or hub id."),
         click.option("--vae-subfolder", metavar="NAME", help="Subfolder of --vae holding the VAE (e.g. vae)."),
@@ -300,7 +341,9 @@ def _wrote(path, quiet: bool) -> None:
     "schedule_names",
     type=click.Choice(list(PRESETS)),
     multiple=True,
-    help=f"Preset noise schedule; repeat to report several (dataset runs).  [default: {DEFAULT_PRESET}]",
+    cls=_LibraryDefault,
+    show_default=DEFAULT_PRESET,
+    help="Preset noise schedule; repeat to report several (dataset runs).",
 )
 @click.option(
     "--scheduler-config", metavar="FILE_OR_FOLDER", help="A diffusers scheduler config (overrides --schedule)."
@@ -311,15 +354,31 @@ def _wrote(path, quiet: bool) -> None:
     "--bands",
     "bands_text",
     metavar="E1,E2,...",
-    help=f"Band edges in normalised frequency (Nyquist = 1).  [default: {','.join(map(str, DEFAULT_EDGES))}]",
+    cls=_LibraryDefault,
+    show_default=_default(analyze_latent, "edges"),
+    help="Band edges in normalised frequency (Nyquist = 1).",
 )
 @click.option(
     "--decomposition",
     type=click.Choice(DECOMPOSITIONS),
-    help="Distance over (t,h,w), (h,w) or t.  [default: spatiotemporal]",
+    cls=_LibraryDefault,
+    show_default=_default(analyze_latent, "decomposition"),
+    help="Distance over (t,h,w), (h,w) or t.",
 )
-@click.option("--time-scale", type=float, help="Weight of temporal frequency, d_s/d_t.  [default: 1]")
-@click.option("--seeds", type=click.IntRange(min=0), help="Also measure SNR with K real noise draws.  [default: 0]")
+@click.option(
+    "--time-scale",
+    type=float,
+    cls=_LibraryDefault,
+    show_default=_default(analyze_latent, "time_scale"),
+    help="Weight of temporal frequency, d_s/d_t.",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=0),
+    cls=_LibraryDefault,
+    show_default=_default(analyze_latent, "seeds"),
+    help="Also measure SNR with K real noise draws.",
+)
 @click.option("--json", "json_path", metavar="PATH", help="Write the full report as JSON.")
 @click.option("--csv", "csv_path", metavar="PATH", help="Write SNR per band and timestep as CSV.")
 @click.option("--plot", "plot_path", metavar="PATH", help="Write the SNR-vs-timestep figure (.png/.pdf/.svg).")
@@ -328,8 +387,20 @@ def _wrote(path, quiet: bool) -> None:
 @click.option(
     "--from-results", metavar="FILE.parquet", help="Aggregate a results file under --schedule(s), decoding nothing."
 )
-@click.option("--workers", type=click.IntRange(min=0), help="Dataset run: decoding processes.  [default: 0]")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Dataset run: clips per encoder batch.  [default: 8]")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    cls=_LibraryDefault,
+    show_default=_default(run_dataset, "workers"),
+    help="Dataset run: decoding processes.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    cls=_LibraryDefault,
+    show_default=_default(run_dataset, "batch_size"),
+    help="Dataset run: clips per encoder batch.",
+)
 @click.option("--strict", is_flag=True, default=None, help="Dataset run: stop at the first bad clip.")
 @click.option("--weighted", is_flag=True, help="Weight clips by the 'weight' column of a CSV list.")
 @click.option("--radial", is_flag=True, default=None, help="Dataset run: also store each clip's radial spectrum.")
