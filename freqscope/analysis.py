@@ -63,8 +63,9 @@ def analyze_latent(
     (and its radially averaged spectrum with ``radial``: a second, full-spectrum pass)."""
     if z0.ndim != 5:
         raise ValueError(f"z0 must be (b, c, t, h, w), got shape {tuple(z0.shape)}")
+    T, H, W = z0.shape[-3:]
     bands = make_bands(
-        tuple(z0.shape[-3:]), edges, decomposition=decomposition, time_scale=time_scale, device=z0.device
+        (T, H, W), edges, decomposition=decomposition, time_scale=time_scale, device=z0.device
     )
     empty = [b.name for b in bands.bands if b.n_bins == 0]
     if empty:
@@ -75,10 +76,10 @@ def analyze_latent(
         )
     # The one FFT of z0 that every number below comes from (the full per-bin power only for the profile).
     p = bin_power(z0) if radial else None  # (t, h, w)
-    power = band_mean(p, bands) if radial else band_power(z0, bands)  # (n_bands,)
+    power = band_mean(p, bands) if p is not None else band_power(z0, bands)  # (n_bands,)
     check_finite_power(power, bands)
     res = band_snr(z0, bands, schedule, seeds=seeds, generator=generator, progress=progress, power=power)
-    profile = radial_profile(p, decomposition=decomposition, time_scale=time_scale) if radial else None
+    profile = radial_profile(p, decomposition=decomposition, time_scale=time_scale) if p is not None else None
     return ClipResult(video or {"path": None}, encoder or {}, tuple(z0.shape), bands, res, profile)
 
 

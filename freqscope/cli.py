@@ -157,7 +157,7 @@ class _IntOrAuto(click.ParamType):
 class _Group(click.Group):
     """Usage errors as one line too (click prints usage and a hint by default)."""
 
-    def main(self, args=None, prog_name=None, **kw):
+    def main(self, args=None, prog_name=None, **kw):  # type: ignore[override]  # always standalone, one line
         kw.pop("standalone_mode", None)
         try:
             with terminate_cleanly():  # SIGTERM removes temporary files as Ctrl-C does
@@ -295,7 +295,7 @@ def _load(clip: ClipArgs):
             vae_subfolder=clip.vae_subfolder,
             downsample=clip.downsample,
             sample_posterior=clip.sample_posterior,
-            dtype=DTYPES.get(clip.dtype),
+            dtype=DTYPES[clip.dtype] if clip.dtype is not None else None,
         ),
         device=dev,
     )
@@ -517,7 +517,7 @@ def _snr_clips(
     paths = list_videos(list(clip.videos))
     check_outputs(
         {"--json": json_path, "--csv": csv_path, "--plot": plot_path},
-        folders={"--band-videos": (band_videos, lambda name: re.fullmatch(r"band\d+_.*\.mp4", name))},
+        folders={"--band-videos": (band_videos, lambda name: bool(re.fullmatch(r"band\d+_.*\.mp4", name)))},
         inputs=_inputs(clip, scheduler_config, paths=paths),
         formats={"--plot": PLOT_FORMATS},
         stdout=("--json", "--csv"),
@@ -548,6 +548,7 @@ def _snr_clips(
             _wrote(path, clip.quiet)
     if band_videos is not None:
         first = run.clips[0]
+        assert first.z0 is not None  # kept by snr_clips(band_videos=True)
         decode = run.encoder.decode if hasattr(run.encoder, "decode") else None
         for path in write_band_videos(first.z0, first.bands, band_videos, decode=decode):
             _wrote(path, clip.quiet)

@@ -101,6 +101,7 @@ class _Clips(IterableDataset):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
+                x: torch.Tensor | None
                 x, vinfo = read_video(path, **read)
                 row["video"] = json.dumps(vinfo.to_dict())
                 if self.analyse is not None:

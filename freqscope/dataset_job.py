@@ -103,7 +103,8 @@ def snr_dataset(
     if world > 1:
         counts = counts.to(device)
         dist.all_reduce(counts)  # totals over ranks; also a barrier: every rank has flushed its parts
-    job = DatasetJob([], *map(int, counts.tolist()), errors=run.errors, rank=rank, world_size=world)
+    analysed, resumed, skipped, warned = map(int, counts.tolist())
+    job = DatasetJob([], analysed, resumed, skipped, warned, errors=run.errors, rank=rank, world_size=world)
     job.seconds = run.seconds
     if rank == 0:
         if results is not None:

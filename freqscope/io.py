@@ -138,7 +138,7 @@ def check_outputs(
     suffixes allowed per output; ``stdout`` the outputs that may be ``-`` (at most one is).
     """
     formats, folders, stdout = formats or {}, folders or {}, set(stdout)
-    inputs = [os.fspath(i) for i in inputs]
+    ins: list[str] = [os.fspath(i) for i in inputs]
     given = {k: os.fspath(v) for k, v in files.items() if v is not None}
     to_stdout = [k for k, v in given.items() if v == STDOUT]
     if len(to_stdout) > 1:
@@ -148,10 +148,10 @@ def check_outputs(
     for what, (p, _) in folders.items():
         if p is not None:
             check_output_folder(p, what)
-    _check_distinct(given, inputs)
+    _check_distinct(given, ins)
     for what, (p, writes) in folders.items():
         if p is not None:
-            _check_folder_writes(what, p, writes, inputs, given)
+            _check_folder_writes(what, p, writes, ins, given)
 
 
 def _check_distinct(given: Mapping[str, str], inputs: list[str]) -> None:
@@ -226,7 +226,10 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text)
+
+    atomic_write(path, write)
 
 
 def _canonical(x):

@@ -187,6 +187,8 @@ def _channels(pipe) -> int:
     c = vae_cfg.get("latent_channels") or vae_cfg.get("z_dim")
     if c is None:
         den = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+        if den is None:
+            raise ValueError("pipeline: it has neither a unet nor a transformer; pass a diffusers video pipeline")
         c = den.config.in_channels
     return int(c)
 

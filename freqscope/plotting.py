@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -38,6 +39,10 @@ def save_figure(fig, *paths: str | os.PathLike) -> None:
             if fmt not in ("png", "pdf", "svg"):
                 raise ValueError(f"plot {p}: unknown image format {p.suffix!r}; use .png, .pdf or .svg")
             meta = {"CreationDate": None} if fmt == "pdf" else {}  # reproducible files: rebuilding changes nothing
-            atomic_write(p, lambda tmp, fmt=fmt, meta=meta: fig.savefig(tmp, format=fmt, metadata=meta))
+            atomic_write(p, functools.partial(_savefig, fig, fmt=fmt, metadata=meta))
     finally:
         plt.close(fig)
+
+
+def _savefig(fig, tmp: str, *, fmt: str, metadata: dict) -> None:
+    fig.savefig(tmp, format=fmt, metadata=metadata)

@@ -128,7 +128,9 @@ def format_table(s: Summary, *, timesteps: tuple[int, ...] = TABLE_TIMESTEPS) ->
         row = [b.name, f"{100 * ef:.2f}%" if b.n_bins else "empty"]
         row += [_fmt_db(s.snr_db[i, t].item(), s.snr_db_std[i, t].item() if multi else None) for t in ts]
         if sampled is not None:
-            row.append(_fmt_db(sampled[i, N - 1].item(), s.clips[0].snr.sampled_db_std[i, N - 1].item()))
+            sampled_std = s.clips[0].snr.sampled_db_std
+            assert sampled_std is not None  # measured with the mean
+            row.append(_fmt_db(sampled[i, N - 1].item(), sampled_std[i, N - 1].item()))
         c = s.crossing[i]
         row.append("never" if c is None else str(c))
         rows.append(row)

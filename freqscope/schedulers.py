@@ -228,7 +228,7 @@ def reference_scheduler(name_or_path: str = "sd", *, shift: float | None = None)
     cls = getattr(diffusers, str(config.get("_class_name", "DDIMScheduler")), None)
     if cls is None or not hasattr(cls, "step"):
         raise ValueError(f"{name_or_path} names {config.get('_class_name')!r}, not a diffusers scheduler")
-    over = {"clip_sample": False} if "clip_sample" in config else {}
+    over: dict[str, bool | float] = {"clip_sample": False} if "clip_sample" in config else {}
     if shift is not None:
         over["flow_shift" if config.get("use_flow_sigmas") else "shift"] = shift
     try:

@@ -231,6 +231,7 @@ def read_video(
         rate = float(stream.average_rate) if stream.average_rate else None
 
     first = picker.first
+    assert first is not None  # frames_tensor() resized at least two frames
     return x, VideoInfo(
         path=str(path),
         source_size=(first.height, first.width),
