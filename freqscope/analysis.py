@@ -119,7 +119,7 @@ def analyze_video(
         z0.float(),
         schedule,
         video=info.to_dict(),
-        encoder=encoder.info.to_dict(),
+        encoder=encoder.info_for(x.shape[2]).to_dict(),
         generator=generator,
         progress=progress,
         **kwargs,

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from einops import rearrange
 
-from .encode import VAEEncoder
+from .encode import VAEEncoder, model_dtype
 
 __all__ = ["load_pipeline", "latent_shape", "pipeline_vae", "adapter_for", "Family", "FAMILIES"]
 
@@ -22,7 +23,7 @@ def load_pipeline(source: str, *, device: str | torch.device = "cpu", dtype: tor
 
     _quiet_libraries()
     device = torch.device(device)
-    dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    dtype = dtype or model_dtype(device)
     local = Path(source)
     if local.exists() and not (local / "model_index.json").is_file():
         raise ValueError(f"no model_index.json in {local}; pass a pipeline folder saved with save_pretrained")
@@ -231,7 +232,6 @@ class _FrameEncodedVAE(VAEEncoder):
     @torch.no_grad()
     def decode(self, z: torch.Tensor, *, progress=None) -> torch.Tensor:
         mu = self._denormalise(z.float()).to(self.device, self.dtype)
-        b, c, t, h, w = mu.shape
-        flat = mu.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-        x = self.model.decode(flat, num_frames=t).sample
-        return x.reshape(b, t, *x.shape[1:]).permute(0, 2, 1, 3, 4).float().clamp(-1, 1)
+        b, t = mu.shape[0], mu.shape[2]
+        x = self.model.decode(rearrange(mu, "b c t h w -> (b t) c h w"), num_frames=t).sample
+        return rearrange(x, "(b t) c h w -> b c t h w", b=b).float().clamp(-1, 1)

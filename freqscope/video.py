@@ -13,6 +13,7 @@ import av
 import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 from .io import atomic_write
 
@@ -171,7 +172,7 @@ def _to_tensor(frames: list[av.VideoFrame], out_hw: tuple[int, int], crop_hw: tu
     k = (first.rotation // 90) % 4 if getattr(first, "rotation", 0) else 0
     if k:
         rgb = np.rot90(rgb, k=k, axes=(1, 2))
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).float()  # (n, 3, H, W)
+    x = rearrange(torch.from_numpy(np.ascontiguousarray(rgb)), "n h w c -> n c h w").float()
     if tuple(x.shape[-2:]) != out_hw:
         x = F.interpolate(x, size=out_hw, mode="bilinear", antialias=True, align_corners=False)
     H, W = out_hw
@@ -443,7 +444,7 @@ def write_video(path: str | os.PathLike, frames: torch.Tensor, *, fps: float = 8
         if x.shape[-1] % 2 or x.shape[-2] % 2
         else x
     )
-    arr = x.permute(1, 2, 3, 0).cpu().numpy()  # (t, H, W, 3)
+    arr = rearrange(x, "c t h w -> t h w c").cpu().numpy()
 
     def write(tmp: str) -> None:
         with av.open(tmp, "w", format="mp4") as c:
