@@ -121,9 +121,9 @@ def parse_edges(text: str) -> tuple[float, ...]:
     try:
         edges = tuple(float(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise ValueError(f"--bands {text!r}: expected comma-separated numbers such as 0.125,0.25,0.5") from None
+        raise ValueError(f"`edges` {text!r}: expected comma-separated numbers such as 0.125,0.25,0.5") from None
     if not edges:
-        raise ValueError(f"--bands {text!r}: give at least one edge, e.g. 0.125,0.25,0.5")
+        raise ValueError(f"`edges` {text!r}: give at least one edge, e.g. 0.125,0.25,0.5")
     _check_edges(edges)
     return edges
 

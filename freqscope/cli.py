@@ -109,7 +109,7 @@ def _run(fn, quiet: bool):
 
     def show(message, category, filename, lineno, file=None, line=None):
         if not quiet:
-            click.echo(f"freqscope: warning: {message}", err=True)
+            click.echo(f"freqscope: warning: {to_flags(str(message))}", err=True)
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")

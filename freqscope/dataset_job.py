@@ -56,7 +56,7 @@ def snr_from_results(path, schedules: list[Schedule], *, weighted: bool = False)
     n = len(set(table.column("settings").to_pylist()))
     if n > 1:
         raise ValueError(
-            f"--from-results {path} holds clips analysed with {n} different settings (frames, size, encoder, "
+            f"`from_results` {path} holds clips analysed with {n} different settings (frames, size, encoder, "
             "bands...); keep one results file per setting"
         )
     return [aggregate(table, s, weighted=weighted) for s in schedules]
@@ -81,7 +81,7 @@ def snr_dataset(
         import torch.distributed as dist
 
         if results is None:
-            raise ValueError("under torchrun give --results FILE.parquet: the ranks merge their rows there")
+            raise ValueError("under torchrun give `results` FILE.parquet: the ranks merge their rows there")
         device = rank_device(device)
         if device.type == "cuda":
             torch.cuda.set_device(device)

@@ -213,7 +213,7 @@ class VAEEncoder:
         if local.exists() and not (local / (subfolder or "") / "config.json").is_file():
             raise ValueError(
                 f"no autoencoder config.json in {local / (subfolder or '')}; "
-                "pass a folder saved with save_pretrained, or set --vae-subfolder (e.g. vae)"
+                "pass a folder saved with save_pretrained, or set `vae_subfolder` (e.g. vae)"
             )
         if not local.exists() and (src.count("/") != 1 or src.startswith((".", "/"))):
             raise FileNotFoundError(f"VAE {src!r} is neither a local folder nor a hub id (owner/name); check the path")
@@ -351,12 +351,12 @@ def load_encoder(
         encoder = "vae" if vae else "pixel"
     if encoder == "pixel":
         if vae:
-            raise ValueError("--vae was given with --encoder pixel; drop one of them")
+            raise ValueError("`vae` was given with `encoder` pixel; drop one of them")
         return PixelEncoder(downsample=downsample)
     if not vae:
         raise ValueError("--encoder vae needs --vae PATH_OR_ID (a diffusers autoencoder folder or hub id)")
     if downsample != 1:
-        raise ValueError("--downsample applies to the pixel encoder only; a VAE sets its own compression")
+        raise ValueError("`downsample` applies to the pixel encoder only; a VAE sets its own compression")
     return VAEEncoder.load(
         vae,
         subfolder=vae_subfolder,

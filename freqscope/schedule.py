@@ -286,7 +286,7 @@ def schedule_from_config(
     name = str(config.get("_class_name", file.stem))
     if is_flow_config(config):
         if config.get("use_dynamic_shifting") and shift is None:
-            raise ValueError(f"{file} uses resolution-dependent shifting; give the shift with --shift")
+            raise ValueError(f"{file} uses resolution-dependent shifting; give the shift with `shift`")
         sched = flow_schedule(
             num_train_timesteps=config.get("num_train_timesteps", 1000),
             shift=float(shift if shift is not None else config.get(_shift_key(config), 1.0)),
@@ -307,7 +307,7 @@ def get_schedule(
         if is_flow_config(cfg):
             return flow_schedule(shift=shift if shift is not None else cfg["shift"], name=name_or_path)
         if shift is not None:
-            raise ValueError(f"--shift applies to flow matching; preset {name_or_path!r} is a beta schedule")
+            raise ValueError(f"`shift` applies to flow matching; preset {name_or_path!r} is a beta schedule")
         return vp_schedule(cfg, name=name_or_path, zero_terminal_snr=zero_terminal_snr)
     if os.sep in name_or_path or name_or_path.endswith(".json") or Path(name_or_path).exists():
         return schedule_from_config(name_or_path, zero_terminal_snr=zero_terminal_snr or None, shift=shift)

@@ -171,3 +171,18 @@ def test_per_frame_equals_a_loop_over_frames():
 
 def test_model_dtype():
     assert model_dtype("cpu") == torch.float32 and model_dtype(torch.device("cuda", 0)) == torch.float16
+
+
+def test_library_errors_name_parameters_the_cli_shows_flags():
+    from freqscope.bands import parse_edges
+    from freqscope.schedule import get_schedule as schedule
+
+    with pytest.raises(ValueError, match="^`edges` 'a,b': expected") as e:
+        parse_edges("a,b")
+    assert to_flags(str(e.value)).startswith("--bands 'a,b': expected")
+    with pytest.raises(ValueError, match="^`shift` applies to flow matching") as e:
+        schedule("sd", shift=2.0)
+    assert to_flags(str(e.value)).startswith("--shift applies to flow matching")
+    with pytest.raises(ValueError, match="^`vae` was given with `encoder` pixel") as e:
+        load_encoder("pixel", vae="x")
+    assert to_flags(str(e.value)) == "--vae was given with --encoder pixel; drop one of them"
