@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -56,7 +57,7 @@ def analyze_latent(
     generator: torch.Generator | None = None,
     video: dict | None = None,
     encoder: dict | None = None,
-    progress=None,
+    progress: Callable | None = None,
     radial: bool = True,
 ) -> ClipResult:
     """Per-band SNR of a latent ``z0`` of shape ``(b, c, t, h, w)`` at every timestep of ``schedule``
@@ -102,7 +103,7 @@ def analyze_video(
     start: float = 0.0,
     size: int | None = None,
     generator: torch.Generator | None = None,
-    progress=None,
+    progress: Callable | None = None,
     keep_latent: bool = False,
     **kwargs,
 ) -> ClipResult:

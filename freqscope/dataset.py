@@ -162,7 +162,7 @@ def run_dataset(
     rank: int = 0,
     world_size: int = 1,
     generator: torch.Generator | None = None,
-    progress=None,
+    progress: Callable | None = None,
 ) -> DatasetRun:
     """Band powers of every clip of ``sources`` (files, folders, globs, lists), one row per clip.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -70,7 +71,7 @@ def snr_dataset(
     results: str | os.PathLike | None = None,
     weighted: bool = False,
     device: torch.device | str = "cpu",
-    progress=None,
+    progress: Callable | None = None,
     **kwargs,
 ) -> DatasetJob:
     """Run :func:`~freqscope.dataset.run_dataset` on this process, or on every torchrun rank, then

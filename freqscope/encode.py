@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -122,7 +123,9 @@ class PixelEncoder:
         """:attr:`info` for a ``t``-frame clip (``frames_used`` filled in)."""
         return replace(self.info, frames_used=self.frames_used(t))
 
-    def __call__(self, frames: torch.Tensor, *, progress=None, generator=None) -> torch.Tensor:
+    def __call__(
+        self, frames: torch.Tensor, *, progress: Callable | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         _check_frames(frames)
         k = self.downsample
         if k > 1:
@@ -160,7 +163,9 @@ def _spatial_ratio(config: dict, class_name: str) -> int:
 class VAEEncoder:
     """A diffusers autoencoder loaded with ``from_pretrained`` (hub id or local folder)."""
 
-    def __init__(self, model, *, source: str | None = None, sample_posterior: bool = False, batch_size: int = 8):
+    def __init__(
+        self, model: Any, *, source: str | None = None, sample_posterior: bool = False, batch_size: int = 8
+    ) -> None:
         """Wrap a loaded diffusers autoencoder (see :meth:`load` to load one)."""
         self.model = model.eval()
         p = next(model.parameters())
@@ -298,7 +303,7 @@ class VAEEncoder:
         return z / self.scale + self.shift
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, *, progress=None) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, *, progress: Callable | None = None) -> torch.Tensor:
         """Latents ``(b, c, t, h, w)`` (scaled as :meth:`__call__` returns them) → frames ``(b, 3, T, H, W)``
         in [-1, 1]."""
         mu = self._denormalise(z.float()).to(self.device, self.dtype)
@@ -311,7 +316,7 @@ class VAEEncoder:
 
     @torch.no_grad()
     def __call__(
-        self, frames: torch.Tensor, *, progress=None, generator: torch.Generator | None = None
+        self, frames: torch.Tensor, *, progress: Callable | None = None, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         _check_frames(frames)
         t = frames.shape[2]
@@ -343,7 +348,7 @@ def load_encoder(
     dtype: torch.dtype | None = None,
     sample_posterior: bool = False,
     batch_size: int = 8,
-):
+) -> PixelEncoder | VAEEncoder:
     """``auto`` → ``vae`` when a VAE is given, else ``pixel``."""
     if encoder not in ENCODERS:
         raise ValueError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
