@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from .bands import DEFAULT_EDGES, BandSet, band_mean, band_power, bin_power, make_bands, radial_profile
+from .encode import Encoder
 from .schedule import Schedule
 from .snr import BandSNR, band_snr, crossing_timesteps, snr_closed_form, to_db
 from .video import read_video
@@ -93,8 +96,8 @@ def check_finite_power(power: torch.Tensor, bands: BandSet, what: str = "z0") ->
 
 
 def analyze_video(
-    path,
-    encoder,
+    path: str | os.PathLike,
+    encoder: Encoder,
     schedule: Schedule,
     *,
     frames: int = 16,
@@ -105,7 +108,7 @@ def analyze_video(
     generator: torch.Generator | None = None,
     progress: Callable | None = None,
     keep_latent: bool = False,
-    **kwargs,
+    **kwargs: Any,
 ) -> ClipResult:
     """Read a clip, encode it with ``encoder`` (see :mod:`freqscope.encode`) and analyse its latent
     (kept in the result with ``keep_latent``, e.g. to write band videos)."""

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .analysis import check_finite_power
 from .bands import DEFAULT_EDGES, band_power, bin_power, make_bands, radial_profile
-from .encode import PixelEncoder
+from .encode import Encoder, PixelEncoder
 from .inputs import ClipSpec, iter_clips, shard
 from .results import ResultsStore, settings_hash
 from .snr import energy_fraction
@@ -47,7 +47,9 @@ class DatasetRun:
     seconds: float = 0.0
 
 
-def analysis_settings(encoder, *, read: dict, edges, decomposition: str, time_scale: float, radial: bool) -> dict:
+def analysis_settings(
+    encoder: Encoder, *, read: dict, edges: tuple[float, ...], decomposition: str, time_scale: float, radial: bool
+) -> dict:
     """Everything that changes a clip's numbers: the key of its row in the results store."""
     info = encoder.info.to_dict()
     enc = {k: info.get(k) for k in ("name", "source", "class_name", "scaling", "sample_posterior", "dtype")}
@@ -147,7 +149,7 @@ def _analyse(encoder, *, device, edges, decomposition, time_scale, radial, gener
 
 def run_dataset(
     sources: Iterable[str],
-    encoder,
+    encoder: Encoder,
     *,
     results: str | os.PathLike | None = None,
     read: dict | None = None,

@@ -12,11 +12,13 @@ import datetime
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from .aggregate import DatasetSummary, aggregate
 from .dataset import run_dataset
+from .encode import Encoder
 from .results import ResultsStore, read_results
 from .schedule import Schedule
 
@@ -51,7 +53,9 @@ def rank_device(device: torch.device | str) -> torch.device:
     return torch.device("cuda", local) if world > 1 and device.type == "cuda" else device
 
 
-def snr_from_results(path, schedules: list[Schedule], *, weighted: bool = False) -> list[DatasetSummary]:
+def snr_from_results(
+    path: str | os.PathLike, schedules: list[Schedule], *, weighted: bool = False
+) -> list[DatasetSummary]:
     """Aggregate a results file under each schedule, without decoding anything."""
     table = read_results(path)
     n = len(set(table.column("settings").to_pylist()))
@@ -65,14 +69,14 @@ def snr_from_results(path, schedules: list[Schedule], *, weighted: bool = False)
 
 def snr_dataset(
     sources: list[str],
-    encoder,
+    encoder: Encoder,
     schedules: list[Schedule],
     *,
     results: str | os.PathLike | None = None,
     weighted: bool = False,
     device: torch.device | str = "cpu",
     progress: Callable | None = None,
-    **kwargs,
+    **kwargs: Any,
 ) -> DatasetJob:
     """Run :func:`~freqscope.dataset.run_dataset` on this process, or on every torchrun rank, then
     aggregate (on rank 0) under each of ``schedules``. ``kwargs`` go to ``run_dataset``."""

@@ -26,6 +26,7 @@ from .hub import check_hub_source
 
 __all__ = [
     "EncoderInfo",
+    "Encoder",
     "PixelEncoder",
     "VAEEncoder",
     "load_encoder",
@@ -336,6 +337,10 @@ class VAEEncoder:
             x = x[:, :, :keep]
             mu = self._latent(x, generator)  # (b, c, t', h, w)
         return _check_finite(self._normalise(mu), f"the VAE {self.info.source}")
+
+
+#: What :func:`load_encoder` returns: frames ``(b, 3, t, H, W)`` → latents ``(b, c, t', h, w)``.
+Encoder = PixelEncoder | VAEEncoder
 
 
 def load_encoder(

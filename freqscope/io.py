@@ -22,8 +22,9 @@ import signal
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "STDOUT",
@@ -244,13 +245,13 @@ def _canonical(x):
     return x
 
 
-def dumps_json(doc) -> str:
+def dumps_json(doc: Any) -> str:
     """JSON text that is the same bytes for the same document: unordered lists sorted, no NaN."""
     return json.dumps(_canonical(doc), indent=1, allow_nan=False) + "\n"
 
 
 @contextlib.contextmanager
-def terminate_cleanly(exit_status: int = 143):
+def terminate_cleanly(exit_status: int = 143) -> Iterator[None]:
     """Turn SIGTERM into ``SystemExit`` inside the block, so temporary files are removed as on Ctrl-C."""
 
     def on_term(signum, frame):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks keep their inline backend
 
@@ -22,7 +23,9 @@ def band_colors(n: int) -> list[str]:
     return [OKABE_ITO[i % len(OKABE_ITO)] for i in range(n)]
 
 
-def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 3.5, height: float | None = None, **kw):
+def new_figure(
+    nrows: int = 1, ncols: int = 1, *, width: float = 3.5, height: float | None = None, **kw: Any
+) -> tuple[Any, Any]:
     """A figure at column width (3.5 in) by default, in freqscope's style."""
     plt.style.use(STYLE)
     height = height or width * 0.72 * nrows / ncols
@@ -30,7 +33,7 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 3.5, height: fl
     return fig, ax
 
 
-def save_figure(fig, *paths: str | os.PathLike) -> None:
+def save_figure(fig: Any, *paths: str | os.PathLike) -> None:
     """Save atomically in the format of each suffix (``.png``, ``.pdf``, ``.svg``), then close."""
     try:
         for path in paths:
@@ -44,5 +47,5 @@ def save_figure(fig, *paths: str | os.PathLike) -> None:
         plt.close(fig)
 
 
-def _savefig(fig, tmp: str, *, fmt: str, metadata: dict) -> None:
+def _savefig(fig: Any, tmp: str, *, fmt: str, metadata: dict) -> None:
     fig.savefig(tmp, format=fmt, metadata=metadata)

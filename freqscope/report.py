@@ -27,12 +27,13 @@ import math
 import os
 import re
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from .analysis import Summary
-from .bands import bandpass
+from .bands import BandSet, bandpass
 from .io import dumps_json, write_text
 from .video import write_video
 
@@ -207,7 +208,7 @@ def plot_snr(s: Summary, path: str | os.PathLike, *, title: str | None = None) -
 # ---- freeinit: the gap per band per pass --------------------------------------------------------------
 
 
-def band_video_frames(z0: torch.Tensor, bands, index: int) -> torch.Tensor:
+def band_video_frames(z0: torch.Tensor, bands: BandSet, index: int) -> torch.Tensor:
     """What band ``index`` of ``z0`` ``(b, c, t, h, w)`` holds, ready to look at: the clip's mean (its DC
     component, so the clip's own colour) plus the band-pass content amplified by ONE gain for all channels
     (hue is kept) up to the clip's own contrast (99.5th percentile of ``|z0 − mean|``); the DC band alone is
@@ -222,7 +223,14 @@ def band_video_frames(z0: torch.Tensor, bands, index: int) -> torch.Tensor:
     return mean + gain * part
 
 
-def write_band_videos(z0: torch.Tensor, bands, folder, *, decode=None, fps: float = 8.0) -> list[str]:
+def write_band_videos(
+    z0: torch.Tensor,
+    bands: BandSet,
+    folder: str | os.PathLike,
+    *,
+    decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    fps: float = 8.0,
+) -> list[str]:
     """Write what each band of ``z0`` holds as ``band{i}_{name}.mp4`` in ``folder``
     (:func:`band_video_frames`, decoded to pixels by ``decode`` for a VAE latent)."""
     paths = []

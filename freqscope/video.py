@@ -108,8 +108,8 @@ def estimate_memory(source_hw: tuple[int, int], *, frames: int, size: int | tupl
 
 def check_limits(
     path: str | os.PathLike,
-    stream,
-    container,
+    stream: av.video.stream.VideoStream,
+    container: av.container.InputContainer,
     *,
     frames: int,
     start: float,
