@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -172,11 +173,11 @@ def dataset_to_dict(s: DatasetSummary) -> dict:
     }
 
 
-def write_dataset_json(s: DatasetSummary, path) -> None:
+def write_dataset_json(s: DatasetSummary, path: str | os.PathLike) -> None:
     write_json(dataset_to_dict(s), path)
 
 
-def write_dataset_csv(s: DatasetSummary, path) -> None:
+def write_dataset_csv(s: DatasetSummary, path: str | os.PathLike) -> None:
     """Long format: band, timestep, snr_db, snr_db_lo, snr_db_hi."""
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -187,10 +188,10 @@ def write_dataset_csv(s: DatasetSummary, path) -> None:
     write_text(path, buf.getvalue())
 
 
-def plot_dataset(s: DatasetSummary, path, *, title: str | None = None) -> None:
+def plot_dataset(s: DatasetSummary, path: str | os.PathLike, *, title: str | None = None) -> None:
     """SNR (dB) of the mean power vs timestep, one curve per band with its spread band (P̄ ± σ; where
     P̄ ≤ σ the lower edge, −inf dB, is drawn 10 dB below the mean)."""
-    from .plotting import band_colors, new_figure, save_figure
+    from .plotting import band_colors, new_figure, save_figure  # matplotlib loads only when a figure is drawn
 
     fig, ax = new_figure()
     t = s.schedule.timesteps.numpy()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from .bands import DEFAULT_EDGES, BandSet, band_mean, band_power, bin_power, make_bands, radial_profile
+from .encode import Encoder
 from .schedule import Schedule
 from .snr import BandSNR, band_snr, crossing_timesteps, snr_closed_form, to_db
 from .video import read_video
@@ -56,15 +60,16 @@ def analyze_latent(
     generator: torch.Generator | None = None,
     video: dict | None = None,
     encoder: dict | None = None,
-    progress=None,
+    progress: Callable | None = None,
     radial: bool = True,
 ) -> ClipResult:
     """Per-band SNR of a latent ``z0`` of shape ``(b, c, t, h, w)`` at every timestep of ``schedule``
     (and its radially averaged spectrum with ``radial``: a second, full-spectrum pass)."""
     if z0.ndim != 5:
         raise ValueError(f"z0 must be (b, c, t, h, w), got shape {tuple(z0.shape)}")
+    T, H, W = z0.shape[-3:]
     bands = make_bands(
-        tuple(z0.shape[-3:]), edges, decomposition=decomposition, time_scale=time_scale, device=z0.device
+        (T, H, W), edges, decomposition=decomposition, time_scale=time_scale, device=z0.device
     )
     empty = [b.name for b in bands.bands if b.n_bins == 0]
     if empty:
@@ -75,10 +80,10 @@ def analyze_latent(
         )
     # The one FFT of z0 that every number below comes from (the full per-bin power only for the profile).
     p = bin_power(z0) if radial else None  # (t, h, w)
-    power = band_mean(p, bands) if radial else band_power(z0, bands)  # (n_bands,)
+    power = band_mean(p, bands) if p is not None else band_power(z0, bands)  # (n_bands,)
     check_finite_power(power, bands)
     res = band_snr(z0, bands, schedule, seeds=seeds, generator=generator, progress=progress, power=power)
-    profile = radial_profile(p, decomposition=decomposition, time_scale=time_scale) if radial else None
+    profile = radial_profile(p, decomposition=decomposition, time_scale=time_scale) if p is not None else None
     return ClipResult(video or {"path": None}, encoder or {}, tuple(z0.shape), bands, res, profile)
 
 
@@ -91,8 +96,8 @@ def check_finite_power(power: torch.Tensor, bands: BandSet, what: str = "z0") ->
 
 
 def analyze_video(
-    path,
-    encoder,
+    path: str | os.PathLike,
+    encoder: Encoder,
     schedule: Schedule,
     *,
     frames: int = 16,
@@ -101,9 +106,9 @@ def analyze_video(
     start: float = 0.0,
     size: int | None = None,
     generator: torch.Generator | None = None,
-    progress=None,
+    progress: Callable | None = None,
     keep_latent: bool = False,
-    **kwargs,
+    **kwargs: Any,
 ) -> ClipResult:
     """Read a clip, encode it with ``encoder`` (see :mod:`freqscope.encode`) and analyse its latent
     (kept in the result with ``keep_latent``, e.g. to write band videos)."""
@@ -118,7 +123,7 @@ def analyze_video(
         z0.float(),
         schedule,
         video=info.to_dict(),
-        encoder=encoder.info.to_dict(),
+        encoder=encoder.info_for(x.shape[2]).to_dict(),
         generator=generator,
         progress=progress,
         **kwargs,

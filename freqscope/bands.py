@@ -121,9 +121,9 @@ def parse_edges(text: str) -> tuple[float, ...]:
     try:
         edges = tuple(float(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise ValueError(f"--bands {text!r}: expected comma-separated numbers such as 0.125,0.25,0.5") from None
+        raise ValueError(f"`edges` {text!r}: expected comma-separated numbers such as 0.125,0.25,0.5") from None
     if not edges:
-        raise ValueError(f"--bands {text!r}: give at least one edge, e.g. 0.125,0.25,0.5")
+        raise ValueError(f"`edges` {text!r}: give at least one edge, e.g. 0.125,0.25,0.5")
     _check_edges(edges)
     return edges
 
@@ -213,11 +213,23 @@ def band_mean(p: torch.Tensor, bands: BandSet) -> torch.Tensor:
     if tuple(p.shape[-3:]) != bands.shape:
         raise ValueError(f"x has (t, h, w) = {tuple(p.shape[-3:])} but the bands were made for {bands.shape}")
     lead = p.shape[:-3]
-    flat = p.double().reshape(-1, math.prod(bands.shape))  # (n, t·h·w)
-    lab = bands.labels.to(p.device).flatten()
-    k = len(bands)
-    sums = torch.zeros(flat.shape[0], k, dtype=torch.float64, device=p.device).index_add_(1, lab, flat)
-    return (sums / _counts(bands, sums)).reshape(*lead, k)  # 0/0 = NaN where a band is empty
+    flat = p.double().reshape(*lead, math.prod(bands.shape))  # (…, t·h·w)
+    sums = _group_sums(flat, bands.labels.to(p.device).flatten(), len(bands))  # (…, n_bands)
+    return sums / _counts(bands, sums)  # 0/0 = NaN where a band is empty
+
+
+def _group_sums(values: torch.Tensor, index: torch.Tensor, k: int) -> torch.Tensor:
+    """Sums of float64 ``values (…, N)`` over the groups ``index (N,)`` (each in ``0 … k−1``): ``(…, k)``."""
+    lead = values.shape[:-1]
+    flat = values.reshape(-1, values.shape[-1])  # (n, N)
+    sums = torch.zeros(flat.shape[0], k, dtype=torch.float64, device=values.device).index_add_(1, index, flat)
+    return sums.reshape(*lead, k)
+
+
+def _group_means(values: torch.Tensor, index: torch.Tensor, k: int) -> torch.Tensor:
+    """Means of float64 ``values (N,)`` over the groups ``index (N,)``: ``(k,)``, NaN for an empty group."""
+    sums = _group_sums(values, index, k)
+    return sums / torch.bincount(index, minlength=k).to(sums)
 
 
 def _counts(bands: BandSet, like: torch.Tensor) -> torch.Tensor:
@@ -237,12 +249,11 @@ def band_sums(x: torch.Tensor, bands: BandSet) -> torch.Tensor:
     b, c = x.shape[:2]
     X = torch.fft.rfftn(x if x.dtype == torch.float64 else x.float(), dim=(-3, -2, -1), norm="ortho")
     p = torch.view_as_real(X).square().sum(-1)  # (b, c, t, h, w//2+1), float32: |X|²
-    w = bands.half_weights.to(p.device, p.dtype)
-    p = (p * w).reshape(b * c, -1)  # (b·c, t·h·(w//2+1))
-    lab = bands.half_labels.to(p.device).flatten()
-    sums = torch.zeros(b * c, len(bands), dtype=torch.float64, device=p.device)
-    sums.index_add_(1, lab, p.double())
-    return sums.reshape(b, c, len(bands))
+    half_labels, half_weights = bands.half_labels, bands.half_weights
+    if half_labels is None or half_weights is None:
+        raise ValueError("bands: made without the half-spectrum labels; build them with make_bands")
+    p = (p * half_weights.to(p.device, p.dtype)).reshape(b, c, -1)  # (b, c, t·h·(w//2+1))
+    return _group_sums(p.double(), half_labels.to(p.device).flatten(), len(bands))  # (b, c, n_bands)
 
 
 def band_power(x: torch.Tensor, bands: BandSet, *, per_sample: bool = False) -> torch.Tensor:
@@ -289,7 +300,8 @@ def radial_profile(
     p: torch.Tensor, *, n_bins: int | None = None, decomposition: str = "spatiotemporal", time_scale: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`rapsd` of an already computed per-bin power ``(t, h, w)`` (FFT order)."""
-    shape = tuple(p.shape[-3:])
+    T, H, W = p.shape[-3:]
+    shape = (T, H, W)
     d = distance(shape, decomposition=decomposition, time_scale=time_scale, device=p.device).flatten()
     p = p.double().flatten()
     keep = d > 0
@@ -297,9 +309,7 @@ def radial_profile(
     n_bins = n_bins or max(2, max(shape) // 2)
     edges = torch.linspace(0.0, float(d.max()) * (1 + 1e-9), n_bins + 1, dtype=torch.float64, device=p.device)
     idx = (torch.bucketize(d, edges, right=True) - 1).clamp_(0, n_bins - 1)
-    sums = torch.zeros(n_bins, dtype=torch.float64, device=p.device).index_add_(0, idx, p)
-    counts = torch.bincount(idx, minlength=n_bins).to(sums)
-    return 0.5 * (edges[1:] + edges[:-1]), sums / counts
+    return 0.5 * (edges[1:] + edges[:-1]), _group_means(p, idx, n_bins)
 
 
 def spatiotemporal_power(x: torch.Tensor, *, n_spatial: int | None = None) -> tuple[torch.Tensor, ...]:
@@ -321,7 +331,5 @@ def spatiotemporal_power(x: torch.Tensor, *, n_spatial: int | None = None) -> tu
     ti = torch.bucketize(ft.flatten(), t_vals)  # exact match: index of |f_t| among the distinct values
     si = (torch.bucketize(r.flatten(), edges, right=True) - 1).clamp_(0, n_spatial - 1)
     cell = ti * n_spatial + si
-    k = len(t_vals) * n_spatial
-    sums = torch.zeros(k, dtype=torch.float64, device=p.device).index_add_(0, cell, p.flatten())
-    counts = torch.bincount(cell, minlength=k).to(sums)
-    return t_vals, edges, (sums / counts).reshape(len(t_vals), n_spatial)
+    power = _group_means(p.flatten(), cell, len(t_vals) * n_spatial)
+    return t_vals, edges, power.reshape(len(t_vals), n_spatial)

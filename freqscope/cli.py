@@ -7,23 +7,43 @@ Errors in the input end with one line on stderr and exit status 2.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import re
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import click
 import torch
 
 from . import __version__
+from .aggregate import format_dataset_table, plot_dataset, write_dataset_csv, write_dataset_json
+from .analysis import analyze_latent
 from .bands import DECOMPOSITIONS, DEFAULT_EDGES, parse_edges
-from .encode import ENCODERS
+from .dataset import run_dataset
+from .encode import ENCODERS, load_encoder
+from .experiment import run_freeinit
 from .filters import FILTER_METHODS
 from .freeinit import PRIORS as PRIOR_CHOICES
-from .freeinit import RENOISE
-from .schedule import DEFAULT_PRESET, PRESETS
-from .video import DEFAULT_MAX_SHORT_SIDE
+from .freeinit import RENOISE, sample
+from .hub import check_hub_source
+from .io import STDOUT, check_outputs, terminate_cleanly
+from .report import format_table, plot_snr, write_band_videos, write_csv, write_json
+from .schedule import DEFAULT_PRESET, PRESETS, Schedule, scheduler_config_file
+from .snr_job import (
+    check_dataset_args,
+    check_read,
+    is_dataset_run,
+    resolve_device,
+    snr_clips,
+    snr_dataset_run,
+    snr_schedules,
+    suffixed,
+)
+from .video import DEFAULT_MAX_SHORT_SIDE, list_videos, read_video
 
 __all__ = ["main"]
 
@@ -35,6 +55,24 @@ class UserError(click.ClickException):
 
     def show(self, file=None) -> None:
         click.echo(f"freqscope: error: {self.format_message()}", err=True)
+
+
+def _default(fn: Callable, name: str) -> str:
+    """The library's default of ``fn``'s parameter ``name``, as ``show_default`` shows it: read from the
+    signature, where it lives, never restated here."""
+    value = inspect.signature(fn).parameters[name].default
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+class _LibraryDefault(click.Option):
+    """An option left unset unless given (the library's default stands), its help showing that default as
+    ``[default: 16]`` (click shows a string ``show_default`` in parentheses)."""
+
+    def get_help_extra(self, ctx: click.Context):
+        extra = super().get_help_extra(ctx)
+        if isinstance(self.show_default, str):
+            extra["default"] = self.show_default
+        return extra
 
 
 def _given(**kw) -> dict:
@@ -49,12 +87,30 @@ def _progress(quiet: bool):
     return functools.partial(tqdm, disable=True if quiet else None, leave=False, file=sys.stderr, dynamic_ncols=True)
 
 
+#: The flag of each library parameter whose name is not its flag's (``frames`` → ``--frames`` otherwise).
+PARAM_FLAGS = {
+    "videos": "--video",
+    "paths": "--video",
+    "edges": "--bands",
+    "schedules": "--schedule",
+    "schedule": "--schedule",
+    "json_path": "--json",
+    "csv_path": "--csv",
+    "plot_path": "--plot",
+}
+
+
+def to_flags(message: str) -> str:
+    """A library error as the CLI shows it: each parameter named in backquotes (`frames`) becomes its flag."""
+    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: PARAM_FLAGS.get(m[1], "--" + m[1].replace("_", "-")), message)
+
+
 def _run(fn, quiet: bool):
     """Run ``fn`` turning input errors into one line + exit 2 and warnings into one line each."""
 
     def show(message, category, filename, lineno, file=None, line=None):
         if not quiet:
-            click.echo(f"freqscope: warning: {message}", err=True)
+            click.echo(f"freqscope: warning: {to_flags(str(message))}", err=True)
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -62,7 +118,7 @@ def _run(fn, quiet: bool):
         try:
             return fn()
         except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
-            raise UserError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+            raise UserError(to_flags(str(e).splitlines()[0]) if str(e) else type(e).__name__) from None
         except OSError as e:
             raise UserError(f"{e.strerror or e}: {e.filename}" if e.filename else str(e)) from None
         except (MemoryError, RuntimeError) as e:  # torch reports a failed allocation as a RuntimeError
@@ -72,25 +128,8 @@ def _run(fn, quiet: bool):
 
 
 def _device(device: str | None) -> torch.device:
-    """The device asked for, if this machine has it: cpu, cuda, cuda:N (N below the GPU count) or mps."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        d = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"--device {device!r}: not a device; use cpu, cuda or cuda:N") from None
-    if d.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
-        if d.index is not None and d.index >= torch.cuda.device_count():
-            n = torch.cuda.device_count()
-            raise ValueError(f"--device {device}: this machine has {n} GPU(s), cuda:0 to cuda:{n - 1}")
-    elif d.type == "mps":
-        if not (torch.backends.mps.is_available() and d.index in (None, 0)):
-            raise ValueError(f"--device {device}: Apple MPS is not available on this machine; use --device cpu")
-    elif d.type != "cpu" or d.index not in (None, 0):
-        raise ValueError(f"--device {device}: not supported; use cpu, cuda or cuda:N")
-    return d
+    """The device asked for (see :func:`~freqscope.snr_job.resolve_device`)."""
+    return resolve_device(device)
 
 
 #: torch.Generator.manual_seed takes a 64-bit integer; we keep to the signed range.
@@ -119,9 +158,7 @@ class _IntOrAuto(click.ParamType):
 class _Group(click.Group):
     """Usage errors as one line too (click prints usage and a hint by default)."""
 
-    def main(self, args=None, prog_name=None, **kw):
-        from .io import terminate_cleanly
-
+    def main(self, args=None, prog_name=None, **kw):  # type: ignore[override]  # always standalone, one line
         kw.pop("standalone_mode", None)
         try:
             with terminate_cleanly():  # SIGTERM removes temporary files as Ctrl-C does
@@ -190,10 +227,28 @@ def video_options(f=None, *, video_required: bool = True):
             metavar="PATH",
             help="Video file or folder of videos; repeat for several clips.",
         ),
-        click.option("--frames", type=click.IntRange(min=1), help="Frames to read.  [default: 16]"),
-        click.option("--stride", type=click.IntRange(min=1), help="Take every K-th frame.  [default: 1]"),
+        click.option(
+            "--frames",
+            type=click.IntRange(min=1),
+            cls=_LibraryDefault,
+            show_default=_default(read_video, "frames"),
+            help="Frames to read.",
+        ),
+        click.option(
+            "--stride",
+            type=click.IntRange(min=1),
+            cls=_LibraryDefault,
+            show_default=_default(read_video, "stride"),
+            help="Take every K-th frame.",
+        ),
         click.option("--fps", type=float, help="Resample to F frames/s by timestamp (instead of --stride)."),
-        click.option("--start", type=float, help="Start time in seconds.  [default: 0]"),
+        click.option(
+            "--start",
+            type=float,
+            cls=_LibraryDefault,
+            show_default=_default(read_video, "start"),
+            help="Start time in seconds.",
+        ),
         click.option(
             "--size",
             type=click.IntRange(min=1),
@@ -203,7 +258,9 @@ def video_options(f=None, *, video_required: bool = True):
         click.option(
             "--encoder",
             type=click.Choice(ENCODERS),
-            help="pixel, vae, or auto (vae if --vae is given).  [default: auto]",
+            cls=_LibraryDefault,
+            show_default=_default(load_encoder, "encoder"),
+            help="pixel, vae, or auto (vae if --vae is given).",
         ),
         click.option("--vae", metavar="PATH_OR_ID", help="diffusers autoencoder: local folder or hub id."),
         click.option("--vae-subfolder", metavar="NAME", help="Subfolder of --vae holding the VAE (e.g. vae)."),
@@ -230,9 +287,6 @@ def video_options(f=None, *, video_required: bool = True):
 
 def _load(clip: ClipArgs):
     """The clip paths, the encoder and the device the user asked for."""
-    from .encode import load_encoder
-    from .video import list_videos
-
     paths = list_videos(list(clip.videos))
     dev = _device(clip.device)
     enc = load_encoder(
@@ -242,7 +296,7 @@ def _load(clip: ClipArgs):
             vae_subfolder=clip.vae_subfolder,
             downsample=clip.downsample,
             sample_posterior=clip.sample_posterior,
-            dtype=DTYPES.get(clip.dtype),
+            dtype=DTYPES[clip.dtype] if clip.dtype is not None else None,
         ),
         device=dev,
     )
@@ -252,18 +306,14 @@ def _load(clip: ClipArgs):
 PLOT_FORMATS = (".png", ".pdf", ".svg")
 
 
-def _inputs(clip: ClipArgs, *configs: str | None, models: tuple[str | None, ...] = ()) -> list:
-    """Every file the run reads that an output could overwrite: the clips, a scheduler config file and
-    the files of local model folders (``--vae``, ``--pipeline``, ``--embedder``)."""
-    from pathlib import Path
-
-    from .video import list_videos
-
-    files = list(list_videos(list(clip.videos)))
+def _inputs(
+    clip: ClipArgs, *configs: str | None, models: tuple[str | None, ...] = (), paths: list | None = None
+) -> list:
+    """Every file the run reads that an output could overwrite: the clips (``paths``, if already listed), a
+    scheduler config file and the files of local model folders (``--vae``, ``--pipeline``, ``--embedder``)."""
+    files = list(paths if paths is not None else list_videos(list(clip.videos)))
     for c in configs:
         if c is not None and c not in PRESETS and Path(c).exists():
-            from .schedule import scheduler_config_file
-
             files.append(scheduler_config_file(c))
     for m in (clip.vae, *models):
         files.extend(_model_files(m))
@@ -272,15 +322,11 @@ def _inputs(clip: ClipArgs, *configs: str | None, models: tuple[str | None, ...]
 
 def _model_files(folder: str | None) -> list:
     """The files of a local model folder (none for a hub id or nothing)."""
-    from pathlib import Path
-
     return [f for f in Path(folder).rglob("*") if f.is_file()] if folder and Path(folder).is_dir() else []
 
 
 def _check_hub(source: str | None, what: str, filename: str) -> None:
     if source is not None:
-        from .hub import check_hub_source
-
         check_hub_source(source, what, filename=filename)
 
 
@@ -296,7 +342,9 @@ def _wrote(path, quiet: bool) -> None:
     "schedule_names",
     type=click.Choice(list(PRESETS)),
     multiple=True,
-    help=f"Preset noise schedule; repeat to report several (dataset runs).  [default: {DEFAULT_PRESET}]",
+    cls=_LibraryDefault,
+    show_default=DEFAULT_PRESET,
+    help="Preset noise schedule; repeat to report several (dataset runs).",
 )
 @click.option(
     "--scheduler-config", metavar="FILE_OR_FOLDER", help="A diffusers scheduler config (overrides --schedule)."
@@ -307,15 +355,31 @@ def _wrote(path, quiet: bool) -> None:
     "--bands",
     "bands_text",
     metavar="E1,E2,...",
-    help=f"Band edges in normalised frequency (Nyquist = 1).  [default: {','.join(map(str, DEFAULT_EDGES))}]",
+    cls=_LibraryDefault,
+    show_default=_default(analyze_latent, "edges"),
+    help="Band edges in normalised frequency (Nyquist = 1).",
 )
 @click.option(
     "--decomposition",
     type=click.Choice(DECOMPOSITIONS),
-    help="Distance over (t,h,w), (h,w) or t.  [default: spatiotemporal]",
+    cls=_LibraryDefault,
+    show_default=_default(analyze_latent, "decomposition"),
+    help="Distance over (t,h,w), (h,w) or t.",
 )
-@click.option("--time-scale", type=float, help="Weight of temporal frequency, d_s/d_t.  [default: 1]")
-@click.option("--seeds", type=click.IntRange(min=0), help="Also measure SNR with K real noise draws.  [default: 0]")
+@click.option(
+    "--time-scale",
+    type=float,
+    cls=_LibraryDefault,
+    show_default=_default(analyze_latent, "time_scale"),
+    help="Weight of temporal frequency, d_s/d_t.",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=0),
+    cls=_LibraryDefault,
+    show_default=_default(analyze_latent, "seeds"),
+    help="Also measure SNR with K real noise draws.",
+)
 @click.option("--json", "json_path", metavar="PATH", help="Write the full report as JSON.")
 @click.option("--csv", "csv_path", metavar="PATH", help="Write SNR per band and timestep as CSV.")
 @click.option("--plot", "plot_path", metavar="PATH", help="Write the SNR-vs-timestep figure (.png/.pdf/.svg).")
@@ -324,8 +388,20 @@ def _wrote(path, quiet: bool) -> None:
 @click.option(
     "--from-results", metavar="FILE.parquet", help="Aggregate a results file under --schedule(s), decoding nothing."
 )
-@click.option("--workers", type=click.IntRange(min=0), help="Dataset run: decoding processes.  [default: 0]")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Dataset run: clips per encoder batch.  [default: 8]")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    cls=_LibraryDefault,
+    show_default=_default(run_dataset, "workers"),
+    help="Dataset run: decoding processes.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    cls=_LibraryDefault,
+    show_default=_default(run_dataset, "batch_size"),
+    help="Dataset run: clips per encoder batch.",
+)
 @click.option("--strict", is_flag=True, default=None, help="Dataset run: stop at the first bad clip.")
 @click.option("--weighted", is_flag=True, help="Weight clips by the 'weight' column of a CSV list.")
 @click.option("--radial", is_flag=True, default=None, help="Dataset run: also store each clip's radial spectrum.")
@@ -367,100 +443,120 @@ def snr(
       freqscope snr --from-results run.parquet --schedule sd --schedule animatediff --json snr.json
       torchrun --standalone --nproc_per_node 4 -m freqscope snr --video list.csv --results run.parquet
     """
-    from .dataset_job import dist_env
-    from .inputs import LIST_SUFFIXES
-
-    dataset = (
-        any(v is not None for v in (results, from_results, workers, strict, radial))
-        or dist_env()[1] > 1
-        or len(schedule_names) > 1
-        or any(set("*?[") & set(v) or v.lower().endswith(LIST_SUFFIXES) for v in clip.videos)
+    run_args = dict(
+        scheduler_config=scheduler_config,
+        zero_terminal_snr=zero_terminal_snr,
+        shift=shift,
+        bands_text=bands_text,
+        decomposition=decomposition,
+        time_scale=time_scale,
+        json_path=json_path,
+        csv_path=csv_path,
+        plot_path=plot_path,
+    )
+    dataset = is_dataset_run(
+        clip.videos,
+        schedules=schedule_names,
+        results=results,
+        from_results=from_results,
+        workers=workers,
+        strict=strict,
+        radial=radial,
     )
     if dataset:
-        return _snr_dataset(
-            clip,
-            **{k: v for k, v in locals().items() if k not in ("clip", "dataset", "dist_env", "LIST_SUFFIXES")},
-        )
+        extra = dict(seeds=seeds, band_videos=band_videos, results=results, from_results=from_results)
+        extra.update(workers=workers, batch_size=batch_size, strict=strict, weighted=weighted, radial=radial)
+        return _run(lambda: _snr_dataset(clip, schedule_names=schedule_names, **run_args, **extra), clip.quiet)
     if not clip.videos:
         _run(lambda: _fail("give --video PATH (or --from-results FILE)"), clip.quiet)
     if weighted or batch_size is not None:
         _run(lambda: _fail("--weighted and --batch-size apply to dataset runs (add --results FILE)"), clip.quiet)
     schedule_name = schedule_names[0] if schedule_names else None
-    from .analysis import analyze_video, summarize
-    from .io import STDOUT, check_outputs
-    from .report import format_table, plot_snr, write_band_videos, write_csv, write_json
-    from .schedule import get_schedule
+    _run(
+        lambda: _snr_clips(clip, schedule_name=schedule_name, seeds=seeds, band_videos=band_videos, **run_args),
+        clip.quiet,
+    )
 
-    def job():
-        if clip.fps is not None and clip.stride is not None:
-            raise ValueError("give --fps or --stride, not both")
-        check_outputs(
-            {"--json": json_path, "--csv": csv_path, "--plot": plot_path},
-            folders={"--band-videos": (band_videos, lambda name: re.fullmatch(r"band\d+_.*\.mp4", name))},
-            inputs=_inputs(clip, scheduler_config),
-            formats={"--plot": PLOT_FORMATS},
-            stdout=("--json", "--csv"),
-        )
-        edges = parse_edges(bands_text) if bands_text is not None else None
-        sched = get_schedule(
-            scheduler_config or schedule_name or DEFAULT_PRESET,
-            **_given(zero_terminal_snr=zero_terminal_snr, shift=shift),
-        )
-        paths, enc, dev = _load(clip)
-        if len(paths) > 50:
-            warnings.warn(
-                f"{len(paths)} clips in one process, every clip's curves kept: add --results run.parquet "
-                "(and --workers N) for a faster, resumable dataset run"
-            )
-        progress = _progress(clip.quiet)
-        gen = torch.Generator().manual_seed(clip.seed)  # CPU: noise drawn there and moved (randn_tensor)
-        clips = [
-            analyze_video(
-                p,
-                enc,
-                sched,
-                generator=gen,
-                progress=progress,
-                keep_latent=band_videos is not None and i == 0,
-                radial=i == 0,  # the report shows the first clip's radial profile only
-                **clip.read_kwargs(),
-                **_given(
-                    size=clip.size,
-                    edges=edges,
-                    decomposition=decomposition,
-                    time_scale=time_scale,
-                    seeds=seeds,
-                ),
-            )
-            for i, p in enumerate(progress(paths, desc="clips", unit="clip") if len(paths) > 1 else paths)
-        ]
-        summary = summarize(clips, sched)
-        if not clip.quiet and STDOUT not in (json_path, csv_path):  # stdout carries the data instead
-            click.echo(format_table(summary))
-        for path, write in ((json_path, write_json), (csv_path, write_csv), (plot_path, plot_snr)):
-            if path is not None:
-                write(summary, path)
-                _wrote(path, clip.quiet)
-        if band_videos is not None:
-            decode = enc.decode if hasattr(enc, "decode") else None
-            for path in write_band_videos(clips[0].z0, clips[0].bands, band_videos, decode=decode):
-                _wrote(path, clip.quiet)
 
-    _run(job, clip.quiet)
+def _encoder_options(clip: ClipArgs) -> dict:
+    """What the user set of ``load_encoder``'s options."""
+    return _given(
+        encoder=clip.encoder,
+        vae=clip.vae,
+        vae_subfolder=clip.vae_subfolder,
+        downsample=clip.downsample,
+        sample_posterior=clip.sample_posterior,
+        dtype=DTYPES.get(clip.dtype) if clip.dtype is not None else None,
+    )
+
+
+def _analysis_options(bands_text, decomposition, time_scale, **kw) -> dict:
+    """What the user set of the band analysis' options (``--bands`` parsed into edges)."""
+    edges = parse_edges(bands_text) if bands_text is not None else None
+    return _given(edges=edges, decomposition=decomposition, time_scale=time_scale, **kw)
+
+
+def _snr_clips(
+    clip: ClipArgs,
+    *,
+    schedule_name,
+    scheduler_config,
+    zero_terminal_snr,
+    shift,
+    bands_text,
+    decomposition,
+    time_scale,
+    seeds,
+    json_path,
+    csv_path,
+    plot_path,
+    band_videos,
+) -> None:
+    """``snr`` of single clips: check, call :func:`~freqscope.snr_job.snr_clips`, write."""
+    read = {**clip.read_kwargs(), **_given(size=clip.size)}
+    check_read(read)
+    paths = list_videos(list(clip.videos))
+    check_outputs(
+        {"--json": json_path, "--csv": csv_path, "--plot": plot_path},
+        folders={"--band-videos": (band_videos, lambda name: bool(re.fullmatch(r"band\d+_.*\.mp4", name)))},
+        inputs=_inputs(clip, scheduler_config, paths=paths),
+        formats={"--plot": PLOT_FORMATS},
+        stdout=("--json", "--csv"),
+    )
+    analysis = _analysis_options(bands_text, decomposition, time_scale, seeds=seeds)
+    (sched,) = snr_schedules(
+        [schedule_name] if schedule_name and not scheduler_config else [],
+        scheduler_config=scheduler_config,
+        **_given(zero_terminal_snr=zero_terminal_snr, shift=shift),
+    )
+    run = snr_clips(
+        paths,
+        sched,
+        encoder=_encoder_options(clip),
+        device=clip.device,
+        seed=clip.seed,
+        read=read,
+        band_videos=band_videos is not None,
+        progress=_progress(clip.quiet),
+        **analysis,
+    )
+    summary = run.summaries[0]
+    if not clip.quiet and STDOUT not in (json_path, csv_path):  # stdout carries the data instead
+        click.echo(format_table(summary))
+    for path, write in ((json_path, write_json), (csv_path, write_csv), (plot_path, plot_snr)):
+        if path is not None:
+            write(summary, path)
+            _wrote(path, clip.quiet)
+    if band_videos is not None:
+        first = run.clips[0]
+        assert first.z0 is not None  # kept by snr_clips(band_videos=True)
+        decode = run.encoder.decode if hasattr(run.encoder, "decode") else None
+        for path in write_band_videos(first.z0, first.bands, band_videos, decode=decode):
+            _wrote(path, clip.quiet)
 
 
 def _fail(message: str):
     raise ValueError(message)
-
-
-def _suffixed(path: str | None, name: str, several: bool) -> str | None:
-    """``snr.json`` → ``snr-<schedule>.json`` when several schedules are reported."""
-    if path is None or not several or path == "-":
-        return path
-    from pathlib import Path
-
-    p = Path(path)
-    return str(p.with_name(f"{p.stem}-{name}{p.suffix}"))
 
 
 def _snr_dataset(
@@ -485,127 +581,112 @@ def _snr_dataset(
     strict,
     weighted,
     radial,
-):
+) -> None:
     """``snr`` over a dataset: run or resume (on every torchrun rank), or re-aggregate a results file."""
-    from .aggregate import format_dataset_table, plot_dataset, write_dataset_csv, write_dataset_json
-    from .dataset_job import rank_device, snr_dataset, snr_from_results
-    from .io import check_outputs
-    from .schedule import get_schedule, scheduler_config_file
-
-    def job():
-        if seeds is not None or band_videos is not None:
-            raise ValueError("--seeds and --band-videos apply to single clips, not to a dataset run")
-        if clip.fps is not None and clip.stride is not None:
-            raise ValueError("give --fps or --stride, not both")
-        if from_results is not None and (clip.videos or results is not None):
-            raise ValueError("--from-results reads a finished run; drop --video/--results (or drop --from-results)")
-        if from_results is None and not clip.videos:
-            raise ValueError("give --video PATH (a file, folder, glob or .txt/.csv list) or --from-results FILE")
-        for option, p in (("--results", results), ("--from-results", from_results)):
-            if p is not None and not p.endswith(".parquet"):
-                raise ValueError(f"{option} {p}: give a .parquet file name")
-        names = list(schedule_names) or ([] if scheduler_config else [DEFAULT_PRESET])
-        sources = ([scheduler_config] if scheduler_config else []) + names
-        scheds = [get_schedule(n, **_given(zero_terminal_snr=zero_terminal_snr, shift=shift)) for n in sources]
-        several = len(scheds) > 1
-        outs = [
-            (_suffixed(p, s.name, several), w, s)
-            for s in scheds
-            for p, w in ((json_path, write_dataset_json), (csv_path, write_dataset_csv), (plot_path, plot_dataset))
-        ]
-        flags = [
-            f"{flag} ({sc.name})" if several else flag
-            for sc in scheds
-            for flag in ("--json", "--csv", "--plot")
-        ]
-        check_outputs(
-            {"--results": results, **{f: p for f, (p, _, _) in zip(flags, outs)}},
-            inputs=[
-                *(v for v in clip.videos if os.path.isfile(v)),  # clips and lists named directly
-                *([from_results] if from_results is not None else []),
-                *_model_files(clip.vae),
-                *([scheduler_config_file(scheduler_config)] if scheduler_config else []),
-            ],
-            formats={f: PLOT_FORMATS for f in flags if f.startswith("--plot")},
-            stdout=[f for f in flags if not f.startswith("--plot")],
+    read = {**clip.read_kwargs(), **_given(size=clip.size)}
+    check_dataset_args(
+        clip.videos, read=read, results=results, from_results=from_results, seeds=seeds, band_videos=band_videos
+    )
+    scheds = snr_schedules(
+        schedule_names, scheduler_config=scheduler_config, **_given(zero_terminal_snr=zero_terminal_snr, shift=shift)
+    )
+    outs = _dataset_outputs(scheds, json_path=json_path, csv_path=csv_path, plot_path=plot_path)
+    _check_dataset_outputs(clip, outs, results=results, from_results=from_results, scheduler_config=scheduler_config)
+    if from_results is None:
+        analysis = _analysis_options(
+            bands_text, decomposition, time_scale, workers=workers, batch_size=batch_size, strict=strict, radial=radial
         )
-        if from_results is not None:
-            summaries = snr_from_results(from_results, scheds, weighted=weighted)
-            rank = 0
-        else:
-            if results is not None and os.path.abspath(results) in map(os.path.abspath, clip.videos):
-                raise ValueError(f"--results {results} is also an input; give another file name")
-            from .encode import load_encoder
-
-            dev = rank_device(_device(clip.device))  # under torchrun: this rank's GPU
-            enc = load_encoder(
-                **_given(
-                    encoder=clip.encoder,
-                    vae=clip.vae,
-                    vae_subfolder=clip.vae_subfolder,
-                    downsample=clip.downsample,
-                    sample_posterior=clip.sample_posterior,
-                    dtype=DTYPES.get(clip.dtype),
-                ),
-                device=dev,
-            )
-            edges = parse_edges(bands_text) if bands_text is not None else None
-            res = snr_dataset(
-                list(clip.videos),
-                enc,
-                scheds,
-                results=results,
-                weighted=weighted,
-                device=dev,
+    run = snr_dataset_run(
+        clip.videos,
+        scheds,
+        results=results,
+        from_results=from_results,
+        weighted=weighted,
+        **(
+            {}
+            if from_results is not None
+            else dict(
+                encoder=_encoder_options(clip),
+                device=clip.device,
+                seed=clip.seed,
+                read=read,
                 progress=_progress(clip.quiet),
-                read={**clip.read_kwargs(), **_given(size=clip.size)},
-                generator=torch.Generator(dev).manual_seed(clip.seed),
-                **_given(
-                    edges=edges,
-                    decomposition=decomposition,
-                    time_scale=time_scale,
-                    workers=workers,
-                    batch_size=batch_size,
-                    strict=strict,
-                    radial=radial,
-                ),
+                **analysis,
             )
-            summaries, rank = res.summaries, res.rank
-            if not clip.quiet and rank == 0:
-                where = f" ({res.world_size} ranks)" if res.world_size > 1 else ""
-                click.echo(
-                    f"analysed {res.analysed} clips in {res.seconds:.1f} s{where}, {res.resumed} already in "
-                    f"{results}" if results else f"analysed {res.analysed} clips in {res.seconds:.1f} s{where}",
-                    err=True,
-                )
-                if res.warned:
-                    click.echo(
-                        f"freqscope: warning: {res.warned} clip(s) were analysed with a warning (e.g. fewer frames "
-                        f"than asked){'; see the warning column of ' + results if results else ''}",
-                        err=True,
-                    )
-        if rank != 0:
-            return
-        for s in summaries:
-            if not clip.quiet and "-" not in (json_path, csv_path):  # stdout carries the data instead
-                click.echo(format_dataset_table(s))
-        s0 = summaries[0]
-        if s0.skipped and not clip.quiet:
-            listed = [f"--results {results or from_results} (status 'error')"] if (results or from_results) else []
-            listed += ["the JSON's 'skipped'"] if json_path else []
-            click.echo(
-                f"freqscope: warning: skipped {len(s0.skipped)} unreadable clip(s)"
-                + (f"; listed in {' and '.join(listed)}" if listed else "")
-                + "; first: "
-                + "; ".join(e if p in e else f"{p}: {e}" for p, e in s0.skipped[:3]),
-                err=True,
-            )
-        for path, write, s in outs:
-            if path is not None:
-                write(summaries[scheds.index(s)], path)
-                _wrote(path, clip.quiet)
+        ),
+    )
+    if run.job is not None and not clip.quiet and run.rank == 0:
+        _say_dataset_counts(run.job, results)
+    if run.rank != 0:
+        return
+    _report_dataset(clip, run, outs, json_path=json_path, csv_path=csv_path, results=results, from_results=from_results)
 
-    _run(job, clip.quiet)
+
+def _dataset_outputs(scheds, *, json_path, csv_path, plot_path) -> list[tuple[str, str | None, Callable, Schedule]]:
+    """(flag, path, writer, schedule) of every report a dataset run writes (one set per schedule)."""
+    several = len(scheds) > 1
+    return [
+        (f"{flag} ({s.name})" if several else flag, suffixed(p, s.name, several), w, s)
+        for s in scheds
+        for flag, p, w in (
+            ("--json", json_path, write_dataset_json),
+            ("--csv", csv_path, write_dataset_csv),
+            ("--plot", plot_path, plot_dataset),
+        )
+    ]
+
+
+def _check_dataset_outputs(clip: ClipArgs, outs, *, results, from_results, scheduler_config) -> None:
+    flags = [flag for flag, _, _, _ in outs]
+    check_outputs(
+        {"--results": results, **{flag: p for flag, p, _, _ in outs}},
+        inputs=[
+            *(v for v in clip.videos if os.path.isfile(v)),  # clips and lists named directly
+            *([from_results] if from_results is not None else []),
+            *_model_files(clip.vae),
+            *([scheduler_config_file(scheduler_config)] if scheduler_config else []),
+        ],
+        formats={f: PLOT_FORMATS for f in flags if f.startswith("--plot")},
+        stdout=[f for f in flags if not f.startswith("--plot")],
+    )
+
+
+def _say_dataset_counts(res, results) -> None:
+    where = f" ({res.world_size} ranks)" if res.world_size > 1 else ""
+    click.echo(
+        f"analysed {res.analysed} clips in {res.seconds:.1f} s{where}, {res.resumed} already in {results}"
+        if results
+        else f"analysed {res.analysed} clips in {res.seconds:.1f} s{where}",
+        err=True,
+    )
+    if res.warned:
+        click.echo(
+            f"freqscope: warning: {res.warned} clip(s) were analysed with a warning (e.g. fewer frames "
+            f"than asked){'; see the warning column of ' + results if results else ''}",
+            err=True,
+        )
+
+
+def _report_dataset(clip: ClipArgs, run, outs, *, json_path, csv_path, results, from_results) -> None:
+    summaries = run.summaries
+    for s in summaries:
+        if not clip.quiet and "-" not in (json_path, csv_path):  # stdout carries the data instead
+            click.echo(format_dataset_table(s))
+    s0 = summaries[0]
+    if s0.skipped and not clip.quiet:
+        listed = [f"--results {results or from_results} (status 'error')"] if (results or from_results) else []
+        listed += ["the JSON's 'skipped'"] if json_path else []
+        click.echo(
+            f"freqscope: warning: skipped {len(s0.skipped)} unreadable clip(s)"
+            + (f"; listed in {' and '.join(listed)}" if listed else "")
+            + "; first: "
+            + "; ".join(e if p in e else f"{p}: {e}" for p, e in s0.skipped[:3]),
+            err=True,
+        )
+    for _, path, write, s in outs:
+        if path is not None:
+            write(summaries[run.schedules.index(s)], path)
+            _wrote(path, clip.quiet)
 
 
 @main.command()
@@ -623,26 +704,70 @@ def _snr_dataset(
     "priors",
     multiple=True,
     type=click.Choice(PRIOR_CHOICES),
-    help="Initial-noise method; repeat to compare.  [default: freeinit]",
+    help="Initial-noise method; repeat to compare.",
+    cls=_LibraryDefault,
+    show_default=_default(run_freeinit, "priors"),
 )
 @click.option(
     "--num-iters",
     type=_IntOrAuto(),
     metavar="N|auto",
     help="Total sampling passes (1 = plain sampling), or auto: re-initialise only while the low-band gap is "
-    "above --gap-tol and shrinking, stopping before it overshoots.  [default: 3]",
+    "above --gap-tol and shrinking, stopping before it overshoots.",
+    cls=_LibraryDefault,
+    show_default=_default(sample, "num_iters"),
 )
-@click.option("--gap-tol", type=float, help="--num-iters auto: gap tolerance in dB.  [default: 1.0]")
 @click.option(
-    "--max-iters", type=click.IntRange(min=1), help="--num-iters auto: at most this many passes.  [default: 5]"
+    "--gap-tol",
+    type=float,
+    help="--num-iters auto: gap tolerance in dB.",
+    cls=_LibraryDefault,
+    show_default=_default(sample, "gap_tol"),
 )
-@click.option("--steps", type=click.IntRange(min=1), help="Inference steps per pass.  [default: 50]")
-@click.option("--method", type=click.Choice(FILTER_METHODS), help="Low-pass filter.  [default: butterworth]")
-@click.option("--d-s", type=float, help="Spatial stop frequency (Nyquist = 1).  [default: 0.25]")
-@click.option("--d-t", type=float, help="Temporal stop frequency.  [default: 0.25]")
-@click.option("--order", type=click.IntRange(min=1), help="Butterworth order.  [default: 4]")
 @click.option(
-    "--renoise", type=click.Choice(RENOISE), help="Re-diffusion noise: reuse (official) or fresh.  [default: reuse]"
+    "--max-iters",
+    type=click.IntRange(min=1),
+    help="--num-iters auto: at most this many passes.",
+    cls=_LibraryDefault,
+    show_default=_default(sample, "max_iters"),
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    help="Inference steps per pass.",
+    cls=_LibraryDefault,
+    show_default=_default(sample, "num_inference_steps"),
+)
+@click.option(
+    "--method",
+    type=click.Choice(FILTER_METHODS),
+    help="Low-pass filter.",
+    cls=_LibraryDefault,
+    show_default=_default(sample, "method"),
+)
+@click.option(
+    "--d-s",
+    type=float,
+    help="Spatial stop frequency (Nyquist = 1).",
+    cls=_LibraryDefault,
+    show_default=_default(sample, "d_s"),
+)
+@click.option(
+    "--d-t", type=float, help="Temporal stop frequency.", cls=_LibraryDefault, show_default=_default(sample, "d_t")
+)
+@click.option(
+    "--order",
+    type=click.IntRange(min=1),
+    help="Butterworth order.",
+    cls=_LibraryDefault,
+    show_default=_default(sample, "order"),
+)
+@click.option(
+    "--renoise",
+    type=click.Choice(RENOISE),
+    help="Re-diffusion noise: reuse (official) or fresh.",
+    cls=_LibraryDefault,
+    show_default=_default(sample, "renoise"),
 )
 @click.option(
     "--diffuse-timestep",
@@ -656,10 +781,18 @@ def _snr_dataset(
     help="Re-noise level as a VP-equivalent ᾱ, mapped onto the scheduler's own grid.",
 )
 @click.option(
-    "--mid-step", type=click.IntRange(min=0), help="FreqPrior: timestep carried to the next pass.  [default: 321]"
+    "--mid-step",
+    type=click.IntRange(min=0),
+    help="FreqPrior: timestep carried to the next pass.",
+    cls=_LibraryDefault,
+    show_default=_default(sample, "mid_step"),
 )
 @click.option(
-    "--ratio", type=float, help="FreqPrior: weight of the diffused latent against fresh noise.  [default: 0.8]"
+    "--ratio",
+    type=float,
+    help="FreqPrior: weight of the diffused latent against fresh noise.",
+    cls=_LibraryDefault,
+    show_default=_default(sample, "ratio"),
 )
 @click.option("--fast-sampling", is_flag=True, default=None, help="Coarse-to-fine: fewer steps in early passes.")
 @click.option(
@@ -674,8 +807,20 @@ def _snr_dataset(
 @click.option("--prompt", help="Pipeline prompt.")
 @click.option("--negative-prompt", help="Pipeline negative prompt.")
 @click.option("--guidance-scale", type=float, help="Pipeline guidance scale (the pipeline's default if unset).")
-@click.option("--height", type=click.IntRange(min=8), help="Pipeline video height.  [default: 256]")
-@click.option("--width", type=click.IntRange(min=8), help="Pipeline video width.  [default: 256]")
+@click.option(
+    "--height",
+    type=click.IntRange(min=8),
+    help="Pipeline video height.",
+    cls=_LibraryDefault,
+    show_default=_default(run_freeinit, "height"),
+)
+@click.option(
+    "--width",
+    type=click.IntRange(min=8),
+    help="Pipeline video width.",
+    cls=_LibraryDefault,
+    show_default=_default(run_freeinit, "width"),
+)
 @click.option("--out-dir", metavar="DIR", help="Pipeline: write the video of every pass here (mp4).")
 @click.option(
     "--embedder",
@@ -736,7 +881,6 @@ def freeinit(
       freqscope freeinit --video clip.mp4 --prior freeinit --prior freqprior --prior pyoco-mixed --renoise fresh
       freqscope freeinit --video clip.mp4 --pipeline ./animatediff --prompt "a boat" --device cuda --out-dir out/
     """
-    from .experiment import run_freeinit
     from .freeinit_report import format_gap_table, plot_gap, run_title, run_to_dict
     from .io import STDOUT, check_outputs
     from .report import write_json

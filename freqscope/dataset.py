@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .analysis import check_finite_power
 from .bands import DEFAULT_EDGES, band_power, bin_power, make_bands, radial_profile
-from .encode import PixelEncoder
+from .encode import Encoder, PixelEncoder
 from .inputs import ClipSpec, iter_clips, shard
 from .results import ResultsStore, settings_hash
 from .snr import energy_fraction
@@ -47,7 +47,9 @@ class DatasetRun:
     seconds: float = 0.0
 
 
-def analysis_settings(encoder, *, read: dict, edges, decomposition: str, time_scale: float, radial: bool) -> dict:
+def analysis_settings(
+    encoder: Encoder, *, read: dict, edges: tuple[float, ...], decomposition: str, time_scale: float, radial: bool
+) -> dict:
     """Everything that changes a clip's numbers: the key of its row in the results store."""
     info = encoder.info.to_dict()
     enc = {k: info.get(k) for k in ("name", "source", "class_name", "scaling", "sample_posterior", "dtype")}
@@ -101,6 +103,7 @@ class _Clips(IterableDataset):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
+                x: torch.Tensor | None
                 x, vinfo = read_video(path, **read)
                 row["video"] = json.dumps(vinfo.to_dict())
                 if self.analyse is not None:
@@ -146,7 +149,7 @@ def _analyse(encoder, *, device, edges, decomposition, time_scale, radial, gener
 
 def run_dataset(
     sources: Iterable[str],
-    encoder,
+    encoder: Encoder,
     *,
     results: str | os.PathLike | None = None,
     read: dict | None = None,
@@ -161,7 +164,7 @@ def run_dataset(
     rank: int = 0,
     world_size: int = 1,
     generator: torch.Generator | None = None,
-    progress=None,
+    progress: Callable | None = None,
 ) -> DatasetRun:
     """Band powers of every clip of ``sources`` (files, folders, globs, lists), one row per clip.
 
@@ -182,12 +185,7 @@ def run_dataset(
     for src in sources:  # a missing file, an empty folder, a glob matching nothing: fail before any work
         next(iter_clips([src]), None)
     device = torch.device(device)
-    # read_video's own defaults, overridden by what was given, so that the settings hash is the same either way.
-    defaults = {k: v.default for k, v in inspect.signature(read_video).parameters.items() if v.kind == v.KEYWORD_ONLY}
-    unknown = set(read or {}) - set(defaults)
-    if unknown:
-        raise ValueError(f"read: unknown option(s) {', '.join(sorted(unknown))}; choose from {', '.join(defaults)}")
-    read = {**defaults, **(read or {})}
+    read = _read_options(read)
     settings = analysis_settings(
         encoder, read=read, edges=edges, decomposition=decomposition, time_scale=time_scale, radial=radial
     )
@@ -196,7 +194,6 @@ def run_dataset(
     store = ResultsStore(results, rank=rank, metadata=settings) if results is not None else None
     done = store.done(key) if store is not None else {}
     opts = dict(edges=edges, decomposition=decomposition, time_scale=time_scale, radial=radial)
-    analyse = _analyse(encoder, device=device, generator=generator, **opts)
     # The weight-free pixel encoder on the CPU: the workers analyse, only rows come back.
     in_worker = workers > 0 and isinstance(encoder, PixelEncoder) and device.type == "cpu"
     ds = _Clips(
@@ -218,59 +215,20 @@ def run_dataset(
     )
     bar = progress(total=total, desc="clips", unit="clip", smoothing=0.05) if progress else None
     t0 = time.perf_counter()
-    pending: dict[tuple, list[tuple[dict, torch.Tensor]]] = {}  # frames shape → clips waiting for the encoder
-    batch = 1 if isinstance(encoder, PixelEncoder) else batch_size  # batching helps a model, not an FFT
-
-    def emit(row: dict) -> None:
-        if row["status"] == "error":
-            if strict:
-                raise ValueError(f"{row['path']}: {row['error']} (--strict stops at the first bad clip)")
-            run.errors.append((row["path"], row["error"]))
-        else:
-            run.analysed += 1
-            run.warned += bool(row.get("warning"))
-        if store is not None:
-            store.add(row)
-        else:
-            run.rows.append(row)
-        if bar is not None:
-            bar.update(1)
-
-    def encode(group: list[tuple[dict, torch.Tensor]]) -> None:
-        try:
-            outs = analyse(torch.cat([x for _, x in group]))
-        except (ValueError, RuntimeError) as e:
-            if len(group) > 1:  # find the clip at fault
-                for item in group:
-                    encode([item])
-                return
-            outs = [{"status": "error", "error": _one_line(e)}]
-        for (row, _), out in zip(group, outs):
-            emit({**row, **out})
-
+    sink = _Sink(
+        run,
+        _analyse(encoder, device=device, generator=generator, **opts),
+        batch=1 if isinstance(encoder, PixelEncoder) else batch_size,  # batching helps a model, not an FFT
+        store=store,
+        strict=strict,
+        bar=bar,
+    )
     try:
         for row, x in loader:
-            if row is None:
-                run.resumed += 1
-                if bar is not None:
-                    bar.update(1)
-            elif x is None:
-                emit(row)
-            else:
-                group = pending.setdefault(tuple(x.shape), [])
-                group.append((row, x))
-                if len(group) >= batch:
-                    encode(pending.pop(tuple(x.shape)))
-                elif sum(map(len, pending.values())) > 2 * batch:
-                    # Many sizes: memory holds at most 2 batches of frames; encode the fullest group now.
-                    encode(pending.pop(max(pending, key=lambda k: len(pending[k]))))
-        for shape in list(pending):
-            encode(pending.pop(shape))
+            sink.take(row, x)
+        sink.finish()
     except (ValueError, FileNotFoundError) as e:
-        # An error in a worker (a bad line of a list) arrives wrapped with the worker's traceback: keep its last line.
-        lines = str(e).strip().splitlines()
-        if workers and lines and lines[0].startswith("Caught "):
-            raise type(e)(lines[-1].split(": ", 1)[-1]) from None
+        _raise_worker_error(e, workers)
         raise
     finally:
         if store is not None:
@@ -281,3 +239,80 @@ def run_dataset(
         store.compact()  # under torchrun rank 0 merges, once every rank is done
     run.seconds = time.perf_counter() - t0
     return run
+
+
+def _read_options(read: dict | None) -> dict:
+    """read_video's own defaults, overridden by what was given, so that the settings hash is the same either way."""
+    defaults = {k: v.default for k, v in inspect.signature(read_video).parameters.items() if v.kind == v.KEYWORD_ONLY}
+    unknown = set(read or {}) - set(defaults)
+    if unknown:
+        raise ValueError(f"read: unknown option(s) {', '.join(sorted(unknown))}; choose from {', '.join(defaults)}")
+    return {**defaults, **(read or {})}
+
+
+def _raise_worker_error(e: Exception, workers: int) -> None:
+    """An error in a worker (a bad line of a list) arrives wrapped with the worker's traceback: keep its last line."""
+    lines = str(e).strip().splitlines()
+    if workers and lines and lines[0].startswith("Caught "):
+        raise type(e)(lines[-1].split(": ", 1)[-1]) from None
+
+
+class _Sink:
+    """Where loaded clips go: clips of one frame shape wait to be encoded ``batch`` at a time; rows go to the
+    results store (or the run) and tick the progress bar."""
+
+    def __init__(self, run: DatasetRun, analyse, *, batch: int, store: ResultsStore | None, strict: bool, bar):
+        self.run, self.analyse, self.batch, self.store, self.strict, self.bar = run, analyse, batch, store, strict, bar
+        self.pending: dict[tuple, list[tuple[dict, torch.Tensor]]] = {}  # frames shape → clips waiting
+
+    def _tick(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def emit(self, row: dict) -> None:
+        run = self.run
+        if row["status"] == "error":
+            if self.strict:
+                raise ValueError(f"{row['path']}: {row['error']} (--strict stops at the first bad clip)")
+            run.errors.append((row["path"], row["error"]))
+        else:
+            run.analysed += 1
+            run.warned += bool(row.get("warning"))
+        if self.store is not None:
+            self.store.add(row)
+        else:
+            run.rows.append(row)
+        self._tick()
+
+    def encode(self, group: list[tuple[dict, torch.Tensor]]) -> None:
+        try:
+            outs = self.analyse(torch.cat([x for _, x in group]))
+        except (ValueError, RuntimeError) as e:
+            if len(group) > 1:  # find the clip at fault
+                for item in group:
+                    self.encode([item])
+                return
+            outs = [{"status": "error", "error": _one_line(e)}]
+        for (row, _), out in zip(group, outs):
+            self.emit({**row, **out})
+
+    def take(self, row: dict | None, x: torch.Tensor | None) -> None:
+        """One item of the loader: a resumed clip (no row), an analysed or failed one (no frames), or frames."""
+        if row is None:
+            self.run.resumed += 1
+            self._tick()
+        elif x is None:
+            self.emit(row)
+        else:
+            pending = self.pending
+            group = pending.setdefault(tuple(x.shape), [])
+            group.append((row, x))
+            if len(group) >= self.batch:
+                self.encode(pending.pop(tuple(x.shape)))
+            elif sum(map(len, pending.values())) > 2 * self.batch:
+                # Many sizes: memory holds at most 2 batches of frames; encode the fullest group now.
+                self.encode(pending.pop(max(pending, key=lambda k: len(pending[k]))))
+
+    def finish(self) -> None:
+        for shape in list(self.pending):
+            self.encode(self.pending.pop(shape))

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from .aggregate import DatasetSummary, aggregate
 from .dataset import run_dataset
+from .encode import Encoder
 from .results import ResultsStore, read_results
 from .schedule import Schedule
 
@@ -50,13 +53,15 @@ def rank_device(device: torch.device | str) -> torch.device:
     return torch.device("cuda", local) if world > 1 and device.type == "cuda" else device
 
 
-def snr_from_results(path, schedules: list[Schedule], *, weighted: bool = False) -> list[DatasetSummary]:
+def snr_from_results(
+    path: str | os.PathLike, schedules: list[Schedule], *, weighted: bool = False
+) -> list[DatasetSummary]:
     """Aggregate a results file under each schedule, without decoding anything."""
     table = read_results(path)
     n = len(set(table.column("settings").to_pylist()))
     if n > 1:
         raise ValueError(
-            f"--from-results {path} holds clips analysed with {n} different settings (frames, size, encoder, "
+            f"`from_results` {path} holds clips analysed with {n} different settings (frames, size, encoder, "
             "bands...); keep one results file per setting"
         )
     return [aggregate(table, s, weighted=weighted) for s in schedules]
@@ -64,14 +69,14 @@ def snr_from_results(path, schedules: list[Schedule], *, weighted: bool = False)
 
 def snr_dataset(
     sources: list[str],
-    encoder,
+    encoder: Encoder,
     schedules: list[Schedule],
     *,
     results: str | os.PathLike | None = None,
     weighted: bool = False,
     device: torch.device | str = "cpu",
-    progress=None,
-    **kwargs,
+    progress: Callable | None = None,
+    **kwargs: Any,
 ) -> DatasetJob:
     """Run :func:`~freqscope.dataset.run_dataset` on this process, or on every torchrun rank, then
     aggregate (on rank 0) under each of ``schedules``. ``kwargs`` go to ``run_dataset``."""
@@ -81,7 +86,7 @@ def snr_dataset(
         import torch.distributed as dist
 
         if results is None:
-            raise ValueError("under torchrun give --results FILE.parquet: the ranks merge their rows there")
+            raise ValueError("under torchrun give `results` FILE.parquet: the ranks merge their rows there")
         device = rank_device(device)
         if device.type == "cuda":
             torch.cuda.set_device(device)
@@ -103,7 +108,8 @@ def snr_dataset(
     if world > 1:
         counts = counts.to(device)
         dist.all_reduce(counts)  # totals over ranks; also a barrier: every rank has flushed its parts
-    job = DatasetJob([], *map(int, counts.tolist()), errors=run.errors, rank=rank, world_size=world)
+    analysed, resumed, skipped, warned = map(int, counts.tolist())
+    job = DatasetJob([], analysed, resumed, skipped, warned, errors=run.errors, rank=rank, world_size=world)
     job.seconds = run.seconds
     if rank == 0:
         if results is not None:

@@ -13,13 +13,28 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
-__all__ = ["EncoderInfo", "PixelEncoder", "VAEEncoder", "load_encoder", "ENCODERS", "IMAGE_AUTOENCODERS"]
+from .hub import check_hub_source
+
+__all__ = [
+    "EncoderInfo",
+    "Encoder",
+    "PixelEncoder",
+    "VAEEncoder",
+    "load_encoder",
+    "model_dtype",
+    "per_frame",
+    "ENCODERS",
+    "IMAGE_AUTOENCODERS",
+]
 
 ENCODERS = ("auto", "pixel", "vae")
 #: diffusers classes that encode single images (frames are batched through them).
@@ -48,10 +63,36 @@ class EncoderInfo:
     sample_posterior: bool = False
     dtype: str = "float32"
     device: str = "cpu"
-    frames_used: int | None = None
+    frames_used: int | None = None  # frames of the clip the latents come from (set by ``info_for``)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def model_dtype(device: str | torch.device) -> torch.dtype:
+    """The dtype models run in by default: float16 on CUDA, float32 elsewhere."""
+    return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+
+
+def per_frame(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    *,
+    batch_size: int,
+    progress: Callable | None = None,
+    desc: str = "frames",
+) -> torch.Tensor:
+    """Apply an image model ``fn`` to every frame of ``x (b, c, t, h, w)``, ``batch_size`` frames at a time:
+    ``(b, c', t, h', w')``.
+
+    >>> per_frame(lambda f: f[:, :1] * 2, torch.ones(2, 3, 5, 4, 4), batch_size=3).shape
+    torch.Size([2, 1, 5, 4, 4])
+    """
+    b = x.shape[0]
+    flat = rearrange(x, "b c t h w -> (b t) c h w")
+    chunks = range(0, flat.shape[0], batch_size)
+    outs = [fn(flat[i : i + batch_size]) for i in (progress(chunks, desc=desc, unit="batch") if progress else chunks)]
+    return rearrange(torch.cat(outs), "(b t) c h w -> b c t h w", b=b)
 
 
 def _check_frames(frames: torch.Tensor) -> None:
@@ -75,7 +116,17 @@ class PixelEncoder:
         self.downsample = downsample
         self.info = EncoderInfo("pixel", kind="pixel", spatial_compression=downsample, scaling={"scaling_factor": 1.0})
 
-    def __call__(self, frames: torch.Tensor, *, progress=None, generator=None) -> torch.Tensor:
+    def frames_used(self, t: int) -> int:
+        """Frames of a ``t``-frame clip the latents come from: all of them."""
+        return t
+
+    def info_for(self, t: int) -> EncoderInfo:
+        """:attr:`info` for a ``t``-frame clip (``frames_used`` filled in)."""
+        return replace(self.info, frames_used=self.frames_used(t))
+
+    def __call__(
+        self, frames: torch.Tensor, *, progress: Callable | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         _check_frames(frames)
         k = self.downsample
         if k > 1:
@@ -83,7 +134,6 @@ class PixelEncoder:
             if H // k < 1 or W // k < 1:
                 raise ValueError(f"--downsample {k} is larger than the {H}×{W} frames; use a smaller factor")
             frames = F.avg_pool3d(frames, kernel_size=(1, k, k), stride=(1, k, k))  # (b, 3, t, H/k, W/k)
-        self.info.frames_used = frames.shape[2]
         # No finite check here (decoded 8-bit pixels always are): the analysis checks its band powers,
         # which any NaN/Inf in the input reaches.
         return frames.float()
@@ -114,7 +164,9 @@ def _spatial_ratio(config: dict, class_name: str) -> int:
 class VAEEncoder:
     """A diffusers autoencoder loaded with ``from_pretrained`` (hub id or local folder)."""
 
-    def __init__(self, model, *, source: str | None = None, sample_posterior: bool = False, batch_size: int = 8):
+    def __init__(
+        self, model: Any, *, source: str | None = None, sample_posterior: bool = False, batch_size: int = 8
+    ) -> None:
         """Wrap a loaded diffusers autoencoder (see :meth:`load` to load one)."""
         self.model = model.eval()
         p = next(model.parameters())
@@ -158,18 +210,16 @@ class VAEEncoder:
         import diffusers
         from diffusers.utils import logging as dlogging
 
-        from .hub import check_hub_source
-
         dlogging.set_verbosity_error()  # its load-time chatter (accelerate hints, ignored keys) is not ours to show
         device = torch.device(device)
         if dtype is None:
-            dtype = torch.float16 if device.type == "cuda" else torch.float32
+            dtype = model_dtype(device)
         src = str(source)
         local = Path(src)
         if local.exists() and not (local / (subfolder or "") / "config.json").is_file():
             raise ValueError(
                 f"no autoencoder config.json in {local / (subfolder or '')}; "
-                "pass a folder saved with save_pretrained, or set --vae-subfolder (e.g. vae)"
+                "pass a folder saved with save_pretrained, or set `vae_subfolder` (e.g. vae)"
             )
         if not local.exists() and (src.count("/") != 1 or src.startswith((".", "/"))):
             raise FileNotFoundError(f"VAE {src!r} is neither a local folder nor a hub id (owner/name); check the path")
@@ -201,6 +251,15 @@ class VAEEncoder:
             sample_posterior=sample_posterior,
             batch_size=batch_size,
         )
+
+    def frames_used(self, t: int) -> int:
+        """Frames of a ``t``-frame clip the latents come from: causal video VAEs take ``1 + k·r`` frames."""
+        r = self.info.temporal_compression
+        return 1 + (t - 1) // r * r if self.kind == "video" and r > 1 else t
+
+    def info_for(self, t: int) -> EncoderInfo:
+        """:attr:`info` for a ``t``-frame clip (``frames_used`` filled in)."""
+        return replace(self.info, frames_used=self.frames_used(t))
 
     @staticmethod
     def _scaling(config: dict):
@@ -245,44 +304,30 @@ class VAEEncoder:
         return z / self.scale + self.shift
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, *, progress=None) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, *, progress: Callable | None = None) -> torch.Tensor:
         """Latents ``(b, c, t, h, w)`` (scaled as :meth:`__call__` returns them) → frames ``(b, 3, T, H, W)``
         in [-1, 1]."""
         mu = self._denormalise(z.float()).to(self.device, self.dtype)
-        b, c, t, h, w = mu.shape
         if self.kind == "image":
-            flat = mu.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)  # (b·t, c, h, w)
-            chunks = range(0, b * t, self.batch_size)
-            outs = [
-                self.model.decode(flat[i : i + self.batch_size]).sample
-                for i in (progress(chunks, desc="decode", unit="batch") if progress else chunks)
-            ]
-            x = torch.cat(outs)
-            x = x.reshape(b, t, *x.shape[1:]).permute(0, 2, 1, 3, 4)  # (b, 3, t, H, W)
+            decode = lambda f: self.model.decode(f).sample  # noqa: E731
+            x = per_frame(decode, mu, batch_size=self.batch_size, progress=progress, desc="decode")  # (b, 3, t, H, W)
         else:
             x = self.model.decode(mu).sample
         return x.float().clamp(-1, 1)
 
     @torch.no_grad()
     def __call__(
-        self, frames: torch.Tensor, *, progress=None, generator: torch.Generator | None = None
+        self, frames: torch.Tensor, *, progress: Callable | None = None, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         _check_frames(frames)
-        b, _, t, H, W = frames.shape
+        t = frames.shape[2]
         x = frames.to(self.device, self.dtype)
         if self.kind == "image":
-            flat = x.permute(0, 2, 1, 3, 4).reshape(b * t, 3, H, W)  # (b·t, 3, H, W)
-            chunks = range(0, b * t, self.batch_size)
-            outs = [
-                self._latent(flat[i : i + self.batch_size], generator)
-                for i in (progress(chunks, desc="encode", unit="batch") if progress else chunks)
-            ]
-            mu = torch.cat(outs)  # (b·t, c, h, w)
-            mu = mu.reshape(b, t, *mu.shape[1:]).permute(0, 2, 1, 3, 4)  # (b, c, t, h, w)
-            self.info.frames_used = t
+            encode = lambda f: self._latent(f, generator)  # noqa: E731
+            mu = per_frame(encode, x, batch_size=self.batch_size, progress=progress, desc="encode")  # (b, c, t, h, w)
         else:
             r = self.info.temporal_compression
-            keep = 1 + (t - 1) // r * r if r > 1 else t  # causal video VAEs take 1 + k·r frames
+            keep = self.frames_used(t)
             if keep < t:
                 warnings.warn(
                     f"{self.info.class_name} compresses time by {r}: using the first {keep} of {t} frames "
@@ -290,9 +335,12 @@ class VAEEncoder:
                     stacklevel=2,
                 )
             x = x[:, :, :keep]
-            self.info.frames_used = keep
             mu = self._latent(x, generator)  # (b, c, t', h, w)
         return _check_finite(self._normalise(mu), f"the VAE {self.info.source}")
+
+
+#: What :func:`load_encoder` returns: frames ``(b, 3, t, H, W)`` → latents ``(b, c, t', h, w)``.
+Encoder = PixelEncoder | VAEEncoder
 
 
 def load_encoder(
@@ -305,7 +353,7 @@ def load_encoder(
     dtype: torch.dtype | None = None,
     sample_posterior: bool = False,
     batch_size: int = 8,
-):
+) -> PixelEncoder | VAEEncoder:
     """``auto`` → ``vae`` when a VAE is given, else ``pixel``."""
     if encoder not in ENCODERS:
         raise ValueError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
@@ -313,12 +361,12 @@ def load_encoder(
         encoder = "vae" if vae else "pixel"
     if encoder == "pixel":
         if vae:
-            raise ValueError("--vae was given with --encoder pixel; drop one of them")
+            raise ValueError("`vae` was given with `encoder` pixel; drop one of them")
         return PixelEncoder(downsample=downsample)
     if not vae:
         raise ValueError("--encoder vae needs --vae PATH_OR_ID (a diffusers autoencoder folder or hub id)")
     if downsample != 1:
-        raise ValueError("--downsample applies to the pixel encoder only; a VAE sets its own compression")
+        raise ValueError("`downsample` applies to the pixel encoder only; a VAE sets its own compression")
     return VAEEncoder.load(
         vae,
         subfolder=vae_subfolder,

@@ -295,7 +295,8 @@ def run_pipeline(
     bands = make_bands(grid, edges) if edges is not None else make_bands(grid)
     P = band_power(z0, bands)
     call = {**(call_kwargs or {}), "num_frames": t, "height": H, "width": W, "frames": frames}
-    out = FreeInitRun(bands, P, [], clip_shape, vae.info.to_dict(), scheduler=pipe.scheduler, pipeline=source)
+    encoder = vae.info_for(t).to_dict()
+    out = FreeInitRun(bands, P, [], clip_shape, encoder, scheduler=pipe.scheduler, pipeline=source)
     for prior in _each(priors, progress):
         # Every prior starts from the same seed; a CPU generator, as diffusers recommends: noise is drawn on
         # the generator's device and moved (randn_tensor), so CPU and CUDA runs start from the same noise.
@@ -383,7 +384,7 @@ def run_freeinit(
             progress=progress,
             **sample_kwargs,
         )
-        out.encoder = enc.info.to_dict()
+        out.encoder = enc.info_for(x.shape[2]).to_dict()
     else:
         check_hub_source(pipeline, "pipeline", filename="model_index.json")
         if encoder_options and (

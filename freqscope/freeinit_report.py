@@ -139,8 +139,22 @@ def format_gap_table(bands: BandSet, runs: Sequence[GapRun], *, title: str = "")
     return "\n".join(lines)
 
 
+#: Priors by name, as figure titles say them.
+PRIOR_NAMES = {
+    "freeinit": "FreeInit",
+    "freqprior": "FreqPrior (published)",
+    "freqprior-tail": "FreqPrior, tail variant",
+    "pyoco-mixed": "PYoCo mixed noise",
+    "pyoco-progressive": "PYoCo progressive noise",
+    "offset": "offset noise",
+    "spectrum": "spectrum-matched noise",
+}
+
+
 def plot_gap(bands: BandSet, runs: Sequence[GapRun], path: str | os.PathLike, *, title: str | None = None) -> None:
     """Gap (dB) per band vs pass, one panel per prior, closed form dashed; 0 dB = matches training."""
+    from matplotlib.lines import Line2D
+
     from .plotting import band_colors, new_figure, save_figure
 
     n = len(runs)
@@ -157,9 +171,14 @@ def plot_gap(bands: BandSet, runs: Sequence[GapRun], path: str | os.PathLike, *,
         ax.axhline(0, color="0.3", linestyle=":", linewidth=0.8)
         ax.set_xlabel("sampling pass (0 = initial noise)")
         ax.set_xticks(k)
-        ax.set_title(f"{r.prior} ({r.result.info['renoise']})" if r.result.info["num_iters"] > 1 else r.prior)
-    axes[0][0].set_ylabel("gap to training $z_T$ (dB)")
-    axes[0][-1].legend(fontsize="x-small", title="band", title_fontsize="x-small")
+        name = PRIOR_NAMES.get(r.prior, r.prior)
+        ax.set_title(f"{name}, {r.result.info['renoise']} noise" if r.result.info["num_iters"] > 1 else name)
+    axes[0][0].set_ylabel("gap to training $z_T$ (dB)\n(+: too little power)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if any(r.gap_db_predicted is not None for r in runs):
+        handles.append(Line2D([], [], color="0.3", linestyle="--", linewidth=0.8))
+        labels.append("closed form")
+    axes[0][-1].legend(handles, labels, title="frequency band", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     if title:
         fig.suptitle(title)
     save_figure(fig, path)

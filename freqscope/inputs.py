@@ -55,7 +55,7 @@ def iter_clips(sources: Iterable[str | os.PathLike]) -> Iterator[ClipSpec]:
                     found = True
                     yield ClipSpec(q)
             if not found:
-                raise FileNotFoundError(f"--video {text}: the pattern matches no video file; check the pattern")
+                raise FileNotFoundError(f"`videos` {text}: the pattern matches no video file; check the pattern")
         else:
             raise FileNotFoundError(f"video not found: {text}; check the path")
 
@@ -82,7 +82,7 @@ def _read_list(path: Path) -> Iterator[ClipSpec]:
             reader = csv.DictReader(f)
             if not reader.fieldnames or "path" not in reader.fieldnames:
                 raise ValueError(
-                    f"--video {path}: a CSV list needs a header with a 'path' column (and optional 'start')"
+                    f"`videos` {path}: a CSV list needs a header with a 'path' column (and optional 'start')"
                 )
             for i, row in enumerate(reader, start=2):
                 t, w = (_number(path, i, row, k) for k in ("start", "weight"))
@@ -100,9 +100,9 @@ def _number(path: Path, line: int, row: dict, column: str) -> float | None:
     try:
         v = float(text) if text else None
     except ValueError:
-        raise ValueError(f"--video {path}, line {line}: {column} {text!r} is not a number") from None
+        raise ValueError(f"`videos` {path}, line {line}: {column} {text!r} is not a number") from None
     if v is not None and not v >= 0:
-        raise ValueError(f"--video {path}, line {line}: {column} {text!r} must be a number >= 0")
+        raise ValueError(f"`videos` {path}, line {line}: {column} {text!r} must be a number >= 0")
     return v
 
 

@@ -22,8 +22,9 @@ import signal
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "STDOUT",
@@ -138,7 +139,7 @@ def check_outputs(
     suffixes allowed per output; ``stdout`` the outputs that may be ``-`` (at most one is).
     """
     formats, folders, stdout = formats or {}, folders or {}, set(stdout)
-    inputs = [os.fspath(i) for i in inputs]
+    ins: list[str] = [os.fspath(i) for i in inputs]
     given = {k: os.fspath(v) for k, v in files.items() if v is not None}
     to_stdout = [k for k, v in given.items() if v == STDOUT]
     if len(to_stdout) > 1:
@@ -148,6 +149,14 @@ def check_outputs(
     for what, (p, _) in folders.items():
         if p is not None:
             check_output_folder(p, what)
+    _check_distinct(given, ins)
+    for what, (p, writes) in folders.items():
+        if p is not None:
+            _check_folder_writes(what, p, writes, ins, given)
+
+
+def _check_distinct(given: Mapping[str, str], inputs: list[str]) -> None:
+    """No output is an input of the run, and no two outputs name the same file."""
     seen: dict[tuple, str] = {}
     ins = {_identity(i): i for i in inputs}
     for what, p in given.items():
@@ -159,21 +168,24 @@ def check_outputs(
         if key in seen:
             raise ValueError(f"{seen[key]} and {what} both name {p}; give each output its own file")
         seen[key] = what
-    for what, (p, writes) in folders.items():
-        if p is None:
-            continue
-        real = os.path.realpath(p)
-        if os.path.isdir(real):
-            for entry in os.scandir(real):
-                if writes(entry.name) and not entry.is_file():  # follows symlinks, as writes do
-                    raise ValueError(
-                        f"{what} {p}: {entry.name} is a folder or special file and would be replaced; remove it"
-                    )
-        for q in [*inputs, *(v for v in given.values() if v != STDOUT)]:
-            rq = os.path.realpath(q)
-            if os.path.dirname(rq) == real and writes(os.path.basename(rq)):
-                kind = "an input" if q in inputs else "another output"
-                raise ValueError(f"{what} {p} would overwrite {q}, {kind} of this run; choose another folder")
+
+
+def _check_folder_writes(
+    what: str, p: str | os.PathLike, writes: Callable[[str], bool], inputs: list[str], given: Mapping[str, str]
+) -> None:
+    """A folder output replaces no folder or special file, and overwrites no input or other output."""
+    real = os.path.realpath(p)
+    if os.path.isdir(real):
+        for entry in os.scandir(real):
+            if writes(entry.name) and not entry.is_file():  # follows symlinks, as writes do
+                raise ValueError(
+                    f"{what} {p}: {entry.name} is a folder or special file and would be replaced; remove it"
+                )
+    for q in [*inputs, *(v for v in given.values() if v != STDOUT)]:
+        rq = os.path.realpath(q)
+        if os.path.dirname(rq) == real and writes(os.path.basename(rq)):
+            kind = "an input" if q in inputs else "another output"
+            raise ValueError(f"{what} {p} would overwrite {q}, {kind} of this run; choose another folder")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
@@ -215,7 +227,10 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text)
+
+    atomic_write(path, write)
 
 
 def _canonical(x):
@@ -230,13 +245,13 @@ def _canonical(x):
     return x
 
 
-def dumps_json(doc) -> str:
+def dumps_json(doc: Any) -> str:
     """JSON text that is the same bytes for the same document: unordered lists sorted, no NaN."""
     return json.dumps(_canonical(doc), indent=1, allow_nan=False) + "\n"
 
 
 @contextlib.contextmanager
-def terminate_cleanly(exit_status: int = 143):
+def terminate_cleanly(exit_status: int = 143) -> Iterator[None]:
     """Turn SIGTERM into ``SystemExit`` inside the block, so temporary files are removed as on Ctrl-C."""
 
     def on_term(signum, frame):

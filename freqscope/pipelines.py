@@ -6,23 +6,31 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from einops import rearrange
 
-from .encode import VAEEncoder
+from .encode import VAEEncoder, model_dtype
+
+#: A diffusers pipeline (diffusers ships no type information).
+Pipeline = Any
 
 __all__ = ["load_pipeline", "latent_shape", "pipeline_vae", "adapter_for", "Family", "FAMILIES"]
 
 
-def load_pipeline(source: str, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+def load_pipeline(
+    source: str, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> Pipeline:
     """``DiffusionPipeline.from_pretrained`` in fp16 on CUDA (float32 on CPU), progress bars off."""
     import diffusers
 
     _quiet_libraries()
     device = torch.device(device)
-    dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    dtype = dtype or model_dtype(device)
     local = Path(source)
     if local.exists() and not (local / "model_index.json").is_file():
         raise ValueError(f"no model_index.json in {local}; pass a pipeline folder saved with save_pretrained")
@@ -84,10 +92,12 @@ class Family:
     frames_arg: str = "num_frames"
     image: bool = False
 
-    def ratios(self, pipe) -> tuple[int, int]:
+    def ratios(self, pipe: Pipeline) -> tuple[int, int]:
         return _first(pipe, self.spatial, 8), _first(pipe, self.temporal, 1)
 
-    def latent_shape(self, pipe, *, num_frames: int, height: int, width: int, batch: int = 1):
+    def latent_shape(
+        self, pipe: Pipeline, *, num_frames: int, height: int, width: int, batch: int = 1
+    ) -> tuple[int, int, int, int, int]:
         """``(b, c, t, h, w)`` of the latents the pipeline denoises for a clip of this size."""
         s, r = self.ratios(pipe)
         if height % s or width % s:
@@ -95,13 +105,13 @@ class Family:
         t = (num_frames - 1) // r + 1 if r > 1 else num_frames
         return (batch, _channels(pipe), int(t) + self.pad_frames(pipe, t), height // s, width // s)
 
-    def pad_frames(self, pipe, t: int) -> int:
+    def pad_frames(self, pipe: Pipeline, t: int) -> int:
         """Latent frames the pipeline prepends to ``t`` (CogVideoX 1.5 pads to a multiple of its
         ``patch_size_t`` and drops the first ones when decoding)."""
         p_t = _patch_t(pipe) if self.name == "CogVideoX" else None
         return (p_t - t % p_t) % p_t if p_t else 0
 
-    def call_kwargs(self, pipe, kwargs: dict) -> dict:
+    def call_kwargs(self, pipe: Pipeline, kwargs: dict) -> dict:
         """The caller's ``num_frames``/``height``/``width``/``frames`` mapped to this family's call."""
         kw = dict(kwargs)
         first = kw.pop("frames", None)  # the clip (1, 3, t, H, W) in [-1, 1], for image conditioning
@@ -120,7 +130,7 @@ class Family:
             kw["prompt"] = ""  # unconditional, rather than the pipeline's "provide prompt or prompt_embeds"
         return kw
 
-    def to_pipeline(self, pipe, z: torch.Tensor, shape) -> torch.Tensor:
+    def to_pipeline(self, pipe: Pipeline, z: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         """``(b, c, t, h, w)`` → the pipeline's latents."""
         if self.layout == "btchw":
             return z.permute(0, 2, 1, 3, 4)
@@ -128,7 +138,7 @@ class Family:
             return pipe._pack_latents(z, pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size)
         return z
 
-    def from_pipeline(self, pipe, x: torch.Tensor, shape) -> torch.Tensor:
+    def from_pipeline(self, pipe: Pipeline, x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         """The pipeline's latents → ``(b, c, t, h, w)``."""
         if self.layout == "btchw":
             return x.permute(0, 2, 1, 3, 4)
@@ -165,7 +175,7 @@ FAMILIES = (
 )
 
 
-def adapter_for(pipe) -> Family:
+def adapter_for(pipe: Pipeline) -> Family:
     """The family adapter of a loaded pipeline; one line naming the supported families otherwise."""
     name = type(pipe).__name__
     for fam in FAMILIES:
@@ -177,16 +187,18 @@ def adapter_for(pipe) -> Family:
     )
 
 
-def _patch_t(pipe) -> int | None:
+def _patch_t(pipe: Pipeline) -> int | None:
     den = getattr(pipe, "transformer", None)
     return getattr(den.config, "patch_size_t", None) if den is not None else None
 
 
-def _channels(pipe) -> int:
+def _channels(pipe: Pipeline) -> int:
     vae_cfg = pipe.vae.config
     c = vae_cfg.get("latent_channels") or vae_cfg.get("z_dim")
     if c is None:
         den = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+        if den is None:
+            raise ValueError("pipeline: it has neither a unet nor a transformer; pass a diffusers video pipeline")
         c = den.config.in_channels
     return int(c)
 
@@ -199,12 +211,14 @@ def _to_pil(frame: torch.Tensor):
     return Image.fromarray(a)
 
 
-def latent_shape(pipe, *, num_frames: int, height: int, width: int, batch: int = 1) -> tuple[int, int, int, int, int]:
+def latent_shape(
+    pipe: Pipeline, *, num_frames: int, height: int, width: int, batch: int = 1
+) -> tuple[int, int, int, int, int]:
     """``(b, c, t, h, w)`` of the latents the pipeline denoises for a video of this size."""
     return adapter_for(pipe).latent_shape(pipe, num_frames=num_frames, height=height, width=width, batch=batch)
 
 
-def pipeline_vae(pipe, source: str | None = None) -> VAEEncoder:
+def pipeline_vae(pipe: Pipeline, source: str | None = None) -> VAEEncoder:
     """The pipeline's own autoencoder, to encode the reference clip and decode each pass, normalised as the
     pipeline normalises its latents (LTX: the VAE's ``latents_mean``/``latents_std`` buffers). SVD's
     temporal-decoder VAE encodes frame by frame and decodes all frames at once."""
@@ -221,15 +235,14 @@ def pipeline_vae(pipe, source: str | None = None) -> VAEEncoder:
 class _FrameEncodedVAE(VAEEncoder):
     """AutoencoderKLTemporalDecoder (SVD): an image encoder and a video decoder that needs ``num_frames``."""
 
-    def __init__(self, model, **kw):
+    def __init__(self, model: Any, **kw: Any) -> None:
         super().__init__(model, **kw)
         self.kind = self.info.kind = "image"
         self.info.temporal_compression = 1
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, *, progress=None) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, *, progress: Callable | None = None) -> torch.Tensor:
         mu = self._denormalise(z.float()).to(self.device, self.dtype)
-        b, c, t, h, w = mu.shape
-        flat = mu.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-        x = self.model.decode(flat, num_frames=t).sample
-        return x.reshape(b, t, *x.shape[1:]).permute(0, 2, 1, 3, 4).float().clamp(-1, 1)
+        b, t = mu.shape[0], mu.shape[2]
+        x = self.model.decode(rearrange(mu, "b c t h w -> (b t) c h w"), num_frames=t).sample
+        return rearrange(x, "(b t) c h w -> b c t h w", b=b).float().clamp(-1, 1)

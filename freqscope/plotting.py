@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks keep their inline backend
+
+from .io import atomic_write
 
 __all__ = ["STYLE", "OKABE_ITO", "band_colors", "new_figure", "save_figure"]
 
@@ -19,7 +23,9 @@ def band_colors(n: int) -> list[str]:
     return [OKABE_ITO[i % len(OKABE_ITO)] for i in range(n)]
 
 
-def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 3.5, height: float | None = None, **kw):
+def new_figure(
+    nrows: int = 1, ncols: int = 1, *, width: float = 3.5, height: float | None = None, **kw: Any
+) -> tuple[Any, Any]:
     """A figure at column width (3.5 in) by default, in freqscope's style."""
     plt.style.use(STYLE)
     height = height or width * 0.72 * nrows / ncols
@@ -27,10 +33,8 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 3.5, height: fl
     return fig, ax
 
 
-def save_figure(fig, *paths: str | os.PathLike) -> None:
+def save_figure(fig: Any, *paths: str | os.PathLike) -> None:
     """Save atomically in the format of each suffix (``.png``, ``.pdf``, ``.svg``), then close."""
-    from .io import atomic_write
-
     try:
         for path in paths:
             p = Path(path)
@@ -38,6 +42,10 @@ def save_figure(fig, *paths: str | os.PathLike) -> None:
             if fmt not in ("png", "pdf", "svg"):
                 raise ValueError(f"plot {p}: unknown image format {p.suffix!r}; use .png, .pdf or .svg")
             meta = {"CreationDate": None} if fmt == "pdf" else {}  # reproducible files: rebuilding changes nothing
-            atomic_write(p, lambda tmp, fmt=fmt, meta=meta: fig.savefig(tmp, format=fmt, metadata=meta))
+            atomic_write(p, functools.partial(_savefig, fig, fmt=fmt, metadata=meta))
     finally:
         plt.close(fig)
+
+
+def _savefig(fig: Any, tmp: str, *, fmt: str, metadata: dict) -> None:
+    fig.savefig(tmp, format=fmt, metadata=metadata)

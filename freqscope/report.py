@@ -24,12 +24,16 @@ import csv
 import io
 import math
 import os
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from .analysis import Summary
+from .bands import BandSet, bandpass
 from .io import dumps_json, write_text
+from .video import write_video
 
 __all__ = [
     "SCHEMA",
@@ -123,7 +127,9 @@ def format_table(s: Summary, *, timesteps: tuple[int, ...] = TABLE_TIMESTEPS) ->
         row = [b.name, f"{100 * ef:.2f}%" if b.n_bins else "empty"]
         row += [_fmt_db(s.snr_db[i, t].item(), s.snr_db_std[i, t].item() if multi else None) for t in ts]
         if sampled is not None:
-            row.append(_fmt_db(sampled[i, N - 1].item(), s.clips[0].snr.sampled_db_std[i, N - 1].item()))
+            sampled_std = s.clips[0].snr.sampled_db_std
+            assert sampled_std is not None  # measured with the mean
+            row.append(_fmt_db(sampled[i, N - 1].item(), sampled_std[i, N - 1].item()))
         c = s.crossing[i]
         row.append("never" if c is None else str(c))
         rows.append(row)
@@ -173,7 +179,7 @@ def write_csv(s: Summary, path: str | os.PathLike) -> None:
 
 def plot_snr(s: Summary, path: str | os.PathLike, *, title: str | None = None) -> None:
     """SNR (dB) vs timestep, one curve per band with its spread, the 0 dB line and each crossing."""
-    from .plotting import band_colors, new_figure, save_figure
+    from .plotting import band_colors, new_figure, save_figure  # matplotlib loads only when a figure is drawn
 
     fig, ax = new_figure()
     t = s.schedule.timesteps.numpy()
@@ -200,13 +206,11 @@ def plot_snr(s: Summary, path: str | os.PathLike, *, title: str | None = None) -
 # ---- freeinit: the gap per band per pass --------------------------------------------------------------
 
 
-def band_video_frames(z0: torch.Tensor, bands, index: int) -> torch.Tensor:
+def band_video_frames(z0: torch.Tensor, bands: BandSet, index: int) -> torch.Tensor:
     """What band ``index`` of ``z0`` ``(b, c, t, h, w)`` holds, ready to look at: the clip's mean (its DC
     component, so the clip's own colour) plus the band-pass content amplified by ONE gain for all channels
     (hue is kept) up to the clip's own contrast (99.5th percentile of ``|z0 − mean|``); the DC band alone is
     the flat mean colour (band 0 shown as it is). Gain ≥ 1: weak high bands are made visible, never shrunk."""
-    from .bands import bandpass
-
     part = bandpass(z0, bands, index=index)
     if index == 0:  # the DC band (band 0) holds the mean itself: shown as it is
         return part
@@ -217,13 +221,16 @@ def band_video_frames(z0: torch.Tensor, bands, index: int) -> torch.Tensor:
     return mean + gain * part
 
 
-def write_band_videos(z0: torch.Tensor, bands, folder, *, decode=None, fps: float = 8.0) -> list[str]:
+def write_band_videos(
+    z0: torch.Tensor,
+    bands: BandSet,
+    folder: str | os.PathLike,
+    *,
+    decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    fps: float = 8.0,
+) -> list[str]:
     """Write what each band of ``z0`` holds as ``band{i}_{name}.mp4`` in ``folder``
     (:func:`band_video_frames`, decoded to pixels by ``decode`` for a VAE latent)."""
-    import re
-
-    from .video import write_video
-
     paths = []
     for i, b in enumerate(bands.bands):
         if b.n_bins == 0:

@@ -203,6 +203,14 @@ def load_scheduler_config(path: str | os.PathLike) -> dict:
     timesteps and a shift > 0. Errors name the field that is wrong.
     """
     file = scheduler_config_file(path)
+    config = _read_json_object(file)
+    _check_class(file, config)
+    _check_fields(file, config)
+    return config
+
+
+def _read_json_object(file: Path) -> dict:
+    """The JSON object in ``file``, or a one-line error."""
     try:
         config = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -213,9 +221,14 @@ def load_scheduler_config(path: str | os.PathLike) -> dict:
         raise ValueError(
             f"{file} holds a JSON {type(config).__name__}, not an object; pass a diffusers scheduler_config.json"
         )
+    return config
+
+
+def _check_class(file: Path, config: dict) -> None:
+    """``_class_name`` names a diffusers scheduler, or (without it) the object holds scheduler fields."""
     name = config.get("_class_name")
     if name is not None:
-        import diffusers
+        import diffusers  # heavy: loaded only when a config names a class
 
         cls = getattr(diffusers, str(name), None) if isinstance(name, str) and name.isidentifier() else None
         if not (isinstance(cls, type) and issubclass(cls, diffusers.SchedulerMixin)):
@@ -231,31 +244,36 @@ def load_scheduler_config(path: str | os.PathLike) -> dict:
             f"{file} has no scheduler field ({', '.join(_SCHEDULER_FIELDS)}); pass a diffusers scheduler_config.json"
         )
 
-    def number(v) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_fields(file: Path, config: dict) -> None:
+    """Betas in (0, 1), at least 2 training timesteps, a supported ``beta_schedule``, a shift > 0."""
     n = config.get("num_train_timesteps", 1000)
     if not (isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= 1_000_000):
         raise _field_error(file, "num_train_timesteps", n, "must be a whole number from 2 to 1000000")
     for k in ("beta_start", "beta_end"):
-        if k in config and not (number(config[k]) and 0 < config[k] < 1):
+        if k in config and not (_is_number(config[k]) and 0 < config[k] < 1):
             raise _field_error(file, k, config[k], "must be a number in (0, 1)")
     tb = config.get("trained_betas")
     if tb is not None:
-        if not (isinstance(tb, list) and len(tb) >= 2 and all(number(b) and 0 < b < 1 for b in tb)):
-            raise ValueError(f"scheduler config {file}: trained_betas must be a list of numbers in (0, 1)")
-        if "num_train_timesteps" in config and len(tb) != n:
-            raise _field_error(
-                file, "trained_betas", f"<{len(tb)} values>", f"must hold num_train_timesteps={n} values"
-            )
+        _check_trained_betas(file, config, tb, n)
     flow = is_flow_config(config)
     if not flow and tb is None and config.get("beta_schedule", "linear") not in BETA_SCHEDULES:
         raise _field_error(
             file, "beta_schedule", config.get("beta_schedule"), f"is not supported; use {', '.join(BETA_SCHEDULES)}"
         )
-    if config.get("shift") is not None and not (number(config["shift"]) and config["shift"] > 0):
+    if config.get("shift") is not None and not (_is_number(config["shift"]) and config["shift"] > 0):
         raise _field_error(file, "shift", config["shift"], "must be a number > 0")
-    return config
+
+
+def _check_trained_betas(file: Path, config: dict, tb, n) -> None:
+    if not (isinstance(tb, list) and len(tb) >= 2 and all(_is_number(b) and 0 < b < 1 for b in tb)):
+        raise ValueError(f"scheduler config {file}: trained_betas must be a list of numbers in (0, 1)")
+    if "num_train_timesteps" in config and len(tb) != n:
+        raise _field_error(file, "trained_betas", f"<{len(tb)} values>", f"must hold num_train_timesteps={n} values")
 
 
 def schedule_from_config(
@@ -268,7 +286,7 @@ def schedule_from_config(
     name = str(config.get("_class_name", file.stem))
     if is_flow_config(config):
         if config.get("use_dynamic_shifting") and shift is None:
-            raise ValueError(f"{file} uses resolution-dependent shifting; give the shift with --shift")
+            raise ValueError(f"{file} uses resolution-dependent shifting; give the shift with `shift`")
         sched = flow_schedule(
             num_train_timesteps=config.get("num_train_timesteps", 1000),
             shift=float(shift if shift is not None else config.get(_shift_key(config), 1.0)),
@@ -289,7 +307,7 @@ def get_schedule(
         if is_flow_config(cfg):
             return flow_schedule(shift=shift if shift is not None else cfg["shift"], name=name_or_path)
         if shift is not None:
-            raise ValueError(f"--shift applies to flow matching; preset {name_or_path!r} is a beta schedule")
+            raise ValueError(f"`shift` applies to flow matching; preset {name_or_path!r} is a beta schedule")
         return vp_schedule(cfg, name=name_or_path, zero_terminal_snr=zero_terminal_snr)
     if os.sep in name_or_path or name_or_path.endswith(".json") or Path(name_or_path).exists():
         return schedule_from_config(name_or_path, zero_terminal_snr=zero_terminal_snr or None, shift=shift)

