@@ -96,14 +96,16 @@ def _yuv420_to_rgb(yuv: np.ndarray) -> np.ndarray:
 
 def _mp4_roundtrip(rgb: np.ndarray, fps: int = 8) -> np.ndarray:
     """``(t, H, W, 3)`` uint8 written as an H.264 yuv420p mp4 (as VBench's videos are) and decoded back.
-    The same frames give the same bytes every time: colour conversion here, one encoder thread."""
+    The same frames give the same bytes every time: colour conversion here, one encoder thread, no MB-tree."""
     import av
 
     h, w = rgb.shape[1:3]
     rgb = np.pad(rgb, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")  # yuv420p needs even sizes
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as c:
-        s = c.add_stream("libx264", rate=fps)
+        # x264's defaults but MB-tree, whose rate control gave the same frames different bytes from one
+        # process to the next; one thread.
+        s = c.add_stream("libx264", rate=fps, options={"x264-params": "mbtree=0"})
         s.width, s.height, s.pix_fmt = rgb.shape[2], rgb.shape[1], "yuv420p"
         s.codec_context.thread_count = 1
         for f in rgb:
