@@ -15,6 +15,8 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import click
 import torch
@@ -73,6 +75,14 @@ class _LibraryDefault(click.Option):
         if isinstance(self.show_default, str):
             extra["default"] = self.show_default
         return extra
+
+
+def _option(*decls: str, default_of: tuple[Callable, str] | None = None, **kw: Any) -> Callable:
+    """``click.option``; with ``default_of=(fn, name)`` the option stays unset unless given (the library's
+    default stands) and its help shows that default, read from ``fn``'s signature."""
+    if default_of is not None:
+        kw |= {"cls": _LibraryDefault, "show_default": _default(*default_of)}
+    return click.option(*decls, **kw)
 
 
 def _given(**kw) -> dict:
@@ -227,26 +237,23 @@ def video_options(f=None, *, video_required: bool = True):
             metavar="PATH",
             help="Video file or folder of videos; repeat for several clips.",
         ),
-        click.option(
+        _option(
             "--frames",
             type=click.IntRange(min=1),
-            cls=_LibraryDefault,
-            show_default=_default(read_video, "frames"),
+            default_of=(read_video, "frames"),
             help="Frames to read.",
         ),
-        click.option(
+        _option(
             "--stride",
             type=click.IntRange(min=1),
-            cls=_LibraryDefault,
-            show_default=_default(read_video, "stride"),
+            default_of=(read_video, "stride"),
             help="Take every K-th frame.",
         ),
         click.option("--fps", type=float, help="Resample to F frames/s by timestamp (instead of --stride)."),
-        click.option(
+        _option(
             "--start",
             type=float,
-            cls=_LibraryDefault,
-            show_default=_default(read_video, "start"),
+            default_of=(read_video, "start"),
             help="Start time in seconds.",
         ),
         click.option(
@@ -255,11 +262,10 @@ def video_options(f=None, *, video_required: bool = True):
             help=f"Resize so the short side is S (antialiased), then centre-crop to a multiple of 8. "
             f"[default: the clip's size, short side capped at {DEFAULT_MAX_SHORT_SIDE}]",
         ),
-        click.option(
+        _option(
             "--encoder",
             type=click.Choice(ENCODERS),
-            cls=_LibraryDefault,
-            show_default=_default(load_encoder, "encoder"),
+            default_of=(load_encoder, "encoder"),
             help="pixel, vae, or auto (vae if --vae is given).",
         ),
         click.option("--vae", metavar="PATH_OR_ID", help="diffusers autoencoder: local folder or hub id."),
@@ -351,33 +357,29 @@ def _wrote(path, quiet: bool) -> None:
 )
 @click.option("--zero-terminal-snr", is_flag=True, default=None, help="Rescale betas to zero terminal SNR.")
 @click.option("--shift", type=float, help="Flow matching: timestep shift.  [default: 1, or the config's]")
-@click.option(
+@_option(
     "--bands",
     "bands_text",
     metavar="E1,E2,...",
-    cls=_LibraryDefault,
-    show_default=_default(analyze_latent, "edges"),
+    default_of=(analyze_latent, "edges"),
     help="Band edges in normalised frequency (Nyquist = 1).",
 )
-@click.option(
+@_option(
     "--decomposition",
     type=click.Choice(DECOMPOSITIONS),
-    cls=_LibraryDefault,
-    show_default=_default(analyze_latent, "decomposition"),
+    default_of=(analyze_latent, "decomposition"),
     help="Distance over (t,h,w), (h,w) or t.",
 )
-@click.option(
+@_option(
     "--time-scale",
     type=float,
-    cls=_LibraryDefault,
-    show_default=_default(analyze_latent, "time_scale"),
+    default_of=(analyze_latent, "time_scale"),
     help="Weight of temporal frequency, d_s/d_t.",
 )
-@click.option(
+@_option(
     "--seeds",
     type=click.IntRange(min=0),
-    cls=_LibraryDefault,
-    show_default=_default(analyze_latent, "seeds"),
+    default_of=(analyze_latent, "seeds"),
     help="Also measure SNR with K real noise draws.",
 )
 @click.option("--json", "json_path", metavar="PATH", help="Write the full report as JSON.")
@@ -388,45 +390,22 @@ def _wrote(path, quiet: bool) -> None:
 @click.option(
     "--from-results", metavar="FILE.parquet", help="Aggregate a results file under --schedule(s), decoding nothing."
 )
-@click.option(
+@_option(
     "--workers",
     type=click.IntRange(min=0),
-    cls=_LibraryDefault,
-    show_default=_default(run_dataset, "workers"),
+    default_of=(run_dataset, "workers"),
     help="Dataset run: decoding processes.",
 )
-@click.option(
+@_option(
     "--batch-size",
     type=click.IntRange(min=1),
-    cls=_LibraryDefault,
-    show_default=_default(run_dataset, "batch_size"),
+    default_of=(run_dataset, "batch_size"),
     help="Dataset run: clips per encoder batch.",
 )
 @click.option("--strict", is_flag=True, default=None, help="Dataset run: stop at the first bad clip.")
 @click.option("--weighted", is_flag=True, help="Weight clips by the 'weight' column of a CSV list.")
 @click.option("--radial", is_flag=True, default=None, help="Dataset run: also store each clip's radial spectrum.")
-def snr(
-    clip: ClipArgs,
-    schedule_names,
-    scheduler_config,
-    zero_terminal_snr,
-    shift,
-    bands_text,
-    decomposition,
-    time_scale,
-    seeds,
-    json_path,
-    csv_path,
-    plot_path,
-    band_videos,
-    results,
-    from_results,
-    workers,
-    batch_size,
-    strict,
-    weighted,
-    radial,
-):
+def snr(clip: ClipArgs, **options) -> None:
     """Per-band SNR of real clips over every training timestep.
 
     A dataset run (--results, --from-results, --workers, --strict, a glob or a .txt/.csv list for
@@ -443,37 +422,27 @@ def snr(
       freqscope snr --from-results run.parquet --schedule sd --schedule animatediff --json snr.json
       torchrun --standalone --nproc_per_node 4 -m freqscope snr --video list.csv --results run.parquet
     """
-    run_args = dict(
-        scheduler_config=scheduler_config,
-        zero_terminal_snr=zero_terminal_snr,
-        shift=shift,
-        bands_text=bands_text,
-        decomposition=decomposition,
-        time_scale=time_scale,
-        json_path=json_path,
-        csv_path=csv_path,
-        plot_path=plot_path,
-    )
+    a = SimpleNamespace(**options)
+    run_args = {k: options[k] for k in ("scheduler_config", "zero_terminal_snr", "shift", "bands_text")}
+    run_args |= {k: options[k] for k in ("decomposition", "time_scale", "json_path", "csv_path", "plot_path")}
     dataset = is_dataset_run(
         clip.videos,
-        schedules=schedule_names,
-        results=results,
-        from_results=from_results,
-        workers=workers,
-        strict=strict,
-        radial=radial,
+        schedules=a.schedule_names,
+        results=a.results,
+        from_results=a.from_results,
+        workers=a.workers,
+        strict=a.strict,
+        radial=a.radial,
     )
     if dataset:
-        extra = dict(seeds=seeds, band_videos=band_videos, results=results, from_results=from_results)
-        extra.update(workers=workers, batch_size=batch_size, strict=strict, weighted=weighted, radial=radial)
-        return _run(lambda: _snr_dataset(clip, schedule_names=schedule_names, **run_args, **extra), clip.quiet)
+        return _run(lambda: _snr_dataset(clip, a), clip.quiet)
     if not clip.videos:
         _run(lambda: _fail("give --video PATH (or --from-results FILE)"), clip.quiet)
-    if weighted or batch_size is not None:
+    if a.weighted or a.batch_size is not None:
         _run(lambda: _fail("--weighted and --batch-size apply to dataset runs (add --results FILE)"), clip.quiet)
-    schedule_name = schedule_names[0] if schedule_names else None
+    schedule_name = a.schedule_names[0] if a.schedule_names else None
     _run(
-        lambda: _snr_clips(clip, schedule_name=schedule_name, seeds=seeds, band_videos=band_videos, **run_args),
+        lambda: _snr_clips(clip, schedule_name=schedule_name, seeds=a.seeds, band_videos=a.band_videos, **run_args),
         clip.quiet,
     )
 
@@ -559,52 +528,40 @@ def _fail(message: str):
     raise ValueError(message)
 
 
-def _snr_dataset(
-    clip: ClipArgs,
-    *,
-    schedule_names,
-    scheduler_config,
-    zero_terminal_snr,
-    shift,
-    bands_text,
-    decomposition,
-    time_scale,
-    seeds,
-    json_path,
-    csv_path,
-    plot_path,
-    band_videos,
-    results,
-    from_results,
-    workers,
-    batch_size,
-    strict,
-    weighted,
-    radial,
-) -> None:
+def _snr_dataset(clip: ClipArgs, a: SimpleNamespace) -> None:
     """``snr`` over a dataset: run or resume (on every torchrun rank), or re-aggregate a results file."""
     read = {**clip.read_kwargs(), **_given(size=clip.size)}
     check_dataset_args(
-        clip.videos, read=read, results=results, from_results=from_results, seeds=seeds, band_videos=band_videos
+        clip.videos, read=read, results=a.results, from_results=a.from_results, seeds=a.seeds, band_videos=a.band_videos
     )
     scheds = snr_schedules(
-        schedule_names, scheduler_config=scheduler_config, **_given(zero_terminal_snr=zero_terminal_snr, shift=shift)
+        a.schedule_names,
+        scheduler_config=a.scheduler_config,
+        **_given(zero_terminal_snr=a.zero_terminal_snr, shift=a.shift),
     )
-    outs = _dataset_outputs(scheds, json_path=json_path, csv_path=csv_path, plot_path=plot_path)
-    _check_dataset_outputs(clip, outs, results=results, from_results=from_results, scheduler_config=scheduler_config)
-    if from_results is None:
+    outs = _dataset_outputs(scheds, json_path=a.json_path, csv_path=a.csv_path, plot_path=a.plot_path)
+    _check_dataset_outputs(
+        clip, outs, results=a.results, from_results=a.from_results, scheduler_config=a.scheduler_config
+    )
+    if a.from_results is None:
         analysis = _analysis_options(
-            bands_text, decomposition, time_scale, workers=workers, batch_size=batch_size, strict=strict, radial=radial
+            a.bands_text,
+            a.decomposition,
+            a.time_scale,
+            workers=a.workers,
+            batch_size=a.batch_size,
+            strict=a.strict,
+            radial=a.radial,
         )
     run = snr_dataset_run(
         clip.videos,
         scheds,
-        results=results,
-        from_results=from_results,
-        weighted=weighted,
+        results=a.results,
+        from_results=a.from_results,
+        weighted=a.weighted,
         **(
             {}
-            if from_results is not None
+            if a.from_results is not None
             else dict(
                 encoder=_encoder_options(clip),
                 device=clip.device,
@@ -616,10 +573,12 @@ def _snr_dataset(
         ),
     )
     if run.job is not None and not clip.quiet and run.rank == 0:
-        _say_dataset_counts(run.job, results)
+        _say_dataset_counts(run.job, a.results)
     if run.rank != 0:
         return
-    _report_dataset(clip, run, outs, json_path=json_path, csv_path=csv_path, results=results, from_results=from_results)
+    _report_dataset(
+        clip, run, outs, json_path=a.json_path, csv_path=a.csv_path, results=a.results, from_results=a.from_results
+    )
 
 
 def _dataset_outputs(scheds, *, json_path, csv_path, plot_path) -> list[tuple[str, str | None, Callable, Schedule]]:
@@ -699,75 +658,64 @@ def _report_dataset(clip: ClipArgs, run, outs, *, json_path, csv_path, results, 
 )
 @click.option("--scheduler-config", metavar="FILE_OR_FOLDER", help="Reference model: any diffusers scheduler config.")
 @click.option("--shift", type=float, help="Flow matching: timestep shift.  [default: 1, or the config's]")
-@click.option(
+@_option(
     "--prior",
     "priors",
     multiple=True,
     type=click.Choice(PRIOR_CHOICES),
     help="Initial-noise method; repeat to compare.",
-    cls=_LibraryDefault,
-    show_default=_default(run_freeinit, "priors"),
+    default_of=(run_freeinit, "priors"),
 )
-@click.option(
+@_option(
     "--num-iters",
     type=_IntOrAuto(),
     metavar="N|auto",
     help="Total sampling passes (1 = plain sampling), or auto: re-initialise only while the low-band gap is "
     "above --gap-tol and shrinking, stopping before it overshoots.",
-    cls=_LibraryDefault,
-    show_default=_default(sample, "num_iters"),
+    default_of=(sample, "num_iters"),
 )
-@click.option(
+@_option(
     "--gap-tol",
     type=float,
     help="--num-iters auto: gap tolerance in dB.",
-    cls=_LibraryDefault,
-    show_default=_default(sample, "gap_tol"),
+    default_of=(sample, "gap_tol"),
 )
-@click.option(
+@_option(
     "--max-iters",
     type=click.IntRange(min=1),
     help="--num-iters auto: at most this many passes.",
-    cls=_LibraryDefault,
-    show_default=_default(sample, "max_iters"),
+    default_of=(sample, "max_iters"),
 )
-@click.option(
+@_option(
     "--steps",
     type=click.IntRange(min=1),
     help="Inference steps per pass.",
-    cls=_LibraryDefault,
-    show_default=_default(sample, "num_inference_steps"),
+    default_of=(sample, "num_inference_steps"),
 )
-@click.option(
+@_option(
     "--method",
     type=click.Choice(FILTER_METHODS),
     help="Low-pass filter.",
-    cls=_LibraryDefault,
-    show_default=_default(sample, "method"),
+    default_of=(sample, "method"),
 )
-@click.option(
+@_option(
     "--d-s",
     type=float,
     help="Spatial stop frequency (Nyquist = 1).",
-    cls=_LibraryDefault,
-    show_default=_default(sample, "d_s"),
+    default_of=(sample, "d_s"),
 )
-@click.option(
-    "--d-t", type=float, help="Temporal stop frequency.", cls=_LibraryDefault, show_default=_default(sample, "d_t")
-)
-@click.option(
+@_option("--d-t", type=float, help="Temporal stop frequency.", default_of=(sample, "d_t"))
+@_option(
     "--order",
     type=click.IntRange(min=1),
     help="Butterworth order.",
-    cls=_LibraryDefault,
-    show_default=_default(sample, "order"),
+    default_of=(sample, "order"),
 )
-@click.option(
+@_option(
     "--renoise",
     type=click.Choice(RENOISE),
     help="Re-diffusion noise: reuse (official) or fresh.",
-    cls=_LibraryDefault,
-    show_default=_default(sample, "renoise"),
+    default_of=(sample, "renoise"),
 )
 @click.option(
     "--diffuse-timestep",
@@ -780,19 +728,17 @@ def _report_dataset(clip: ClipArgs, run, outs, *, json_path, csv_path, results, 
     type=float,
     help="Re-noise level as a VP-equivalent ᾱ, mapped onto the scheduler's own grid.",
 )
-@click.option(
+@_option(
     "--mid-step",
     type=click.IntRange(min=0),
     help="FreqPrior: timestep carried to the next pass.",
-    cls=_LibraryDefault,
-    show_default=_default(sample, "mid_step"),
+    default_of=(sample, "mid_step"),
 )
-@click.option(
+@_option(
     "--ratio",
     type=float,
     help="FreqPrior: weight of the diffused latent against fresh noise.",
-    cls=_LibraryDefault,
-    show_default=_default(sample, "ratio"),
+    default_of=(sample, "ratio"),
 )
 @click.option("--fast-sampling", is_flag=True, default=None, help="Coarse-to-fine: fewer steps in early passes.")
 @click.option(
@@ -807,19 +753,17 @@ def _report_dataset(clip: ClipArgs, run, outs, *, json_path, csv_path, results, 
 @click.option("--prompt", help="Pipeline prompt.")
 @click.option("--negative-prompt", help="Pipeline negative prompt.")
 @click.option("--guidance-scale", type=float, help="Pipeline guidance scale (the pipeline's default if unset).")
-@click.option(
+@_option(
     "--height",
     type=click.IntRange(min=8),
     help="Pipeline video height.",
-    cls=_LibraryDefault,
-    show_default=_default(run_freeinit, "height"),
+    default_of=(run_freeinit, "height"),
 )
-@click.option(
+@_option(
     "--width",
     type=click.IntRange(min=8),
     help="Pipeline video width.",
-    cls=_LibraryDefault,
-    show_default=_default(run_freeinit, "width"),
+    default_of=(run_freeinit, "width"),
 )
 @click.option("--out-dir", metavar="DIR", help="Pipeline: write the video of every pass here (mp4).")
 @click.option(
