@@ -129,3 +129,14 @@ def test_seeds_average_the_noise_power_not_the_db():
     assert res.sampled_db_mean[0, t] == pytest.approx(res.snr_db[0, t].item(), abs=0.5)  # 0.18 dB standard error
     lin = snr_sampled(z0, bands, sched, seeds=400, generator=torch.Generator().manual_seed(1))
     assert to_db(lin)[:, 0, t].mean() - res.snr_db[0, t] > 1.0  # the old average of dB
+
+
+def test_multi_clip_header_lists_each_latent_shape():
+    from freqscope.report import format_table
+
+    sched = get_schedule("sd")
+    g = torch.Generator().manual_seed(0)
+    shapes = [(1, 3, 8, 32, 32), (1, 3, 8, 32, 48), (1, 3, 8, 32, 32)]
+    clips = [analyze_latent(torch.randn(s, generator=g), sched) for s in shapes]
+    header = format_table(summarize(clips, sched)).splitlines()[0]
+    assert "latent (1, 3, 8, 32, 32) ×2, (1, 3, 8, 32, 48) ×1" in header
