@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .hub import check_hub_source
-from .motion import is_static, motion_metrics, to_uint8
+from .motion import motion_metrics, to_uint8
 
 __all__ = [
     "frame_cosine",
@@ -187,8 +187,7 @@ def consistency_metrics(
         "pixel_frame_cosine": frame_cosine(frames),
         "pixel_first_frame_cosine": first_frame_cosine(frames),
         "temporal_flickering": temporal_flickering(frames),
-        "static": bool(is_static(frames).all()),
-        **motion_metrics(frames),
+        **motion_metrics(frames),  # flow magnitude, dynamic degree and VBench's static flag
     }
     if embed is not None:
         e = _embed_frames(frames, embed)

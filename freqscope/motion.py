@@ -77,24 +77,31 @@ def dynamic_degree(magnitude: torch.Tensor) -> torch.Tensor:
     return (score > thres).sum(dim=1) >= count
 
 
+def _is_static(pairs: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+    """VBench's static rule from the flow magnitudes of the consecutive pairs ``(b, t−1, H, W)`` and of the
+    first→last and last→first pairs ``(b, 2, H, W)``."""
+    b, n, h, w = pairs.shape
+    thres, count = 3.0 * min(h, w) / 256.0, round(2 * (n + 1) / 16.0)
+    steady = (top_fraction_mean(pairs, 0.02) > thres).sum(dim=1) <= count
+    return steady & (top_fraction_mean(ends, 0.02) <= thres * count * 2).all(dim=1)
+
+
+def _end_pairs(frames: torch.Tensor) -> torch.Tensor:
+    """Flow magnitude of the pairs (first, last) and (last, first), ``(b, 2, H, W)``."""
+    return flow_magnitude(optical_flow(torch.cat([frames[:, :, :1], frames[:, :, -1:], frames[:, :, :1]], dim=2)))
+
+
 def is_static(frames: torch.Tensor) -> torch.Tensor:
     """VBench's static filter (the videos on which temporal flickering is scored), ``(b,)`` bool: no more
     than ``round(2·T/16)`` consecutive pairs with a top-2 % flow above ``3·min(H, W)/256`` pixels, and the
     first↔last pairs below ``2·count`` times that threshold."""
-    b, _, t, h, w = frames.shape
-    loop = torch.cat([frames, frames[:, :, :1], frames[:, :, -1:], frames[:, :, :1]], dim=2)
-    mag = flow_magnitude(optical_flow(loop))  # pairs: (0,1) … (t−2,t−1), (t−1,0), (0,t−1), (t−1,0)
-    score = top_fraction_mean(mag, 0.02)
-    score = torch.cat([score[:, : t - 1], score[:, t : t + 2]], dim=1)  # drop the wrap-around pair (t−1,0)
-    thres, count = 3.0 * min(h, w) / 256.0, round(2 * t / 16.0)
-    steady = (score[:, :-2] > thres).sum(dim=1) <= count
-    ends = (score[:, -2:] <= thres * count * 2).all(dim=1)
-    return steady & ends
+    return _is_static(flow_magnitude(optical_flow(frames)), _end_pairs(frames))
 
 
 def motion_metrics(frames: torch.Tensor) -> dict:
-    """Mean flow magnitude (pixels per frame, and as a fraction of the short side) and VBench's dynamic
-    degree of one video ``(1, 3, t, H, W)`` in [-1, 1]."""
+    """Mean flow magnitude (pixels per frame, and as a fraction of the short side), VBench's dynamic degree
+    and its static flag of one video ``(1, 3, t, H, W)`` in [-1, 1]; the consecutive pairs' flow is computed
+    once for all of them."""
     mag = flow_magnitude(optical_flow(frames))
     short = min(frames.shape[-2:])
     mean = float(mag.mean())
@@ -102,4 +109,5 @@ def motion_metrics(frames: torch.Tensor) -> dict:
         "flow_px": mean,
         "flow_rel": mean / short,
         "dynamic_degree": float(dynamic_degree(mag).float().mean()),
+        "static": bool(_is_static(mag, _end_pairs(frames)).all()),
     }

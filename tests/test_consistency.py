@@ -163,6 +163,8 @@ def test_vbench_transform_sizes_and_statistics():
 
 
 def test_metrics_side_by_side_with_tiny_dino_and_clip(tmp_path):
+    from freqscope.consistency import first_frame_similarity, vbench_consistency
+
     transformers = _tiny_vit(tmp_path / "dino", patch_size=16)
     ccfg = transformers.CLIPVisionConfig(
         hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=224,
@@ -177,6 +179,13 @@ def test_metrics_side_by_side_with_tiny_dino_and_clip(tmp_path):
     m = consistency_metrics(x, x, embed=dino, embed_background=clip)
     assert {"subject_consistency", "background_consistency", "first_frame_similarity", "flow_px", "static"} <= set(m)
     assert 0 <= m["subject_consistency"] <= 1 and 0 <= m["background_consistency"] <= 1
+    # the values themselves, from the embeddings of the frames: (b, t, d)
+    frames = x.permute(0, 2, 1, 3, 4).reshape(4, 3, 32, 48)
+    e_dino, e_clip = dino(frames)[None], clip(frames)[None]
+    assert m["subject_consistency"] == pytest.approx(vbench_consistency(e_dino), abs=1e-6)
+    assert m["background_consistency"] == pytest.approx(vbench_consistency(e_clip), abs=1e-6)
+    assert m["first_frame_similarity"] == pytest.approx(first_frame_similarity(e_dino), abs=1e-6)
+    assert m["flow_px"] == pytest.approx(3, rel=0.2)  # 3 px/frame (borders included)
     static = consistency_metrics(x[:, :, :1].expand_as(x), x[:, :, :1].expand_as(x), embed=dino)
     assert static["subject_consistency"] == pytest.approx(1, abs=1e-5)
     assert static["first_frame_similarity"] == pytest.approx(1, abs=1e-5)

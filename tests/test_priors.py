@@ -65,6 +65,7 @@ def test_spectrum_matched_noise_closes_the_gap_in_every_band():
     n = torch.tensor([max(b.n_bins, 1) for b in bands.bands], dtype=torch.float64) * shape[0] * shape[1]
     assert ((got / target - 1).abs() < 5 * (2 / n).sqrt()).all()
     assert gap_db(noise, bands, P, ab).abs().max() < 5 * 10 / 2.3026 * (2 / n).sqrt().max()
+    assert (gap_db(noise, bands, P, ab).abs() < 5 * 10 / math.log(10) * (2 / n).sqrt()).all()  # band by band
     # unit power everywhere is the white noise itself
     g = torch.Generator().manual_seed(1)
     white = spectrum_matched_noise(shape, torch.ones(shape[-3:]), generator=g)
