@@ -126,10 +126,12 @@ def _predicted(
         and all(p.start_timestep == passes[0].start_timestep for p in passes)
     ):
         return None, None
-    gains = []
+    by_steps: dict[int, torch.Tensor] = {}  # passes of the same step count share one closed-form gain
     for p in passes:
-        scheduler.set_timesteps(p.num_inference_steps)
-        gains.append(model.ddim_gain(scheduler, [int(t) for t in scheduler.timesteps]))
+        if p.num_inference_steps not in by_steps:
+            scheduler.set_timesteps(p.num_inference_steps)
+            by_steps[p.num_inference_steps] = model.ddim_gain(scheduler, [int(t) for t in scheduler.timesteps])
+    gains = [by_steps[p.num_inference_steps] for p in passes]
     ab = passes[0].alpha_bar
     inits, outs = predicted_pass_power(gains, result.mask, ab, renoise=result.info["renoise"])
     pred_gap = torch.stack([10 * torch.log10((ab * P + 1 - ab) / band_mean(q.mean(0), bands)) for q in inits])
@@ -297,6 +299,7 @@ def run_pipeline(
     call = {**(call_kwargs or {}), "num_frames": t, "height": H, "width": W, "frames": frames}
     encoder = vae.info_for(t).to_dict()
     out = FreeInitRun(bands, P, [], clip_shape, encoder, scheduler=pipe.scheduler, pipeline=source)
+    sampler = PipelineSampler(pipe, **call)  # one for every prior: the pipeline's grids are probed once
     for prior in _each(priors, progress):
         # Every prior starts from the same seed; a CPU generator, as diffusers recommends: noise is drawn on
         # the generator's device and moved (randn_tensor), so CPU and CUDA runs start from the same noise.
@@ -307,7 +310,7 @@ def run_pipeline(
             decode=vae.decode, embed=embed, embed_background=embed_background, frames=slice(pad, None)
         )
         res = sample(
-            PipelineSampler(pipe, **call),
+            sampler,
             shape,
             prior=prior,
             generator=gen,

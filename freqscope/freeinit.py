@@ -115,10 +115,6 @@ class _SchedulerSampler:
         self.scheduler.set_timesteps(num_inference_steps)
         return grid_levels(self.scheduler)
 
-    def timesteps(self, num_inference_steps: int) -> list[float]:
-        """The inference timesteps of a pass with this many steps."""
-        return [t for t, _, _ in self.grid(num_inference_steps)]
-
     def start_sample(self, init: torch.Tensor, num_inference_steps: int, start_index: int) -> torch.Tensor:
         """A VP-normalised initial noise in the scheduler's own sample space at the pass's first step:
         times ``init_noise_sigma`` at the start of the grid (as pipelines do), times ``√(a² + s²)`` midway."""
