@@ -77,7 +77,7 @@ def aggregate(table: pa.Table | list[dict], schedule: Schedule, *, weighted: boo
         raise ValueError("the results mix several analysis settings; aggregate one setting at a time")
     k = len(ok.column("band_power")[0])
     if pc.any(pc.not_equal(pc.list_value_length(ok.column("band_power")), k)).as_py():
-        raise ValueError("the results mix different band sets; use one --results file per --bands setting")
+        raise ValueError("the results mix different band sets; use one `results` file per `edges` setting")
 
     def matrix(name: str) -> torch.Tensor:  # a list<double> column → (n_clips, n_bands)
         flat = pc.list_flatten(ok.column(name)).to_numpy(zero_copy_only=False)

@@ -75,7 +75,7 @@ def analyze_latent(
     if empty:
         warnings.warn(
             f"band(s) {', '.join(empty)} hold no frequency bin of the {'×'.join(map(str, bands.shape))} "
-            "latent grid and are reported as empty; use coarser --bands or more frames/pixels",
+            "latent grid and are reported as empty; use coarser `edges` or more frames/pixels",
             stacklevel=2,
         )
     # The one FFT of z0 that every number below comes from (the full per-bin power only for the profile).
@@ -92,7 +92,7 @@ def check_finite_power(power: torch.Tensor, bands: BandSet, what: str = "z0") ->
     (checked on a few numbers instead of every pixel; the FFT spreads a NaN or Inf over the bands)."""
     full = torch.tensor([b.n_bins > 0 for b in bands.bands], device=power.device)
     if not torch.isfinite(power[..., full]).all():
-        raise ValueError(f"{what} holds NaN/Inf values; check the input frames or the encoder (try --dtype float32)")
+        raise ValueError(f"{what} holds NaN/Inf values; check the input frames or the encoder (try `dtype` float32)")
 
 
 def analyze_video(
@@ -117,7 +117,7 @@ def analyze_video(
     if z0.shape[2] < 2:
         raise ValueError(
             f"{path}: the latent has {z0.shape[2]} frame(s); spatio-temporal bands need 2 or more "
-            "(ask for more --frames)"
+            "(ask for more `frames`)"
         )
     res = analyze_latent(
         z0.float(),
@@ -143,7 +143,7 @@ def summarize(clips: list[ClipResult], schedule: Schedule, *, weights: torch.Ten
         raise ValueError("no clip to summarize")
     names = [c.bands.names for c in clips]
     if any(n != names[0] for n in names):
-        raise ValueError("clips gave different band sets (a grid too small for an edge?); use the same --bands")
+        raise ValueError("clips gave different band sets (a grid too small for an edge?); use the same `edges`")
     power = torch.stack([c.snr.power for c in clips])  # (n_clips, n_bands)
     ef = torch.stack([c.snr.energy_fraction for c in clips])
     w = _weights(weights, len(clips))

@@ -24,28 +24,30 @@ import torch
 from . import __version__
 from .aggregate import format_dataset_table, plot_dataset, write_dataset_csv, write_dataset_json
 from .analysis import analyze_latent
-from .bands import DECOMPOSITIONS, DEFAULT_EDGES, parse_edges
+from .bands import DECOMPOSITIONS, parse_edges
 from .dataset import run_dataset
-from .encode import ENCODERS, load_encoder
+from .devices import DEVICE_RULE
+from .encode import DTYPE_RULE, ENCODERS, load_encoder
 from .experiment import run_freeinit
 from .filters import FILTER_METHODS
 from .freeinit import PRIORS as PRIOR_CHOICES
-from .freeinit import RENOISE, sample
-from .hub import check_hub_source
+from .freeinit import RENOISE, RENOISE_LEVEL_RULE, sample
+from .freeinit_report import format_gap_table, plot_gap, run_title, run_to_dict
 from .io import STDOUT, check_outputs, terminate_cleanly
 from .report import format_table, plot_snr, write_band_videos, write_csv, write_json
-from .schedule import DEFAULT_PRESET, PRESETS, Schedule, scheduler_config_file
+from .schedule import DEFAULT_PRESET, PRESETS, SHIFT_RULE, Schedule, scheduler_config_file
+from .schedulers import reference_scheduler
 from .snr_job import (
+    check_clip_args,
     check_dataset_args,
-    check_read,
+    clip_schedule,
     is_dataset_run,
-    resolve_device,
     snr_clips,
     snr_dataset_run,
     snr_schedules,
     suffixed,
 )
-from .video import DEFAULT_MAX_SHORT_SIDE, list_videos, read_video
+from .video import SIZE_RULE, list_videos, read_video
 
 __all__ = ["main"]
 
@@ -77,11 +79,16 @@ class _LibraryDefault(click.Option):
         return extra
 
 
-def _option(*decls: str, default_of: tuple[Callable, str] | None = None, **kw: Any) -> Callable:
+def _option(
+    *decls: str, default_of: tuple[Callable, str] | None = None, default_text: str | None = None, **kw: Any
+) -> Callable:
     """``click.option``; with ``default_of=(fn, name)`` the option stays unset unless given (the library's
-    default stands) and its help shows that default, read from ``fn``'s signature."""
+    default stands) and its help shows that default, read from ``fn``'s signature. A default that is a rule
+    (``None`` in the signature) shows as the library's ``default_text`` of it (e.g. ``DEVICE_RULE``)."""
     if default_of is not None:
-        kw |= {"cls": _LibraryDefault, "show_default": _default(*default_of)}
+        default_text = _default(*default_of)
+    if default_text is not None:
+        kw |= {"cls": _LibraryDefault, "show_default": default_text}
     return click.option(*decls, **kw)
 
 
@@ -135,11 +142,6 @@ def _run(fn, quiet: bool):
             if isinstance(e, RuntimeError) and not re.search(r"out of memory|can't allocate|allocat", str(e), re.I):
                 raise
             raise UserError("out of memory (the estimate made before reading was too low); lower --size or --frames")
-
-
-def _device(device: str | None) -> torch.device:
-    """The device asked for (see :func:`~freqscope.snr_job.resolve_device`)."""
-    return resolve_device(device)
 
 
 #: torch.Generator.manual_seed takes a 64-bit integer; we keep to the signed range.
@@ -224,10 +226,11 @@ class ClipArgs:
 CLIP_FIELDS = [f.name for f in fields(ClipArgs)]
 
 
-def video_options(f=None, *, video_required: bool = True):
-    """Add the shared options; the command receives them as one :class:`ClipArgs` first argument."""
+def video_options(f=None, *, video_required: bool = True, size: dict | None = None):
+    """Add the shared options; the command receives them as one :class:`ClipArgs` first argument.
+    ``size``: the command's own ``--size`` help and default (``_option``'s ``help``, ``default_of``)."""
     if f is None:
-        return functools.partial(video_options, video_required=video_required)
+        return functools.partial(video_options, video_required=video_required, size=size)
     opts = [
         click.option(
             "--video",
@@ -256,11 +259,16 @@ def video_options(f=None, *, video_required: bool = True):
             default_of=(read_video, "start"),
             help="Start time in seconds.",
         ),
-        click.option(
+        _option(
             "--size",
             type=click.IntRange(min=1),
-            help=f"Resize so the short side is S (antialiased), then centre-crop to a multiple of 8. "
-            f"[default: the clip's size, short side capped at {DEFAULT_MAX_SHORT_SIDE}]",
+            **(
+                size
+                or {
+                    "help": "Resize so the short side is S (antialiased), then centre-crop to a multiple of 8.",
+                    "default_text": SIZE_RULE,
+                }
+            ),
         ),
         _option(
             "--encoder",
@@ -274,8 +282,8 @@ def video_options(f=None, *, video_required: bool = True):
         click.option(
             "--sample-posterior", is_flag=True, default=None, help="Sample the VAE posterior (default: mean)."
         ),
-        click.option("--dtype", type=click.Choice(list(DTYPES)), help="VAE dtype.  [default: float16 on CUDA]"),
-        click.option("--device", help="cpu, cuda or cuda:N.  [default: cuda if available]"),
+        _option("--dtype", type=click.Choice(list(DTYPES)), help="Model dtype.", default_text=DTYPE_RULE),
+        _option("--device", help="cpu, cuda or cuda:N.", default_text=DEVICE_RULE),
         click.option(
             "--seed", type=click.IntRange(0, SEED_MAX), default=0, show_default=True, help="Seed for every random draw."
         ),
@@ -289,24 +297,6 @@ def video_options(f=None, *, video_required: bool = True):
     for o in reversed(opts):
         command = o(command)
     return command
-
-
-def _load(clip: ClipArgs):
-    """The clip paths, the encoder and the device the user asked for."""
-    paths = list_videos(list(clip.videos))
-    dev = _device(clip.device)
-    enc = load_encoder(
-        **_given(
-            encoder=clip.encoder,
-            vae=clip.vae,
-            vae_subfolder=clip.vae_subfolder,
-            downsample=clip.downsample,
-            sample_posterior=clip.sample_posterior,
-            dtype=DTYPES[clip.dtype] if clip.dtype is not None else None,
-        ),
-        device=dev,
-    )
-    return paths, enc, dev
 
 
 PLOT_FORMATS = (".png", ".pdf", ".svg")
@@ -331,11 +321,6 @@ def _model_files(folder: str | None) -> list:
     return [f for f in Path(folder).rglob("*") if f.is_file()] if folder and Path(folder).is_dir() else []
 
 
-def _check_hub(source: str | None, what: str, filename: str) -> None:
-    if source is not None:
-        check_hub_source(source, what, filename=filename)
-
-
 def _wrote(path, quiet: bool) -> None:
     if not quiet and str(path) != "-":
         click.echo(f"wrote {path}", err=True)
@@ -356,7 +341,7 @@ def _wrote(path, quiet: bool) -> None:
     "--scheduler-config", metavar="FILE_OR_FOLDER", help="A diffusers scheduler config (overrides --schedule)."
 )
 @click.option("--zero-terminal-snr", is_flag=True, default=None, help="Rescale betas to zero terminal SNR.")
-@click.option("--shift", type=float, help="Flow matching: timestep shift.  [default: 1, or the config's]")
+@_option("--shift", type=float, help="Flow matching: timestep shift.", default_text=SHIFT_RULE)
 @_option(
     "--bands",
     "bands_text",
@@ -436,13 +421,8 @@ def snr(clip: ClipArgs, **options) -> None:
     )
     if dataset:
         return _run(lambda: _snr_dataset(clip, a), clip.quiet)
-    if not clip.videos:
-        _run(lambda: _fail("give --video PATH (or --from-results FILE)"), clip.quiet)
-    if a.weighted or a.batch_size is not None:
-        _run(lambda: _fail("--weighted and --batch-size apply to dataset runs (add --results FILE)"), clip.quiet)
-    schedule_name = a.schedule_names[0] if a.schedule_names else None
     _run(
-        lambda: _snr_clips(clip, schedule_name=schedule_name, seeds=a.seeds, band_videos=a.band_videos, **run_args),
+        lambda: _snr_clips(clip, a, seeds=a.seeds, band_videos=a.band_videos, **run_args),
         clip.quiet,
     )
 
@@ -467,8 +447,8 @@ def _analysis_options(bands_text, decomposition, time_scale, **kw) -> dict:
 
 def _snr_clips(
     clip: ClipArgs,
+    a: SimpleNamespace,
     *,
-    schedule_name,
     scheduler_config,
     zero_terminal_snr,
     shift,
@@ -483,7 +463,7 @@ def _snr_clips(
 ) -> None:
     """``snr`` of single clips: check, call :func:`~freqscope.snr_job.snr_clips`, write."""
     read = {**clip.read_kwargs(), **_given(size=clip.size)}
-    check_read(read)
+    check_clip_args(clip.videos, read=read, weighted=a.weighted, batch_size=a.batch_size)
     paths = list_videos(list(clip.videos))
     check_outputs(
         {"--json": json_path, "--csv": csv_path, "--plot": plot_path},
@@ -493,10 +473,8 @@ def _snr_clips(
         stdout=("--json", "--csv"),
     )
     analysis = _analysis_options(bands_text, decomposition, time_scale, seeds=seeds)
-    (sched,) = snr_schedules(
-        [schedule_name] if schedule_name and not scheduler_config else [],
-        scheduler_config=scheduler_config,
-        **_given(zero_terminal_snr=zero_terminal_snr, shift=shift),
+    sched = clip_schedule(
+        a.schedule_names, scheduler_config=scheduler_config, **_given(zero_terminal_snr=zero_terminal_snr, shift=shift)
     )
     run = snr_clips(
         paths,
@@ -522,10 +500,6 @@ def _snr_clips(
         decode = run.encoder.decode if hasattr(run.encoder, "decode") else None
         for path in write_band_videos(first.z0, first.bands, band_videos, decode=decode):
             _wrote(path, clip.quiet)
-
-
-def _fail(message: str):
-    raise ValueError(message)
 
 
 def _snr_dataset(clip: ClipArgs, a: SimpleNamespace) -> None:
@@ -639,7 +613,7 @@ def _report_dataset(clip: ClipArgs, run, outs, *, json_path, csv_path, results, 
             f"freqscope: warning: skipped {len(s0.skipped)} unreadable clip(s)"
             + (f"; listed in {' and '.join(listed)}" if listed else "")
             + "; first: "
-            + "; ".join(e if p in e else f"{p}: {e}" for p, e in s0.skipped[:3]),
+            + to_flags("; ".join(e if p in e else f"{p}: {e}" for p, e in s0.skipped[:3])),
             err=True,
         )
     for _, path, write, s in outs:
@@ -649,15 +623,21 @@ def _report_dataset(clip: ClipArgs, run, outs, *, json_path, csv_path, results, 
 
 
 @main.command()
-@video_options
-@click.option(
+@video_options(
+    size={
+        "help": "Reference model: resize so the short side is S (pipelines: --height, --width).",
+        "default_of": (run_freeinit, "size"),
+    }
+)
+@_option(
     "--schedule",
     "schedule_name",
     type=click.Choice(list(PRESETS)),
-    help=f"Reference model: preset schedule (DDIM sampler; flow: flow-matching Euler).  [default: {DEFAULT_PRESET}]",
+    help="Reference model: preset schedule (DDIM sampler; flow: flow-matching Euler).",
+    default_of=(reference_scheduler, "name_or_path"),
 )
 @click.option("--scheduler-config", metavar="FILE_OR_FOLDER", help="Reference model: any diffusers scheduler config.")
-@click.option("--shift", type=float, help="Flow matching: timestep shift.  [default: 1, or the config's]")
+@_option("--shift", type=float, help="Flow matching: timestep shift.", default_text=SHIFT_RULE)
 @_option(
     "--prior",
     "priors",
@@ -717,11 +697,11 @@ def _report_dataset(clip: ClipArgs, run, outs, *, json_path, csv_path, results, 
     help="Re-diffusion noise: reuse (official) or fresh.",
     default_of=(sample, "renoise"),
 )
-@click.option(
+@_option(
     "--diffuse-timestep",
     type=click.IntRange(min=0),
-    help="Re-diffuse to exactly this training timestep's level (999: the official code).  "
-    "[default: the first inference step's level; SD's terminal level where that is 0 or σ-scaled]",
+    help="Re-diffuse to exactly this training timestep's level (999: the official code).",
+    default_text=RENOISE_LEVEL_RULE,
 )
 @click.option(
     "--renoise-alpha-bar",
@@ -741,11 +721,12 @@ def _report_dataset(clip: ClipArgs, run, outs, *, json_path, csv_path, results, 
     default_of=(sample, "ratio"),
 )
 @click.option("--fast-sampling", is_flag=True, default=None, help="Coarse-to-fine: fewer steps in early passes.")
-@click.option(
+@_option(
     "--bands",
     "bands_text",
     metavar="E1,E2,...",
-    help=f"Band edges (Nyquist = 1).  [default: {','.join(map(str, DEFAULT_EDGES))}]",
+    help="Band edges (Nyquist = 1).",
+    default_of=(run_freeinit, "edges"),
 )
 @click.option(
     "--pipeline", metavar="PATH_OR_ID", help="Run on a diffusers video pipeline instead of the reference model."
@@ -825,21 +806,8 @@ def freeinit(
       freqscope freeinit --video clip.mp4 --prior freeinit --prior freqprior --prior pyoco-mixed --renoise fresh
       freqscope freeinit --video clip.mp4 --pipeline ./animatediff --prompt "a boat" --device cuda --out-dir out/
     """
-    from .freeinit_report import format_gap_table, plot_gap, run_title, run_to_dict
-    from .io import STDOUT, check_outputs
-    from .report import write_json
 
     def job():
-        if clip.fps is not None and clip.stride is not None:
-            raise ValueError("give --fps or --stride, not both")
-        pipeline_only = (prompt, negative_prompt, guidance_scale, height, width, out_dir)
-        if pipeline is None and any(v is not None for v in pipeline_only):
-            raise ValueError(
-                "--prompt, --negative-prompt, --guidance-scale, --height, --width and --out-dir "
-                "apply with --pipeline only"
-            )
-        if num_iters != "auto" and (gap_tol is not None or max_iters is not None):
-            raise ValueError("--gap-tol and --max-iters apply with --num-iters auto")
         check_outputs(
             {"--json": json_path, "--plot": plot_path},
             folders={"--out-dir": (out_dir, lambda name: re.fullmatch(r".+_pass\d+\.mp4", name) is not None)},
@@ -847,7 +815,6 @@ def freeinit(
             formats={"--plot": PLOT_FORMATS},
             stdout=("--json",),
         )
-        _check_hub(pipeline, "--pipeline", "model_index.json")
         run = run_freeinit(
             list(clip.videos),
             **_given(
@@ -888,7 +855,7 @@ def freeinit(
                 fast_sampling=fast_sampling,
             ),
             seed=clip.seed,
-            device=_device(clip.device),
+            **_given(device=clip.device),
             progress=_progress(clip.quiet),
         )
         if not clip.quiet and json_path != STDOUT:

@@ -273,7 +273,7 @@ class _Sink:
         run = self.run
         if row["status"] == "error":
             if self.strict:
-                raise ValueError(f"{row['path']}: {row['error']} (--strict stops at the first bad clip)")
+                raise ValueError(f"{row['path']}: {row['error']} (`strict` stops at the first bad clip)")
             run.errors.append((row["path"], row["error"]))
         else:
             run.analysed += 1

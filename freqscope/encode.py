@@ -31,6 +31,7 @@ __all__ = [
     "VAEEncoder",
     "load_encoder",
     "model_dtype",
+    "DTYPE_RULE",
     "per_frame",
     "ENCODERS",
     "IMAGE_AUTOENCODERS",
@@ -69,6 +70,10 @@ class EncoderInfo:
         return asdict(self)
 
 
+#: ``dtype=None`` in words, for help texts (see :func:`model_dtype`).
+DTYPE_RULE = "float16 on CUDA, else float32"
+
+
 def model_dtype(device: str | torch.device) -> torch.dtype:
     """The dtype models run in by default: float16 on CUDA, float32 elsewhere."""
     return torch.float16 if torch.device(device).type == "cuda" else torch.float32
@@ -103,7 +108,7 @@ def _check_frames(frames: torch.Tensor) -> None:
 def _check_finite(z: torch.Tensor, what: str) -> torch.Tensor:
     if not torch.isfinite(z).all():
         bad = int((~torch.isfinite(z)).sum())
-        raise ValueError(f"{what} produced {bad} NaN/Inf values; try --dtype float32 or check the model weights")
+        raise ValueError(f"{what} produced {bad} NaN/Inf values; try `dtype` float32 or check the model weights")
     return z
 
 
@@ -132,7 +137,7 @@ class PixelEncoder:
         if k > 1:
             b, c, t, H, W = frames.shape
             if H // k < 1 or W // k < 1:
-                raise ValueError(f"--downsample {k} is larger than the {H}×{W} frames; use a smaller factor")
+                raise ValueError(f"`downsample` {k} is larger than the {H}×{W} frames; use a smaller factor")
             frames = F.avg_pool3d(frames, kernel_size=(1, k, k), stride=(1, k, k))  # (b, 3, t, H/k, W/k)
         # No finite check here (decoded 8-bit pixels always are): the analysis checks its band powers,
         # which any NaN/Inf in the input reaches.
@@ -364,7 +369,7 @@ def load_encoder(
             raise ValueError("`vae` was given with `encoder` pixel; drop one of them")
         return PixelEncoder(downsample=downsample)
     if not vae:
-        raise ValueError("--encoder vae needs --vae PATH_OR_ID (a diffusers autoencoder folder or hub id)")
+        raise ValueError("`encoder` vae needs `vae` (a diffusers autoencoder folder or hub id)")
     if downsample != 1:
         raise ValueError("`downsample` applies to the pixel encoder only; a VAE sets its own compression")
     return VAEEncoder.load(

@@ -16,8 +16,9 @@ from typing import Any
 
 import torch
 
-from .bands import BandSet, band_mean, band_power, make_bands
+from .bands import DEFAULT_EDGES, BandSet, band_mean, band_power, make_bands
 from .consistency import consistency_metrics, hf_image_embedder
+from .devices import resolve_device
 from .encode import load_encoder
 from .filters import variance_loss_db
 from .freeinit import ITERATIVE, Callback, DenoiserSampler, PipelineSampler, SamplingResult, observers, sample
@@ -26,7 +27,7 @@ from .hub import check_hub_source
 from .pipelines import adapter_for, load_pipeline, pipeline_vae
 from .reference import GaussianVideoModel
 from .schedulers import is_ddim, reference_scheduler
-from .video import list_videos, read_video, write_video
+from .video import check_read_options, list_videos, read_video, write_video
 
 __all__ = [
     "FreeInitRun",
@@ -36,6 +37,8 @@ __all__ = [
     "run_reference",
     "single_pass",
     "REFERENCE_SIZE",
+    "PIPELINE_SIZE",
+    "check_freeinit_options",
     "reference_scheduler",
     "GapRun",
     "GapObserver",
@@ -45,6 +48,8 @@ __all__ = [
 
 #: Short side of the reference clip for the weight-free model: 16×64×(64·aspect) keeps every pass ~1 s on a CPU.
 REFERENCE_SIZE = 64
+#: Height and width of a pipeline's video (and of the clip it is measured against).
+PIPELINE_SIZE = 256
 #: Frames per second of the decoded pass videos a pipeline run writes.
 PASS_VIDEO_FPS = 8
 
@@ -219,7 +224,7 @@ def run_reference(
     *,
     priors: tuple[str, ...] = ("freeinit",),
     scheduler: Any = None,
-    edges: tuple[float, ...] | None = None,
+    edges: tuple[float, ...] = DEFAULT_EDGES,
     seed: int = 0,
     pixel_frames: bool = True,
     embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -234,7 +239,7 @@ def run_reference(
         raise ValueError(f"z0 must be (b, c, t, h, w), got shape {tuple(z0.shape)}")
     z0 = z0.float()
     t, h, w = z0.shape[-3:]
-    bands = make_bands((t, h, w), edges) if edges is not None else make_bands((t, h, w))
+    bands = make_bands((t, h, w), edges)
     P = band_power(z0, bands)
     model = GaussianVideoModel.from_latent(z0)
     scheduler = scheduler if scheduler is not None else reference_scheduler()
@@ -266,7 +271,7 @@ def run_pipeline(
     *,
     priors: tuple[str, ...] = ("freeinit",),
     call_kwargs: dict | None = None,
-    edges: tuple[float, ...] | None = None,
+    edges: tuple[float, ...] = DEFAULT_EDGES,
     seed: int = 0,
     device: torch.device | str = "cpu",
     embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -294,7 +299,7 @@ def run_pipeline(
             "choose a frame count (frames) that suits the pipeline's VAE"
         )
     grid = (clip_shape[2], clip_shape[3], clip_shape[4])
-    bands = make_bands(grid, edges) if edges is not None else make_bands(grid)
+    bands = make_bands(grid, edges)
     P = band_power(z0, bands)
     call = {**(call_kwargs or {}), "num_frames": t, "height": H, "width": W, "frames": frames}
     encoder = vae.info_for(t).to_dict()
@@ -330,6 +335,29 @@ def run_pipeline(
     return out
 
 
+def check_freeinit_options(
+    *,
+    pipeline: str | None = None,
+    read_options: dict | None = None,
+    call_kwargs: dict | None = None,
+    size: tuple[int, int] = (PIPELINE_SIZE, PIPELINE_SIZE),
+    out_dir: str | os.PathLike | None = None,
+    sample_kwargs: dict | None = None,
+) -> None:
+    """Refuse :func:`run_freeinit` options that contradict each other, before any work: ``fps`` with
+    ``stride``, a pipeline's options (``call_kwargs``, a ``size`` other than ``PIPELINE_SIZE``, ``out_dir``)
+    without ``pipeline``, and adaptive FreeInit's options without ``num_iters="auto"``."""
+    check_read_options(read_options or {})
+    if pipeline is None and (call_kwargs or out_dir is not None or size != (PIPELINE_SIZE, PIPELINE_SIZE)):
+        raise ValueError(
+            "`prompt`, `negative_prompt`, `guidance_scale`, `height`, `width` and `out_dir` "
+            "apply with `pipeline` only"
+        )
+    kw = sample_kwargs or {}
+    if kw.get("num_iters") != "auto" and ("gap_tol" in kw or "max_iters" in kw):
+        raise ValueError("`gap_tol` and `max_iters` apply with `num_iters` auto")
+
+
 def run_freeinit(
     video: str | os.PathLike | Sequence[str | os.PathLike],
     *,
@@ -337,13 +365,13 @@ def run_freeinit(
     scheduler: str | None = None,
     shift: float | None = None,
     priors: tuple[str, ...] = ("freeinit",),
-    edges: tuple[float, ...] | None = None,
+    edges: tuple[float, ...] = DEFAULT_EDGES,
     seed: int = 0,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
     read_options: dict | None = None,
     size: int = REFERENCE_SIZE,
-    height: int = 256,
-    width: int = 256,
+    height: int = PIPELINE_SIZE,
+    width: int = PIPELINE_SIZE,
     encoder_options: dict | None = None,
     dtype: torch.dtype | None = None,
     call_kwargs: dict | None = None,
@@ -362,7 +390,19 @@ def run_freeinit(
     ``pipeline`` (a folder or hub id): the clip is read at ``height``×``width``, encoded by the pipeline's
     own VAE, and the pipeline (``call_kwargs``: prompt, guidance, …) is sampled, each pass's video written
     to ``out_dir`` if given. ``embedder`` / ``background_embedder``: DINO- / CLIP-type image embedders for
-    VBench subject / background consistency. ``sample_kwargs`` go to :func:`~freqscope.freeinit.sample`."""
+    VBench subject / background consistency. ``device``: see :func:`~freqscope.devices.resolve_device`.
+    ``sample_kwargs`` go to :func:`~freqscope.freeinit.sample`."""
+    check_freeinit_options(
+        pipeline=pipeline,
+        read_options=read_options,
+        call_kwargs=call_kwargs,
+        size=(height, width),
+        out_dir=out_dir,
+        sample_kwargs=sample_kwargs,
+    )
+    if pipeline is not None:
+        check_hub_source(pipeline, "`pipeline`", filename="model_index.json")  # fail fast, before any work
+    device = resolve_device(device)
     paths = list_videos([video] if isinstance(video, (str, os.PathLike)) else list(video))
     if len(paths) != 1:
         raise ValueError(f"video: freeinit takes one reference clip, got {len(paths)}; pass a single file")
@@ -389,7 +429,6 @@ def run_freeinit(
         )
         out.encoder = enc.info_for(x.shape[2]).to_dict()
     else:
-        check_hub_source(pipeline, "pipeline", filename="model_index.json")
         if encoder_options and (
             encoder_options.get("vae") is not None or encoder_options.get("encoder") not in (None, "auto", "vae")
         ):

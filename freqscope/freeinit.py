@@ -61,6 +61,7 @@ __all__ = [
     "sample",
     "freqprior_noise",
     "MIN_RENOISE_ALPHA_BAR",
+    "RENOISE_LEVEL_RULE",
 ]
 
 RENOISE = ("reuse", "fresh")
@@ -68,6 +69,8 @@ RENOISE = ("reuse", "fresh")
 #: from the last timestep whose VP-equivalent ᾱ is at least this: SD's terminal ᾱ, the level FreeInit
 #: was designed at.
 MIN_RENOISE_ALPHA_BAR = 0.0046600985
+#: The re-noise level when neither ``diffuse_timestep`` nor ``renoise_alpha_bar`` is given, in words.
+RENOISE_LEVEL_RULE = "the first inference step's level; SD's terminal level where that is 0 or σ-scaled"
 #: freqprior-tail re-noises at the level of this fraction of the training timesteps (our default).
 FREQPRIOR_FRACTION = 0.8
 #: FreqPrior's published defaults (scripts/animate_with_freqprior.py): the training timestep whose latent is

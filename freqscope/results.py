@@ -74,7 +74,9 @@ def _read_table(files: list[Path], columns: list[str] | None = None) -> pa.Table
         try:
             tables.append(pq.read_table(f, schema=SCHEMA, columns=columns))
         except (OSError, pa.ArrowInvalid) as e:
-            raise ValueError(f"results file {f} is not a freqscope results file ({e}); use another --results") from None
+            raise ValueError(
+                f"results file {f} is not a freqscope results file ({e}); give another `results` file"
+            ) from None
     if not tables:
         empty = SCHEMA.empty_table()
         return empty.select(columns) if columns else empty
@@ -97,7 +99,7 @@ def read_results(
     (only those of ``settings`` when given; only ``columns`` when given)."""
     p = Path(path)
     if not p.exists() and not _part_files(p):
-        raise FileNotFoundError(f"results file {p} not found; run freqscope snr --results {p} first")
+        raise FileNotFoundError(f"results file {p} not found; make it first with a dataset run (`results` {p})")
     if columns is not None:
         columns = list(dict.fromkeys([*_KEY, *columns]))
     t = _latest(_read_table(([p] if p.exists() else []) + _part_files(p), columns))

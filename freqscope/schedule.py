@@ -18,6 +18,7 @@ __all__ = [
     "Schedule",
     "PRESETS",
     "DEFAULT_PRESET",
+    "SHIFT_RULE",
     "get_schedule",
     "vp_schedule",
     "flow_schedule",
@@ -38,6 +39,8 @@ PRESETS: dict[str, dict] = {
     "flow": {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 1.0},
 }
 DEFAULT_PRESET = "sd"
+#: ``shift=None`` in words, for help texts (flow matching: the preset's or the config's own shift).
+SHIFT_RULE = "the preset's or config's shift (1 if it has none)"
 
 
 @dataclass(frozen=True)

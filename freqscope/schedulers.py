@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from .schedule import (
+    DEFAULT_PRESET,
     PRESETS,
     Schedule,
     flow_schedule,
@@ -219,7 +220,7 @@ def starting_at(scheduler: Scheduler, start_index: int) -> Iterator[Scheduler]:
         del scheduler.set_timesteps  # back to the class method (its next call also resets the begin index)
 
 
-def reference_scheduler(name_or_path: str = "sd", *, shift: float | None = None) -> Scheduler:
+def reference_scheduler(name_or_path: str = DEFAULT_PRESET, *, shift: float | None = None) -> Scheduler:
     """A real diffusers scheduler for the reference model: DDIM (η = 0, no clipping, leading spacing) for
     beta presets, FlowMatchEulerDiscreteScheduler for ``flow``, or the class named in a scheduler config."""
     import diffusers

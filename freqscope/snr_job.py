@@ -18,12 +18,14 @@ import torch
 from .aggregate import DatasetSummary
 from .analysis import ClipResult, Summary, analyze_video, summarize
 from .dataset_job import DatasetJob, dist_env, rank_device, snr_dataset, snr_from_results
+from .devices import DEVICE_RULE, resolve_device
 from .encode import load_encoder
 from .inputs import LIST_SUFFIXES
 from .schedule import DEFAULT_PRESET, Schedule, get_schedule
+from .video import check_read_options as check_read
 
-__all__ = ["SNRRun", "resolve_device", "is_dataset_run", "check_read", "check_dataset_args", "snr_schedules"]
-__all__ += ["snr_clips", "snr_dataset_run"]
+__all__ = ["SNRRun", "resolve_device", "DEVICE_RULE", "is_dataset_run", "check_read", "check_clip_args"]
+__all__ += ["check_dataset_args", "snr_schedules", "clip_schedule", "snr_clips", "snr_dataset_run"]
 
 #: Above this many clips in one process, a dataset run (resumable, parallel decoding) is suggested.
 MANY_CLIPS = 50
@@ -46,33 +48,6 @@ class SNRRun:
         return self.job.rank if self.job is not None else 0
 
 
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The device asked for, if this machine has it: cpu, cuda, cuda:N (N below the GPU count) or mps;
-    None: cuda if available, else cpu."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        d = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"`device` {device!r}: not a device; use cpu, cuda or cuda:N") from None
-    if d.type == "cuda":
-        _check_cuda(device, d)
-    elif d.type == "mps":
-        if not (torch.backends.mps.is_available() and d.index in (None, 0)):
-            raise ValueError(f"`device` {device}: Apple MPS is not available on this machine; use `device` cpu")
-    elif d.type != "cpu" or d.index not in (None, 0):
-        raise ValueError(f"`device` {device}: not supported; use cpu, cuda or cuda:N")
-    return d
-
-
-def _check_cuda(device: str | torch.device, d: torch.device) -> None:
-    if not torch.cuda.is_available():
-        raise ValueError(f"`device` {device}: CUDA is not available on this machine; use `device` cpu")
-    if d.index is not None and d.index >= torch.cuda.device_count():
-        n = torch.cuda.device_count()
-        raise ValueError(f"`device` {device}: this machine has {n} GPU(s), cuda:0 to cuda:{n - 1}")
-
-
 def is_dataset_run(
     videos: Sequence[str],
     *,
@@ -92,10 +67,15 @@ def is_dataset_run(
     )
 
 
-def check_read(read: dict) -> None:
-    """Refuse read options that contradict each other."""
-    if read.get("fps") is not None and read.get("stride") is not None:
-        raise ValueError("give `fps` or `stride`, not both")
+def check_clip_args(
+    videos: Sequence[str], *, read: dict, weighted: bool = False, batch_size: int | None = None
+) -> None:
+    """Refuse options a run over single clips cannot honour, before any work."""
+    if not videos:
+        raise ValueError("give `videos` PATH (or `from_results` FILE)")
+    if weighted or batch_size is not None:
+        raise ValueError("`weighted` and `batch_size` apply to dataset runs (add `results` FILE)")
+    check_read(read)
 
 
 def check_dataset_args(
@@ -135,6 +115,16 @@ def snr_schedules(
     return [get_schedule(n, **kwargs) for n in sources]
 
 
+def clip_schedule(
+    schedules: Sequence[str] = (), *, scheduler_config: str | os.PathLike | None = None, **kwargs: Any
+) -> Schedule:
+    """The one schedule of a run over single clips: ``scheduler_config`` if given (it overrides the preset),
+    else the preset of ``schedules`` (at most one; the default preset when none)."""
+    if len(schedules) > 1:
+        raise ValueError("several `schedules` make a dataset run (add `results` FILE)")
+    return snr_schedules([] if scheduler_config else schedules, scheduler_config=scheduler_config, **kwargs)[0]
+
+
 def snr_clips(
     paths: Sequence[str | os.PathLike],
     schedule: Schedule,
@@ -157,8 +147,8 @@ def snr_clips(
     enc = load_encoder(**(encoder or {}), device=resolve_device(device))
     if len(paths) > MANY_CLIPS:
         warnings.warn(
-            f"{len(paths)} clips in one process, every clip's curves kept: add --results run.parquet "
-            "(and --workers N) for a faster, resumable dataset run",
+            f"{len(paths)} clips in one process, every clip's curves kept: add `results` run.parquet "
+            "(and `workers` N) for a faster, resumable dataset run",
             stacklevel=2,
         )
     gen = torch.Generator().manual_seed(seed)  # CPU: noise drawn there and moved (randn_tensor)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -24,13 +26,17 @@ __all__ = [
     "list_videos",
     "estimate_memory",
     "check_limits",
+    "check_read_options",
     "DEFAULT_MAX_SHORT_SIDE",
+    "SIZE_RULE",
     "VIDEO_SUFFIXES",
 ]
 
 #: Without ``size``, a clip whose short side exceeds this is resized down to it
 #: (an HD clip of 16 frames would otherwise cost ~0.8 GB per FFT in pixel space).
 DEFAULT_MAX_SHORT_SIDE = 256
+#: ``size=None`` in words, for help texts.
+SIZE_RULE = f"the clip's size, short side capped at {DEFAULT_MAX_SHORT_SIDE}"
 #: Frame sides are centre-cropped to a multiple of this (VAEs downsample by 8).
 SIZE_MULTIPLE = 8
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".gif", ".y4m")
@@ -120,7 +126,7 @@ def check_limits(
     read needing more memory than ``max_bytes`` (default: the memory available now), suggesting a
     smaller ``size`` or ``frames``."""
     if frames > MAX_FRAMES:
-        raise ValueError(f"frames={frames}: at most {MAX_FRAMES} frames per clip; lower --frames")
+        raise ValueError(f"frames={frames}: at most {MAX_FRAMES} frames per clip; lower `frames`")
     tb = float(stream.time_base) if stream.time_base else None
     duration = (
         float(stream.duration * stream.time_base)
@@ -128,9 +134,9 @@ def check_limits(
         else (container.duration / 1e6 if container.duration else None)
     )
     if duration is not None and start > duration:
-        raise ValueError(f"start={start:g} s is past the end of {path} ({duration:.3g} s); lower --start")
+        raise ValueError(f"start={start:g} s is past the end of {path} ({duration:.3g} s); lower `start`")
     if tb and start / tb > 2**62:
-        raise ValueError(f"start={start:g} s is out of range for {path}; lower --start")
+        raise ValueError(f"start={start:g} s is out of range for {path}; lower `start`")
     h, w = stream.codec_context.height, stream.codec_context.width
     if not (h and w):
         return
@@ -141,7 +147,7 @@ def check_limits(
         th, tw = _target_size(h, w, size)
         raise ValueError(
             f"{path}: {n} frames at {th}×{tw} need about {need / 1e9:.3g} GB, more than the "
-            f"{limit / 1e9:.3g} GB available; lower --size or --frames"
+            f"{limit / 1e9:.3g} GB available; lower `size` or `frames`"
         )
 
 
@@ -245,6 +251,18 @@ def read_video(
     )
 
 
+def check_read_options(read: Mapping[str, Any]) -> None:
+    """Refuse :func:`read_video` options that contradict each other (``fps`` resamples by time, ``stride``
+    by count: one or the other), before any work.
+
+    >>> check_read_options({"fps": 8.0, "stride": 2})
+    Traceback (most recent call last):
+    ValueError: give `fps` or `stride`, not both
+    """
+    if read.get("fps") is not None and read.get("stride") is not None:
+        raise ValueError("give `fps` or `stride`, not both")
+
+
 def _check_read_args(*, frames: int, stride: int, fps: float | None, start: float, size) -> None:
     """Refuse read settings that cannot give a clip, naming the parameter."""
     if frames < 2:
@@ -291,7 +309,7 @@ def _geometry(path: Path, first: av.VideoFrame, size) -> tuple[tuple[int, int], 
     if min(crop_hw) < SIZE_MULTIPLE:
         raise ValueError(
             f"{path}: frames of {h}×{w} pixels (resized {out_hw[0]}×{out_hw[1]}) are too small; "
-            f"each side needs at least {SIZE_MULTIPLE} pixels (raise --size)"
+            f"each side needs at least {SIZE_MULTIPLE} pixels (raise `size`)"
         )
     return out_hw, crop_hw
 
@@ -396,11 +414,11 @@ def _check_count(picker: _FramePicker, path: Path, *, frames: int, stride: int, 
     """Refuse fewer than 2 frames; warn when the clip gives fewer than asked."""
     n = len(picker.picked)
     if n == 0:
-        raise ValueError(f"{path} has no decodable frame after {start:g} s; check --start or the file")
+        raise ValueError(f"{path} has no decodable frame after {start:g} s; check `start` or the file")
     if n == 1:
         raise ValueError(
             f"{path} gives only 1 frame from {start:g} s (stride {stride}); "
-            "spatio-temporal analysis needs at least 2: lower --start/--stride"
+            "spatio-temporal analysis needs at least 2: lower `start`/`stride`"
         )
     if n < frames:
         warnings.warn(

@@ -103,7 +103,7 @@ def test_bad_vae_sources(tmp_path):
         load_encoder(vae="nobody/no-such-vae-offline")  # HF_HUB_OFFLINE=1 in tests
     with pytest.raises(ValueError, match="unknown encoder"):
         load_encoder("clip")
-    with pytest.raises(ValueError, match="needs --vae"):
+    with pytest.raises(ValueError, match="needs `vae`"):
         load_encoder("vae")
 
 

@@ -4,8 +4,11 @@ The library functions must give exactly what the lower-level calls they stand fo
 the CLI shows must be the one in the library's signature.
 """
 
+import ast
 import inspect
 import math
+import re
+from pathlib import Path
 
 import click
 import pytest
@@ -16,9 +19,15 @@ from freqscope.cli import PARAM_FLAGS, _default, main, to_flags
 from freqscope.dataset import run_dataset
 from freqscope.encode import PixelEncoder, VAEEncoder, load_encoder, model_dtype, per_frame
 from freqscope.schedule import DEFAULT_PRESET, get_schedule
+from freqscope.devices import DEVICE_RULE
+from freqscope.encode import DTYPE_RULE
+from freqscope.experiment import check_freeinit_options
+from freqscope.schedule import SHIFT_RULE
 from freqscope.snr_job import (
+    check_clip_args,
     check_dataset_args,
     check_read,
+    clip_schedule,
     is_dataset_run,
     resolve_device,
     snr_clips,
@@ -56,6 +65,74 @@ def test_help_shows_the_library_default(fn, name, flag):
     parsed = main.commands["snr"].make_context("snr", [], resilient_parsing=True)
     assert parsed.params[option.name] is None  # unset unless given: the library's default stands
     assert f"[default: {value}" in option.get_help_record(ctx)[1]
+
+
+@pytest.mark.parametrize(
+    "command, flag, rule",
+    [("snr", "--device", DEVICE_RULE), ("freeinit", "--dtype", DTYPE_RULE), ("snr", "--shift", SHIFT_RULE)],
+)
+def test_help_shows_the_library_rule(command, flag, rule):
+    """A default that is a rule (None in the signature) shows as the library's words for it, unset unless given."""
+    cmd = main.commands[command]
+    option = next(p for p in cmd.params if flag in p.opts)
+    assert cmd.make_context(command, ["--video", "x"], resilient_parsing=True).params[option.name] is None
+    help_text = " ".join(option.get_help_record(click.Context(cmd))[1].split())
+    assert f"[default: {rule}" in help_text
+
+
+def _library_messages():
+    """(module:line, text) of every string in a ``raise`` or ``warnings.warn`` outside the CLI."""
+    for path in sorted((Path(__file__).parent.parent / "freqscope").glob("*.py")):
+        if path.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            call = node.exc if isinstance(node, ast.Raise) else node
+            is_warn = isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "warn"
+            if (isinstance(node, ast.Raise) and call is not None) or is_warn:
+                for c in ast.walk(call):
+                    if isinstance(c, ast.Constant) and isinstance(c.value, str):
+                        yield f"{path.name}:{node.lineno}", c.value
+
+
+def test_library_errors_name_parameters_the_cli_maps_to_its_flags():
+    """No library error or warning names a CLI flag; each parameter it names in backquotes is a flag's."""
+    messages = list(_library_messages())
+    assert len(messages) > 100  # the scan sees the package's messages
+    flags = {o for cmd in main.commands.values() for p in cmd.params for o in p.opts if o.startswith("--")}
+    named = 0
+    for where, text in messages:
+        assert not re.search(r"(?<![\w-])--[a-z]", text), f"{where} names a CLI flag: {text!r}"
+        for name in re.findall(r"`([a-z][a-z0-9_]*)`", text):
+            named += 1
+            assert to_flags(f"`{name}`") in flags, f"{where}: `{name}` maps to no flag"
+    assert named > 30
+
+
+def test_clip_run_checks_and_schedule():
+    check_clip_args(["a.mp4"], read={"fps": 8.0})
+    with pytest.raises(ValueError, match="give `videos` PATH"):
+        check_clip_args([], read={})
+    with pytest.raises(ValueError, match="`weighted` and `batch_size` apply to dataset runs"):
+        check_clip_args(["a.mp4"], read={}, batch_size=4)
+    with pytest.raises(ValueError, match="give `fps` or `stride`"):
+        check_clip_args(["a.mp4"], read={"fps": 8.0, "stride": 2})
+    assert clip_schedule().name == DEFAULT_PRESET
+    assert clip_schedule(["animatediff"]).name == "animatediff"
+    with pytest.raises(ValueError, match="several `schedules`"):
+        clip_schedule(["sd", "animatediff"])
+
+
+def test_freeinit_checks_name_the_parameter():
+    check_freeinit_options(pipeline="p", call_kwargs={"prompt": "a cat"}, size=(128, 128), out_dir="o")
+    check_freeinit_options(sample_kwargs={"num_iters": "auto", "gap_tol": 0.5})
+    with pytest.raises(ValueError, match="apply with `pipeline` only"):
+        check_freeinit_options(call_kwargs={"prompt": "a cat"})
+    with pytest.raises(ValueError, match="apply with `pipeline` only"):
+        check_freeinit_options(size=(128, 256))
+    with pytest.raises(ValueError, match="`gap_tol` and `max_iters` apply with `num_iters` auto"):
+        check_freeinit_options(sample_kwargs={"num_iters": 3, "max_iters": 4})
+    with pytest.raises(ValueError, match="give `fps` or `stride`"):
+        check_freeinit_options(read_options={"fps": 8.0, "stride": 2})
 
 
 def test_edges_default_shown_from_signature():
