@@ -30,9 +30,9 @@ from .devices import DEVICE_RULE
 from .encode import DTYPE_RULE, ENCODERS, load_encoder
 from .experiment import run_freeinit
 from .filters import FILTER_METHODS
-from .freeinit import PRIORS as PRIOR_CHOICES
 from .freeinit import RENOISE, RENOISE_LEVEL_RULE, sample
 from .freeinit_report import format_gap_table, plot_gap, run_title, run_to_dict
+from .init_noise import PRIORS as PRIOR_CHOICES
 from .io import STDOUT, check_outputs, terminate_cleanly
 from .report import format_table, plot_snr, write_band_videos, write_csv, write_json
 from .schedule import DEFAULT_PRESET, PRESETS, SHIFT_RULE, Schedule, scheduler_config_file

@@ -21,11 +21,13 @@ from .consistency import consistency_metrics, hf_image_embedder
 from .devices import resolve_device
 from .encode import load_encoder
 from .filters import variance_loss_db
-from .freeinit import ITERATIVE, Callback, DenoiserSampler, PipelineSampler, SamplingResult, observers, sample
+from .freeinit import SamplingResult, observers, sample
 from .gap import gap_db, predicted_pass_power, relative_power_db
 from .hub import check_hub_source
+from .init_noise import ITERATIVE
 from .pipelines import adapter_for, load_pipeline, pipeline_vae
 from .reference import GaussianVideoModel
+from .samplers import Callback, DenoiserSampler, PipelineSampler
 from .schedulers import is_ddim, reference_scheduler
 from .video import check_read_options, list_videos, read_video, write_video
 

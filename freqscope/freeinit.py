@@ -1,8 +1,9 @@
 """FreeInit (Wu et al., ECCV 2024, Alg. 1) and its peers around any sampler, observed through a callback.
 
-A *sampler* turns an initial noise into a clean latent: :class:`DenoiserSampler` (a model and a diffusers
-scheduler, e.g. the weight-free :class:`~freqscope.reference.GaussianVideoModel`) or
-:class:`PipelineSampler` (any diffusers video pipeline whose call takes ``latents=``). Initial noises live
+A *sampler* (:mod:`freqscope.samplers`) turns an initial noise into a clean latent: :class:`DenoiserSampler`
+(a model and a diffusers scheduler, e.g. the weight-free :class:`~freqscope.reference.GaussianVideoModel`)
+or :class:`PipelineSampler` (any diffusers video pipeline whose call takes ``latents=``). The noise each pass
+starts from, per prior, is :mod:`freqscope.init_noise`. Initial noises live
 in the *VP-normalised* space (unit-variance noise, ``z = √ᾱ·z0 + √(1−ᾱ)·ε``); each sampler maps them into
 its scheduler's own sample space, so schedulers with ``init_noise_sigma ≠ 1`` (Euler) and flow matching
 are handled correctly.
@@ -13,34 +14,32 @@ plain sampling, ``num_iters=3`` is one plain pass and two re-initialised ones.
 
 from __future__ import annotations
 
-import copy
-import functools
-import inspect
 import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from .bands import BandSet, make_bands
-from .filters import FILTER_METHODS, freq_mix, lowpass_filter
-from .gap import keep_reinitialising, low_band_gap_db, training_power
-from .pipelines import adapter_for
-from .priors import gaussian_noise, offset_noise, pyoco_mixed_noise, pyoco_progressive_noise, spectrum_matched_noise
-from .schedulers import (
-    cut_grid,
-    family,
-    grid_levels,
-    input_level,
-    sample_level,
-    start_index_for,
-    starting_at,
-    step_level,
-    training_schedule,
-    vp_alpha_bar,
+from .bands import BandSet
+from .filters import FILTER_METHODS, lowpass_filter
+from .gap import keep_reinitialising, low_band_gap_db
+from .init_noise import (
+    FREQPRIOR_MID_STEP,
+    FREQPRIOR_RATIO,
+    INITIAL_NOISE,
+    ITERATIVE,
+    PRIORS,
+    REINIT,
+    PriorContext,
+    Reinit,
+    bands_on,
+    freqprior_noise,
+    signature_default,
 )
+from .priors import gaussian_noise, offset_noise, pyoco_mixed_noise, pyoco_progressive_noise
+from .samplers import Callback, DenoiserSampler, PipelineSampler
+from .schedulers import family, start_index_for, training_schedule, vp_alpha_bar
 
 __all__ = [
     "PRIORS",
@@ -73,10 +72,6 @@ MIN_RENOISE_ALPHA_BAR = 0.0046600985
 RENOISE_LEVEL_RULE = "the first inference step's level; SD's terminal level where that is 0 or σ-scaled"
 #: freqprior-tail re-noises at the level of this fraction of the training timesteps (our default).
 FREQPRIOR_FRACTION = 0.8
-#: FreqPrior's published defaults (scripts/animate_with_freqprior.py): the training timestep whose latent is
-#: carried to the next pass, and the weight of the diffused latent against fresh noise.
-FREQPRIOR_MID_STEP = 321
-FREQPRIOR_RATIO = 0.8
 #: Adaptive FreeInit (``num_iters="auto"``): at most this many passes, stopping once the low-band gap is
 #: within ``gap_tol`` dB, stops shrinking, or the next pass would overshoot.
 MAX_AUTO_ITERS = 5
@@ -102,359 +97,6 @@ class SamplingResult:
     @property
     def latents(self) -> torch.Tensor:
         return self.passes[-1].latents
-
-
-#: An observer of a sampler: called with one dict per event (see :func:`sample`).
-Callback = Callable[[dict], None]
-
-
-class _SchedulerSampler:
-    """What :func:`sample` asks of a sampler besides sampling: the grid of a pass and its levels."""
-
-    scheduler: Any = None  # a diffusers scheduler
-
-    def grid(self, num_inference_steps: int, shape: tuple | None = None) -> list[tuple[float, float, float]]:
-        """``(t, a, s)`` of every step of a pass with this many steps, as the sampler will run it."""
-        self.scheduler.set_timesteps(num_inference_steps)
-        return grid_levels(self.scheduler)
-
-    def start_sample(self, init: torch.Tensor, num_inference_steps: int, start_index: int) -> torch.Tensor:
-        """A VP-normalised initial noise in the scheduler's own sample space at the pass's first step:
-        times ``init_noise_sigma`` at the start of the grid (as pipelines do), times ``√(a² + s²)`` midway."""
-        if not start_index:
-            return init * float(getattr(self.scheduler, "init_noise_sigma", 1.0))
-        _, a, s = self.grid(num_inference_steps)[start_index]
-        return init * math.sqrt(a**2 + s**2)
-
-
-class DenoiserSampler(_SchedulerSampler):
-    """A model ``model(z, t, scheduler) → output`` stepped by a diffusers scheduler (η = 0)."""
-
-    def __init__(self, model: Callable[[torch.Tensor, Any, Any], torch.Tensor], scheduler: Any) -> None:
-        self.model, self.scheduler = model, scheduler
-        self.family = family(scheduler)
-
-    def __call__(
-        self,
-        init: torch.Tensor,
-        *,
-        num_inference_steps: int,
-        start_index: int = 0,
-        pass_index: int = 0,
-        callback: Callback | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        sch = self.scheduler
-        z = self.start_sample(init, num_inference_steps, start_index)
-        with starting_at(sch, start_index):
-            sch.set_timesteps(num_inference_steps)
-            for i, t in enumerate(sch.timesteps):
-                # Model evaluation at the scheduler's input scaling.
-                zin = sch.scale_model_input(z, t) if hasattr(sch, "scale_model_input") else z
-                out = self.model(zin, t, sch)
-                # What the step starts from, for observers: its noise level and the model's clean estimate.
-                seen = _step_view(sch, t, zin, out) if callback is not None else {}
-                # One scheduler step.
-                z = sch.step(out, t, z, return_dict=False)[0]
-                if callback is not None:
-                    callback({"stage": "step", "pass": pass_index, "i": i, "t": float(t), "x": z, **seen})
-        return z
-
-
-def _sigma(a: float, s: float) -> float:
-    """k-diffusion's σ of a level ``(a, s)``: ``s / a`` (∞ at zero signal)."""
-    return s / a if a > 0 else math.inf
-
-
-def _step_view(scheduler, t, zin: torch.Tensor, out: torch.Tensor) -> dict:
-    """``sigma`` of the sample a step starts from and ``denoised``, the clean latent the model's output
-    implies for its input ``zin = A·x0 + B·ε`` (:func:`~freqscope.schedulers.input_level`): ε-prediction
-    ``(zin − B·out)/A``, v-prediction ``(A·zin − B·out)/(A² + B²)``, flow velocity ``ε − x0``:
-    ``(zin − B·out)/(A + B)``, x0-prediction ``out``."""
-    A, B = input_level(scheduler, t)
-    zin, out = zin.float(), out.float()
-    pred = "flow" if family(scheduler) == "flow" else getattr(scheduler.config, "prediction_type", "epsilon")
-    if pred == "flow":
-        denoised = (zin - B * out) / (A + B)
-    elif pred == "v_prediction":
-        denoised = (A * zin - B * out) / (A**2 + B**2)
-    elif pred == "sample":
-        denoised = out
-    else:
-        denoised = (zin - B * out) / A if A > 0 else None  # type: ignore[assignment]
-    return {"sigma": _sigma(*sample_level(scheduler, t)), "denoised": denoised}
-
-
-class _GridProbe(Exception):
-    """Raised from inside a pipeline call once its scheduler's grid is set: the grid is all we wanted."""
-
-
-class PipelineSampler(_SchedulerSampler):
-    """A diffusers video pipeline of a supported family (:mod:`freqscope.pipelines`), run with ``latents=``
-    and ``output_type="latent"``.
-
-    ``call_kwargs`` (prompt or prompt_embeds, guidance, ``num_frames``, ``height``, ``width``, …) are passed
-    on every pass, translated by the family's adapter (frame count name, conditioning image). Latents are
-    exchanged in ``(b, c, t, h, w)``; the adapter converts to and from the pipeline's own layout
-    ((b, t, c, h, w) or packed tokens). A pass that starts midway runs the pipeline on the tail of the grid
-    the pipeline itself sets (with its own ``sigmas``, ``mu``, shift), as img2img pipelines do.
-    """
-
-    def __init__(self, pipe: Any, **call_kwargs: Any) -> None:
-        self.pipe = pipe
-        self.adapter = adapter_for(pipe)
-        self.scheduler = pipe.scheduler
-        self.family = family(pipe.scheduler)
-        self.kwargs = self.adapter.call_kwargs(pipe, call_kwargs)
-        self._params = set(inspect.signature(pipe.__call__).parameters)
-        self._states: dict[int, object] = {}
-        self._shape: tuple[int, ...] | None = None
-
-    def grid(self, num_inference_steps: int, shape: tuple | None = None) -> list[tuple[float, float, float]]:
-        """The grid the pipeline sets for itself (its own sigmas, shift, ``mu``) for latents of ``shape``
-        (default: the last pass's), read by starting a call that stops as soon as ``set_timesteps`` returns."""
-        if shape is not None and tuple(shape) != self._shape:
-            self._shape, self._states = tuple(shape), {}
-        return grid_levels(self._scheduler_state(num_inference_steps))
-
-    def _scheduler_state(self, num_inference_steps: int):
-        """A copy of the scheduler as the pipeline sets it up for a pass with this many steps."""
-        if num_inference_steps not in self._states:
-            if self._shape is None:
-                raise RuntimeError("PipelineSampler needs the latent shape first: run a pass (sample() does)")
-            original = self.scheduler.set_timesteps
-
-            def probe(*args, **kwargs):
-                original(*args, **kwargs)
-                state = copy.deepcopy(self.scheduler)
-                state.__dict__.pop("set_timesteps", None)  # the copy keeps its class method, not this probe
-                self._states[num_inference_steps] = state
-                raise _GridProbe
-
-            self.scheduler.set_timesteps = functools.wraps(original)(probe)
-            try:
-                self._call(torch.zeros(self._shape), num_inference_steps)
-            except _GridProbe:
-                pass
-            finally:
-                del self.scheduler.set_timesteps
-            if num_inference_steps not in self._states:
-                raise RuntimeError(f"{type(self.pipe).__name__} never called scheduler.set_timesteps")
-        return self._states[num_inference_steps]
-
-    def _call(self, latents, num_inference_steps, *, pass_index=0, callback=None, generator=None):
-        kw = dict(self.kwargs, num_inference_steps=num_inference_steps)
-        shape = tuple(latents.shape)
-        if callback is not None and "callback_on_step_end" in self._params:
-
-            def on_step(pipe, i, t, tensors):
-                x = self.adapter.from_pipeline(pipe, tensors["latents"], shape)
-                callback({"stage": "step", "pass": pass_index, "i": i, "t": float(t), "x": x, **self._seen(i)})
-                return {}
-
-            kw["callback_on_step_end"] = on_step
-        elif callback is not None and "callback" in self._params:  # older pipelines (TextToVideoSD)
-
-            def legacy(i, t, x):
-                x = self.adapter.from_pipeline(self.pipe, x, shape)
-                callback({"stage": "step", "pass": pass_index, "i": i, "t": float(t), "x": x, **self._seen(i)})
-
-            kw.update(callback=legacy, callback_steps=1)
-        if generator is not None and "generator" in self._params:
-            kw.setdefault("generator", generator)
-        dtype = getattr(self.pipe, "dtype", latents.dtype)
-        device = getattr(self.pipe, "device", latents.device)
-        x = self.adapter.to_pipeline(self.pipe, latents.to(device, dtype), shape)
-        out = self.pipe(latents=x, output_type="latent", **kw)
-        frames = out.frames if hasattr(out, "frames") else out[0]
-        if isinstance(frames, (list, tuple)):
-            frames = frames[0]
-        return self.adapter.from_pipeline(self.pipe, torch.as_tensor(frames), shape)
-
-    def _seen(self, i: int) -> dict:
-        """``sigma`` of step ``i`` of the grid the pipeline runs (its live scheduler); ``denoised`` is None:
-        a pipeline's step callback exposes its latents only, not the model's clean estimate."""
-        return {"sigma": _sigma(*step_level(self.scheduler, i)), "denoised": None}
-
-    def __call__(
-        self,
-        init: torch.Tensor,
-        *,
-        num_inference_steps: int,
-        start_index: int = 0,
-        pass_index: int = 0,
-        callback: Callback | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        self._shape = tuple(init.shape)
-        latents = init  # the pipeline multiplies by init_noise_sigma itself
-        if start_index:
-            # The sample at the start level, divided by the init_noise_sigma the pipeline will multiply by
-            # (that of the cut grid: pipelines set their timesteps before preparing latents).
-            cut = copy.deepcopy(self._scheduler_state(num_inference_steps))
-            cut_grid(cut, start_index)
-            sigma = float(getattr(cut, "init_noise_sigma", 1.0))
-            _, a, s = self.grid(num_inference_steps)[start_index]
-            latents = init * math.sqrt(a**2 + s**2) / sigma
-        with starting_at(self.scheduler, start_index):
-            z = self._call(latents, num_inference_steps, pass_index=pass_index, callback=callback, generator=generator)
-        return z.to(init.device)
-
-
-def freqprior_noise(
-    z_t: torch.Tensor,
-    mask: torch.Tensor,
-    *,
-    ratio: float = FREQPRIOR_RATIO,
-    generator: torch.Generator | None = None,
-    device: torch.device | str = "cpu",
-) -> torch.Tensor:
-    """FreqPrior's re-initialisation of a diffused latent ``z_t`` (fudan-zvg/FreqPrior, freqprior pipeline):
-    two blends ``x_j = (ratio·z_t + √(1−ratio²)·η_j) / √(1+ratio²)``, each low-passed against fresh noise
-    ``y_j`` with the variance-preserving filter (``L``, ``√(1−L²)``), the first taken as real + imaginary
-    part of the inverse FFT, the second as real − imaginary, averaged as ``(part₁ + part₂)/√2``.
-    Noise is drawn in the order η₁, η₂, y₁, y₂."""
-    eta1, eta2, y1, y2 = (gaussian_noise(z_t.shape, generator=generator, device=device) for _ in range(4))
-    c, n = ratio / math.sqrt(1 + ratio**2), math.sqrt(1 - ratio**2) / math.sqrt(1 + ratio**2)
-    x1, x2 = c * z_t + n * eta1, c * z_t + n * eta2
-    part1 = freq_mix(x1, y1, mask, variance_preserving=True, part="+")
-    part2 = freq_mix(x2, y2, mask, variance_preserving=True, part="-")
-    return (part1 + part2) / math.sqrt(2)
-
-
-def _bands_for(bands: BandSet, shape: tuple) -> BandSet:
-    """``bands`` on the latent grid ``shape[-3:]`` (the same edges; a pipeline may pad frames)."""
-    if tuple(bands.shape) == tuple(shape[-3:]):
-        return bands
-    edges = tuple(b.hi for b in bands.bands[1:-1])
-    return make_bands(tuple(shape[-3:]), edges, decomposition=bands.decomposition, time_scale=bands.time_scale)
-
-
-# ---- priors: the noise pass 0 starts from, one signature each --------------------------------------------
-
-
-@dataclass
-class PriorContext:
-    """What a prior may use to draw pass 0's noise: the random source, the options of the peers and the
-    level of the pass's first step (``first_alpha_bar()``, read from the sampler's grid only when asked)."""
-
-    generator: torch.Generator | None
-    device: torch.device | str
-    first_alpha_bar: Callable[[], float]
-    clip_power: tuple[BandSet, torch.Tensor] | None = None
-    pyoco_alpha: float | None = None
-    offset_strength: float | None = None
-
-
-def _default(fn: Callable, name: str):
-    """The default of ``fn``'s keyword ``name``: each prior's default lives once, in its signature."""
-    return inspect.signature(fn).parameters[name].default
-
-
-def _given(**kw) -> dict:
-    return {k: v for k, v in kw.items() if v is not None}
-
-
-def _gaussian_prior(shape: tuple[int, ...], ctx: PriorContext) -> torch.Tensor:
-    """i.i.d. N(0, 1): plain sampling, and pass 0 of FreeInit and FreqPrior."""
-    return gaussian_noise(shape, generator=ctx.generator, device=ctx.device)
-
-
-def _pyoco_mixed_prior(shape: tuple[int, ...], ctx: PriorContext) -> torch.Tensor:
-    """PYoCo mixed noise (Ge et al. 2023, Eq. 3)."""
-    return pyoco_mixed_noise(shape, **_given(alpha=ctx.pyoco_alpha), generator=ctx.generator, device=ctx.device)
-
-
-def _pyoco_progressive_prior(shape: tuple[int, ...], ctx: PriorContext) -> torch.Tensor:
-    """PYoCo progressive noise (Ge et al. 2023, Eq. 4)."""
-    kw = _given(alpha=ctx.pyoco_alpha)
-    return pyoco_progressive_noise(shape, **kw, generator=ctx.generator, device=ctx.device)
-
-
-def _offset_prior(shape: tuple[int, ...], ctx: PriorContext) -> torch.Tensor:
-    """Offset noise (Guttenberg 2023)."""
-    kw = _given(strength=ctx.offset_strength)
-    return offset_noise(shape, **kw, generator=ctx.generator, device=ctx.device)
-
-
-def _spectrum_prior(shape: tuple[int, ...], ctx: PriorContext) -> torch.Tensor:
-    """Gaussian noise with training z's expected power in every band at the level of the pass's first step."""
-    if ctx.clip_power is None:
-        raise ValueError("prior=spectrum needs clip_power=(bands, P)")
-    bands, P = _bands_for(ctx.clip_power[0], shape), ctx.clip_power[1]
-    power = training_power(P.float().to(ctx.device), ctx.first_alpha_bar())[bands.labels.to(ctx.device)]
-    return spectrum_matched_noise(shape, power, generator=ctx.generator, device=ctx.device)
-
-
-#: The noise pass 0 starts from, per prior; a new prior is one function of this signature and one line here.
-#: freeinit: re-diffuse the last result, keep its low frequencies (Wu et al. 2024); freqprior: FreqPrior as
-#: published (fudan-zvg/FreqPrior): re-diffuse the latent at ``mid_step`` to the last timestep, blend with
-#: fresh noise (``ratio``), variance-preserving filter, full grid; freqprior-tail: our earlier variant,
-#: re-noise the clean result at an intermediate level and sample only the tail (variance-preserving mixing);
-#: pyoco-mixed / pyoco-progressive / offset: frame-correlated or offset initial noise, one pass;
-#: spectrum: Gaussian noise with training z_T's expected power in every band (needs the clip's band power), one pass.
-INITIAL_NOISE: dict[str, Callable[[tuple[int, ...], PriorContext], torch.Tensor]] = {
-    "freeinit": _gaussian_prior,
-    "freqprior": _gaussian_prior,
-    "freqprior-tail": _gaussian_prior,
-    "pyoco-mixed": _pyoco_mixed_prior,
-    "pyoco-progressive": _pyoco_progressive_prior,
-    "offset": _offset_prior,
-    "spectrum": _spectrum_prior,
-}
-
-
-# ---- re-initialisation: the noise pass k ≥ 1 starts from, one signature each -----------------------------
-
-
-@dataclass
-class Reinit:
-    """What a re-initialisation may use: the previous pass's clean latent, the re-diffusion noise ``eps``,
-    the start level ᾱ, the low-pass ``mask``, FreqPrior's carried latent ``mid`` and blend ``ratio``."""
-
-    latents: torch.Tensor
-    eps: torch.Tensor
-    alpha_bar: float
-    mask: torch.Tensor
-    generator: torch.Generator | None
-    device: torch.device | str
-    mid: dict = field(default_factory=dict)
-    ratio: float = FREQPRIOR_RATIO
-
-
-def _rediffuse_and_mix(r: Reinit, *, variance_preserving: bool) -> torch.Tensor:
-    """Re-diffusion of the last result to the start level (VP-normalised), then frequency mixing with fresh noise."""
-    z_t = math.sqrt(r.alpha_bar) * r.latents.float() + math.sqrt(1 - r.alpha_bar) * r.eps
-    fresh = gaussian_noise(r.eps.shape, generator=r.generator, device=r.device)
-    return freq_mix(z_t, fresh, r.mask, variance_preserving=variance_preserving)
-
-
-def _freeinit_reinit(r: Reinit) -> torch.Tensor:
-    """FreeInit (Wu et al. 2024, Alg. 1): low frequencies of the re-diffused result, high ones fresh."""
-    return _rediffuse_and_mix(r, variance_preserving=False)
-
-
-def _freqprior_tail_reinit(r: Reinit) -> torch.Tensor:
-    """Our FreqPrior variant: as FreeInit, with the variance-preserving filter (``L``, ``√(1−L²)``)."""
-    return _rediffuse_and_mix(r, variance_preserving=True)
-
-
-def _freqprior_reinit(r: Reinit) -> torch.Tensor:
-    """FreqPrior: the previous pass's latent at mid_step, diffused on to the start level (its forward process
-    from ᾱ_mid to ᾱ_T), blended with fresh noise and filtered (:func:`freqprior_noise`)."""
-    ratio = r.alpha_bar / r.mid["alpha_bar"]
-    z_t = math.sqrt(ratio) * r.mid["z"] + math.sqrt(1 - ratio) * r.eps
-    return freqprior_noise(z_t, r.mask, ratio=r.ratio, generator=r.generator, device=r.device)
-
-
-#: The re-initialisation of the iterative priors; the others run one pass.
-REINIT: dict[str, Callable[[Reinit], torch.Tensor]] = {
-    "freeinit": _freeinit_reinit,
-    "freqprior": _freqprior_reinit,
-    "freqprior-tail": _freqprior_tail_reinit,
-}
-PRIORS = tuple(INITIAL_NOISE)
-ITERATIVE = tuple(REINIT)
 
 
 # ---- the steps of sample() -------------------------------------------------------------------------------
@@ -625,7 +267,7 @@ def observers(*callbacks: Callback | None) -> Callback | None:
 def _adaptive_stop(passes, init, alpha_bar, clip_power, shape, gap_tol: float, notes: list[str]) -> bool:
     """Adaptive FreeInit: whether to stop before this candidate pass (:func:`~freqscope.gap.keep_reinitialising`
     on the low-band gap of the noises sampled so far and of the candidate), said in ``notes``."""
-    bands, P = _bands_for(clip_power[0], shape), clip_power[1]
+    bands, P = bands_on(clip_power[0], shape), clip_power[1]
     gaps = [low_band_gap_db(p.init, bands, P, p.alpha_bar) for p in passes]
     candidate = low_band_gap_db(init, bands, P, alpha_bar)
     if keep_reinitialising(gaps, candidate, tol=gap_tol):
@@ -655,14 +297,14 @@ def _info(prior: str, passes, notes, fam: str, scheduler, level: RenoiseLevel, o
         "schedule": type(scheduler).__name__,
         "notes": notes,
     }
+    alpha = o["pyoco_alpha"]
     if prior == "pyoco-mixed":
-        info["pyoco_alpha"] = o["pyoco_alpha"] if o["pyoco_alpha"] is not None else _default(pyoco_mixed_noise, "alpha")
+        info["pyoco_alpha"] = alpha if alpha is not None else signature_default(pyoco_mixed_noise, "alpha")
     if prior == "pyoco-progressive":
-        alpha = o["pyoco_alpha"]
-        info["pyoco_alpha"] = alpha if alpha is not None else _default(pyoco_progressive_noise, "alpha")
+        info["pyoco_alpha"] = alpha if alpha is not None else signature_default(pyoco_progressive_noise, "alpha")
     if prior == "offset":
         strength = o["offset_strength"]
-        info["offset_strength"] = strength if strength is not None else _default(offset_noise, "strength")
+        info["offset_strength"] = strength if strength is not None else signature_default(offset_noise, "strength")
     if prior == "freqprior":
         info.update(mid_step=o["mid_step"], ratio=o["ratio"])
     return info

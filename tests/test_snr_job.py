@@ -17,12 +17,10 @@ import torch
 from freqscope.analysis import analyze_latent, analyze_video, summarize
 from freqscope.cli import PARAM_FLAGS, _default, main, to_flags
 from freqscope.dataset import run_dataset
-from freqscope.encode import PixelEncoder, VAEEncoder, load_encoder, model_dtype, per_frame
-from freqscope.schedule import DEFAULT_PRESET, get_schedule
 from freqscope.devices import DEVICE_RULE
-from freqscope.encode import DTYPE_RULE
+from freqscope.encode import DTYPE_RULE, PixelEncoder, VAEEncoder, load_encoder, model_dtype, per_frame
 from freqscope.experiment import check_freeinit_options
-from freqscope.schedule import SHIFT_RULE
+from freqscope.schedule import DEFAULT_PRESET, SHIFT_RULE, get_schedule
 from freqscope.snr_job import (
     check_clip_args,
     check_dataset_args,
