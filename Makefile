@@ -41,7 +41,8 @@ figures: $(FIGS:%=figures/%.png)
 # What each figure's script uses from the library (besides the shared plotting style).
 LIB_CORE := freqscope/video.py freqscope/bands.py freqscope/schedule.py freqscope/snr.py
 LIB_STYLE := freqscope/plotting.py freqscope/freqscope.mplstyle figures/scripts/_common.py
-LIB_FREEINIT := freqscope/experiment.py freqscope/freeinit.py freqscope/filters.py freqscope/priors.py \
+LIB_FREEINIT := freqscope/experiment.py freqscope/freeinit.py freqscope/samplers.py freqscope/init_noise.py \
+                freqscope/filters.py freqscope/priors.py \
                 freqscope/reference.py freqscope/gap.py freqscope/consistency.py
 figures/fig1_band_decomposition.png: $(LIB_CORE)
 figures/fig2_snr_vs_timestep.png: $(LIB_CORE) freqscope/analysis.py freqscope/encode.py
