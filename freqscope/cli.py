@@ -34,6 +34,7 @@ from .freeinit import RENOISE, RENOISE_LEVEL_RULE, sample
 from .freeinit_report import format_gap_table, plot_gap, run_title, run_to_dict
 from .init_noise import PRIORS as PRIOR_CHOICES
 from .io import STDOUT, check_outputs, terminate_cleanly
+from .plotting import PLOT_FORMATS
 from .report import format_table, plot_snr, write_band_videos, write_csv, write_json
 from .schedule import DEFAULT_PRESET, PRESETS, SHIFT_RULE, Schedule, scheduler_config_file
 from .schedulers import reference_scheduler
@@ -215,7 +216,7 @@ class ClipArgs:
     sample_posterior: bool | None
     dtype: str | None
     device: str | None
-    seed: int
+    seed: int | None
     quiet: bool
 
     def read_kwargs(self) -> dict:
@@ -284,8 +285,11 @@ def video_options(f=None, *, video_required: bool = True, size: dict | None = No
         ),
         _option("--dtype", type=click.Choice(list(DTYPES)), help="Model dtype.", default_text=DTYPE_RULE),
         _option("--device", help="cpu, cuda or cuda:N.", default_text=DEVICE_RULE),
-        click.option(
-            "--seed", type=click.IntRange(0, SEED_MAX), default=0, show_default=True, help="Seed for every random draw."
+        _option(
+            "--seed",
+            type=click.IntRange(0, SEED_MAX),
+            help="Seed for every random draw.",
+            default_of=(run_freeinit, "seed"),
         ),
         click.option("--quiet", "-q", is_flag=True, help="Print only errors."),
     ]
@@ -297,9 +301,6 @@ def video_options(f=None, *, video_required: bool = True, size: dict | None = No
     for o in reversed(opts):
         command = o(command)
     return command
-
-
-PLOT_FORMATS = (".png", ".pdf", ".svg")
 
 
 def _inputs(
@@ -481,7 +482,7 @@ def _snr_clips(
         sched,
         encoder=_encoder_options(clip),
         device=clip.device,
-        seed=clip.seed,
+        **_given(seed=clip.seed),
         read=read,
         band_videos=band_videos is not None,
         progress=_progress(clip.quiet),
@@ -539,7 +540,7 @@ def _snr_dataset(clip: ClipArgs, a: SimpleNamespace) -> None:
             else dict(
                 encoder=_encoder_options(clip),
                 device=clip.device,
-                seed=clip.seed,
+                **_given(seed=clip.seed),
                 read=read,
                 progress=_progress(clip.quiet),
                 **analysis,
@@ -854,7 +855,7 @@ def freeinit(
                 ratio=ratio,
                 fast_sampling=fast_sampling,
             ),
-            seed=clip.seed,
+            **_given(seed=clip.seed),
             **_given(device=clip.device),
             progress=_progress(clip.quiet),
         )

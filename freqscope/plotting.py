@@ -11,10 +11,12 @@ import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks
 
 from .io import atomic_write
 
-__all__ = ["STYLE", "OKABE_ITO", "band_colors", "new_figure", "save_figure"]
+__all__ = ["STYLE", "OKABE_ITO", "PLOT_FORMATS", "band_colors", "new_figure", "save_figure"]
 
 STYLE = str(Path(__file__).with_name("freqscope.mplstyle"))
 #: Okabe & Ito (2008) colour-blind-safe palette.
+#: The image formats a figure is written in, by the path's suffix.
+PLOT_FORMATS = (".png", ".pdf", ".svg")
 OKABE_ITO = ["#000000", "#0072B2", "#009E73", "#E69F00", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442"]
 
 
@@ -39,7 +41,7 @@ def save_figure(fig: Any, *paths: str | os.PathLike) -> None:
         for path in paths:
             p = Path(path)
             fmt = p.suffix.lstrip(".").lower() or "png"
-            if fmt not in ("png", "pdf", "svg"):
+            if f".{fmt}" not in PLOT_FORMATS:
                 raise ValueError(f"plot {p}: unknown image format {p.suffix!r}; use .png, .pdf or .svg")
             meta = {"CreationDate": None} if fmt == "pdf" else {}  # reproducible files: rebuilding changes nothing
             atomic_write(p, functools.partial(_savefig, fig, fmt=fmt, metadata=meta))

@@ -76,7 +76,7 @@ def test_runner_matches_single_clip_path(dataset):
     agg, ref = aggregate(run.rows, sched), summarize(single, sched)
     assert agg.n_clips == 6 and [p for p, _ in agg.skipped] == [p for p, _ in run.errors]
     assert torch.allclose(agg.snr_db, ref.snr_db, atol=1e-5)
-    with pytest.raises(ValueError, match="--strict"):
+    with pytest.raises(ValueError, match="`strict` stops"):
         run_dataset([dataset], enc, read=READ, strict=True)
 
 
