@@ -518,8 +518,18 @@ def _snr_dataset(clip: ClipArgs, a: SimpleNamespace) -> None:
     _check_dataset_outputs(
         clip, outs, results=a.results, from_results=a.from_results, scheduler_config=a.scheduler_config
     )
-    if a.from_results is None:
-        analysis = _analysis_options(
+    run = snr_dataset_run(  # a finished run (from_results) is aggregated; the run's options then go unused
+        clip.videos,
+        scheds,
+        results=a.results,
+        from_results=a.from_results,
+        weighted=a.weighted,
+        encoder=_encoder_options(clip),
+        device=clip.device,
+        **_given(seed=clip.seed),
+        read=read,
+        progress=_progress(clip.quiet),
+        **_analysis_options(
             a.bands_text,
             a.decomposition,
             a.time_scale,
@@ -527,24 +537,6 @@ def _snr_dataset(clip: ClipArgs, a: SimpleNamespace) -> None:
             batch_size=a.batch_size,
             strict=a.strict,
             radial=a.radial,
-        )
-    run = snr_dataset_run(
-        clip.videos,
-        scheds,
-        results=a.results,
-        from_results=a.from_results,
-        weighted=a.weighted,
-        **(
-            {}
-            if a.from_results is not None
-            else dict(
-                encoder=_encoder_options(clip),
-                device=clip.device,
-                **_given(seed=clip.seed),
-                read=read,
-                progress=_progress(clip.quiet),
-                **analysis,
-            )
         ),
     )
     if run.job is not None and not clip.quiet and run.rank == 0:
