@@ -801,15 +801,16 @@ def freeinit(
     """
 
     def job():
+        paths = list_videos(list(clip.videos))  # listed once: the files are checked against the outputs, then read
         check_outputs(
             {"--json": json_path, "--plot": plot_path},
             folders={"--out-dir": (out_dir, lambda name: re.fullmatch(r".+_pass\d+\.mp4", name) is not None)},
-            inputs=_inputs(clip, scheduler_config, models=(pipeline, embedder, background_embedder)),
+            inputs=_inputs(clip, scheduler_config, models=(pipeline, embedder, background_embedder), paths=paths),
             formats={"--plot": PLOT_FORMATS},
             stdout=("--json",),
         )
         run = run_freeinit(
-            list(clip.videos),
+            paths,
             **_given(
                 pipeline=pipeline,
                 scheduler=scheduler_config or schedule_name,
