@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from freqscope.freeinit import PipelineSampler
 from freqscope.pipelines import adapter_for
+from freqscope.samplers import PipelineSampler
 from tiny_pipelines import build, family_call
 
 
