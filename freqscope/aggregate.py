@@ -31,7 +31,7 @@ from .io import write_text
 from .report import write_json
 from .results import SCHEMA
 from .schedule import Schedule
-from .snr import crossing_timesteps, snr_closed_form, to_db
+from .snr import clip_weights, crossing_timesteps, snr_closed_form, to_db
 
 __all__ = ["DATASET_SCHEMA", "DatasetSummary", "aggregate", "format_dataset_table", "dataset_to_dict"]
 
@@ -84,12 +84,8 @@ def aggregate(table: pa.Table | list[dict], schedule: Schedule, *, weighted: boo
         return torch.from_numpy(flat.astype(np.float64)).reshape(n, k)
 
     P, ef = matrix("band_power"), matrix("energy_fraction")
-    w = torch.ones(n, dtype=torch.float64)
-    if weighted:
-        w = torch.from_numpy(ok.column("weight").fill_null(1.0).to_numpy().astype(np.float64))
-    if not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise ValueError("weights: the clips' weights must be finite, >= 0 and not all 0")
-    w = (w / w.sum()).double()[:, None]  # (n_clips, 1)
+    weights = torch.from_numpy(ok.column("weight").fill_null(1.0).to_numpy().astype(np.float64)) if weighted else None
+    w = clip_weights(weights, n)[:, None]  # (n_clips, 1)
     mean = (w * P).sum(0)
     std = (w * (P - mean) ** 2).sum(0).sqrt()
     snr_db = to_db(snr_closed_form(mean, schedule))

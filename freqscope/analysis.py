@@ -13,7 +13,7 @@ import torch
 from .bands import DEFAULT_EDGES, BandSet, band_mean, band_power, bin_power, make_bands, radial_profile
 from .encode import Encoder
 from .schedule import Schedule
-from .snr import BandSNR, band_snr, crossing_timesteps, snr_closed_form, to_db
+from .snr import BandSNR, band_snr, clip_weights, crossing_timesteps, snr_closed_form, to_db
 from .video import read_video
 
 __all__ = ["ClipResult", "Summary", "analyze_latent", "analyze_video", "check_finite_power", "summarize"]
@@ -146,20 +146,10 @@ def summarize(clips: list[ClipResult], schedule: Schedule, *, weights: torch.Ten
         raise ValueError("clips gave different band sets (a grid too small for an edge?); use the same `edges`")
     power = torch.stack([c.snr.power for c in clips])  # (n_clips, n_bands)
     ef = torch.stack([c.snr.energy_fraction for c in clips])
-    w = _weights(weights, len(clips))
+    w = clip_weights(weights, len(clips))
     mean_power = (w[:, None] * power).sum(dim=0)
     db = torch.stack([c.snr.snr_db for c in clips])  # (n_clips, n_bands, N)
     mean_db = to_db(snr_closed_form(mean_power, schedule))
     std_db = db.std(dim=0) if len(clips) > 1 else torch.zeros_like(db[0])
     mean_ef = (w[:, None] * ef).sum(dim=0)
     return Summary(clips, schedule, mean_power, mean_ef, mean_db, std_db, crossing_timesteps(mean_db))
-
-
-def _weights(weights: torch.Tensor | None, n: int) -> torch.Tensor:
-    """Per-clip weights normalised to sum to 1 (equal weights by default)."""
-    if weights is None:
-        return torch.full((n,), 1.0 / n, dtype=torch.float64)
-    w = torch.as_tensor(weights, dtype=torch.float64).flatten()
-    if w.numel() != n or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"weights: need {n} finite numbers >= 0 with a positive sum, got {w.numel()}")
-    return w / w.sum()

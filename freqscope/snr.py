@@ -26,6 +26,7 @@ __all__ = [
     "energy_fraction",
     "BandSNR",
     "band_snr",
+    "clip_weights",
 ]
 
 
@@ -122,3 +123,17 @@ def band_snr(
         res.sampled_db_mean = to_db(1 / (1 / lin).mean(dim=0))
         res.sampled_db_std = to_db(lin).std(dim=0) if seeds > 1 else torch.zeros_like(res.snr_db)
     return res
+
+
+def clip_weights(weights: torch.Tensor | None, n: int) -> torch.Tensor:
+    """Per-clip weights of a mean over ``n`` clips, normalised to sum to 1 (float64; None: equal weights).
+
+    >>> clip_weights(torch.tensor([1.0, 3.0]), 2)
+    tensor([0.2500, 0.7500], dtype=torch.float64)
+    """
+    if weights is None:
+        return torch.full((n,), 1.0 / n, dtype=torch.float64)
+    w = torch.as_tensor(weights, dtype=torch.float64).flatten()
+    if w.numel() != n or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"weights: need {n} finite numbers >= 0, not all 0; got {w.tolist()[:8]}")
+    return w / w.sum()

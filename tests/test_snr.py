@@ -140,3 +140,14 @@ def test_multi_clip_header_lists_each_latent_shape():
     clips = [analyze_latent(torch.randn(s, generator=g), sched) for s in shapes]
     header = format_table(summarize(clips, sched)).splitlines()[0]
     assert "latent (1, 3, 8, 32, 32) ×2, (1, 3, 8, 32, 48) ×1" in header
+
+
+def test_clip_weights_normalise_and_refuse_bad_weights():
+    from freqscope.snr import clip_weights
+
+    assert torch.equal(clip_weights(None, 4), torch.full((4,), 0.25, dtype=torch.float64))
+    w = clip_weights(torch.tensor([2.0, 0.0, 6.0]), 3)
+    assert torch.allclose(w, torch.tensor([0.25, 0.0, 0.75], dtype=torch.float64)) and w.sum() == 1
+    for bad, n in (([1.0, -1.0], 2), ([0.0, 0.0], 2), ([1.0, float("nan")], 2), ([1.0], 2)):
+        with pytest.raises(ValueError, match="weights: need 2 finite numbers >= 0, not all 0"):
+            clip_weights(torch.tensor(bad), n)
