@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 from dataclasses import dataclass, field
 
@@ -27,8 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
+from .bands import make_bands
 from .io import write_text
-from .report import write_json
+from .report import fmt_db, layout_table, write_json
 from .results import SCHEMA
 from .schedule import Schedule
 from .snr import clip_weights, crossing_timesteps, snr_closed_form, to_db
@@ -44,7 +44,7 @@ class DatasetSummary:
 
     schedule: Schedule
     band_names: list[str]
-    edges: list[float]
+    bounds: list[tuple[float, float]]  # (lo, hi) of each band on the first clip's grid, as make_bands gives them
     n_bins: list[int]  # of the first clip's grid
     n_clips: int
     power: torch.Tensor  # (n_bands,) weighted mean band power
@@ -75,13 +75,10 @@ def aggregate(table: pa.Table | list[dict], schedule: Schedule, *, weighted: boo
         raise ValueError(f"no clip was analysed ({len(skipped)} skipped as unreadable); nothing to summarise")
     if len(pc.unique(ok.column("settings"))) > 1:
         raise ValueError("the results mix several analysis settings; aggregate one setting at a time")
-    k = len(ok.column("band_power")[0])
-    if pc.any(pc.not_equal(pc.list_value_length(ok.column("band_power")), k)).as_py():
-        raise ValueError("the results mix different band sets; use one `results` file per `edges` setting")
 
     def matrix(name: str) -> torch.Tensor:  # a list<double> column → (n_clips, n_bands)
         flat = pc.list_flatten(ok.column(name)).to_numpy(zero_copy_only=False)
-        return torch.from_numpy(flat.astype(np.float64)).reshape(n, k)
+        return torch.from_numpy(flat.astype(np.float64)).reshape(n, -1)
 
     P, ef = matrix("band_power"), matrix("energy_fraction")
     weights = torch.from_numpy(ok.column("weight").fill_null(1.0).to_numpy().astype(np.float64)) if weighted else None
@@ -91,11 +88,17 @@ def aggregate(table: pa.Table | list[dict], schedule: Schedule, *, weighted: boo
     snr_db = to_db(snr_closed_form(mean, schedule))
     first = ok.slice(0, 1).to_pylist()[0]
     settings = json.loads(first["settings_json"]) if first.get("settings_json") else {}
-    edges = settings.get("edges", [])
+    t, h, w = first["latent_shape"][-3:]
+    grid = make_bands(
+        (t, h, w),
+        tuple(settings["edges"]),
+        decomposition=settings["decomposition"],
+        time_scale=settings["time_scale"],
+    )
     return DatasetSummary(
         schedule=schedule,
         band_names=list(first["band_names"]),
-        edges=list(edges),
+        bounds=[(b.lo, b.hi) for b in grid.bands],
         n_bins=list(first["n_bins"]),
         n_clips=n,
         power=mean,
@@ -111,10 +114,6 @@ def aggregate(table: pa.Table | list[dict], schedule: Schedule, *, weighted: boo
     )
 
 
-def _fmt(v: float) -> str:
-    return f"{v:7.1f}" if math.isfinite(v) else ("-inf" if v < 0 else "inf")
-
-
 def format_dataset_table(s: DatasetSummary, *, timesteps: tuple[int, ...] = (0, 250, 500, 750, 999)) -> str:
     """Bands × a few timesteps (SNR of the mean power, dB), the spread, energy share and the 0 dB crossing."""
     N = s.schedule.num_train_timesteps
@@ -123,27 +122,24 @@ def format_dataset_table(s: DatasetSummary, *, timesteps: tuple[int, ...] = (0, 
     rows = []
     for i, name in enumerate(s.band_names):
         lo, hi = (s.snr_db_lo[i, 0] - s.snr_db[i, 0]).item(), (s.snr_db_hi[i, 0] - s.snr_db[i, 0]).item()
-        row = [name, f"{100 * s.energy_fraction[i].item():.2f}%"] + [_fmt(s.snr_db[i, t].item()) for t in ts]
-        row += [f"{'-inf' if not math.isfinite(lo) else f'{lo:.1f}'}/+{hi:.1f}"]
+        energy = f"{100 * s.energy_fraction[i].item():.2f}%" if s.n_bins[i] else "empty"
+        row = [name, energy] + [fmt_db(s.snr_db[i, t].item()) for t in ts]
+        row += [f"{fmt_db(lo).strip()}/+{fmt_db(hi).strip()}"]
         row.append("never" if s.crossing[i] is None else str(s.crossing[i]))
         rows.append(row)
-    widths = [max(len(r[j]) for r in [head] + rows) for j in range(len(head))]
-    line = lambda r: "  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     title = (
         f"per-band SNR (dB) of the mean power over {s.n_clips} clips{' (weighted)' if s.weighted else ''} "
         f"| schedule {s.schedule.name} ({s.schedule.kind}) | spread: mean ± one standard deviation of the power"
     )
-    return "\n".join([title, line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+    return "\n".join([title, *layout_table(head, rows)])
 
 
 def dataset_to_dict(s: DatasetSummary) -> dict:
-    lo = [None] + s.edges
-    hi = s.edges + [None]
     bands = [
         {
             "name": n,
-            "lo": lo[i - 1] if i else 0.0,
-            "hi": hi[i - 1] if i else 0.0,
+            "lo": s.bounds[i][0],
+            "hi": s.bounds[i][1],
             "n_bins": s.n_bins[i],
             "power": s.power[i].item(),
             "power_std": s.power_std[i].item(),

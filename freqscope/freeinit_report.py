@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .report import _clean, _fmt_db
+from .report import _clean, fmt_db, layout_table
 
 if TYPE_CHECKING:
     from .bands import BandSet
@@ -59,9 +59,6 @@ def freeinit_to_dict(
 ) -> dict:
     """The ``freqscope.freeinit/1`` document (schema above)."""
 
-    def opt(x: Any) -> Any:
-        return None if x is None else x
-
     return _clean(
         {
             "schema": FREEINIT_SCHEMA,
@@ -82,9 +79,9 @@ def freeinit_to_dict(
                     "alpha_bar": [p.alpha_bar for p in r.result.passes],
                     "start_timestep": [p.start_timestep for p in r.result.passes],
                     "gap_db": r.gap_db,
-                    "gap_db_predicted": opt(r.gap_db_predicted),
+                    "gap_db_predicted": r.gap_db_predicted,
                     "z0_power_db": r.z0_power_db,
-                    "z0_power_db_predicted": opt(r.z0_power_db_predicted),
+                    "z0_power_db_predicted": r.z0_power_db_predicted,
                     "consistency": r.consistency,
                     "variance_loss_db": r.variance_loss_db,
                 }
@@ -122,19 +119,16 @@ def format_gap_table(bands: BandSet, runs: Sequence[GapRun], *, title: str = "")
         for k in range(r.gap_db.shape[0]):
             row = [r.prior if k == 0 else "", str(k)]
             for i in range(len(bands)):
-                cell = _fmt_db(r.gap_db[k, i].item()).strip()
+                cell = fmt_db(r.gap_db[k, i].item()).strip()
                 if r.gap_db_predicted is not None:
-                    cell += f" ({_fmt_db(r.gap_db_predicted[k, i].item()).strip()})"
+                    cell += f" ({fmt_db(r.gap_db_predicted[k, i].item()).strip()})"
                 row.append(cell)
             rows.append(row + _consistency_cells(r.consistency[k]))
-    widths = [max(len(r[j]) for r in [head] + rows) for j in range(len(head))]
-    line = lambda r: "  ".join(c.rjust(w) if j > 1 else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     lines = [title] if title else []
     lines += [
         "initialization gap per band, dB (+: less power than training z_T; closed form in brackets)",
-        line(head),
-        "  ".join("-" * w for w in widths),
-    ] + [line(r) for r in rows]
+        *layout_table(head, rows, left=2),
+    ]
     lines += textwrap.wrap(GAP_TABLE_LEGEND, width=max(100, len(lines[-1])))
     return "\n".join(lines)
 

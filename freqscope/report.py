@@ -40,6 +40,8 @@ __all__ = [
     "TABLE_TIMESTEPS",
     "summary_to_dict",
     "format_table",
+    "fmt_db",
+    "layout_table",
     "write_json",
     "write_csv",
     "plot_snr",
@@ -103,7 +105,8 @@ def summary_to_dict(s: Summary) -> dict:
     return _clean(d)
 
 
-def _fmt_db(v: float, sd: float | None = None) -> str:
+def fmt_db(v: float, sd: float | None = None) -> str:
+    """A dB value for a table: one decimal, ``±sd`` if given, ``-inf``/``inf``/``nan`` spelled out, no ``-0.0``."""
     if not math.isfinite(v):
         return "-inf" if v < 0 else ("inf" if v > 0 else "nan")
     text = f"{v:7.1f}".replace("-0.0", " 0.0")  # a value that rounds to zero prints without a sign
@@ -125,23 +128,31 @@ def format_table(s: Summary, *, timesteps: tuple[int, ...] = TABLE_TIMESTEPS) ->
     for i, b in enumerate(s.bands.bands):
         ef = s.energy_fraction[i].item()
         row = [b.name, f"{100 * ef:.2f}%" if b.n_bins else "empty"]
-        row += [_fmt_db(s.snr_db[i, t].item(), s.snr_db_std[i, t].item() if multi else None) for t in ts]
+        row += [fmt_db(s.snr_db[i, t].item(), s.snr_db_std[i, t].item() if multi else None) for t in ts]
         if sampled is not None:
             sampled_std = s.clips[0].snr.sampled_db_std
             assert sampled_std is not None  # measured with the mean
-            row.append(_fmt_db(sampled[i, N - 1].item(), sampled_std[i, N - 1].item()))
+            row.append(fmt_db(sampled[i, N - 1].item(), sampled_std[i, N - 1].item()))
         c = s.crossing[i]
         row.append("never" if c is None else str(c))
         rows.append(row)
-    widths = [max(len(r[j]) for r in [head] + rows) for j in range(len(head))]
-    line = lambda r: "  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     first = s.clips[0]
     clips = f"{len(s.clips)} clips (mean ± spread)" if multi else first.video.get("path")
     title = (
         f"per-band SNR (dB) of {clips} | encoder {first.encoder.get('name')} "
         f"| latent {_latent_shapes(s)} | schedule {s.schedule.name} ({s.schedule.kind})"
     )
-    return "\n".join([title, line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+    return "\n".join([title, *layout_table(head, rows)])
+
+
+def layout_table(head: list[str], rows: list[list[str]], *, left: int = 1) -> list[str]:
+    """The lines of a text table: header, rule, rows; the first ``left`` columns left-aligned, the rest right."""
+    widths = [max(len(r[j]) for r in [head] + rows) for j in range(len(head))]
+
+    def line(r: list[str]) -> str:
+        return "  ".join(c.ljust(w) if j < left else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths)))
+
+    return [line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
 
 
 def _latent_shapes(s: Summary) -> str:

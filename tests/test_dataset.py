@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import run_cli, write_clip
-from freqscope.aggregate import aggregate
+from freqscope.aggregate import aggregate, dataset_to_dict, format_dataset_table
 from freqscope.analysis import analyze_video, summarize
 from freqscope.dataset import run_dataset
 from freqscope.encode import load_encoder
@@ -76,6 +76,10 @@ def test_runner_matches_single_clip_path(dataset):
     agg, ref = aggregate(run.rows, sched), summarize(single, sched)
     assert agg.n_clips == 6 and [p for p, _ in agg.skipped] == [p for p, _ in run.errors]
     assert torch.allclose(agg.snr_db, ref.snr_db, atol=1e-5)
+    # The JSON's band bounds are those of the single-clip report: (0, e1) starts at 0, the last band ends at d_max.
+    bounds = [(b["lo"], b["hi"]) for b in dataset_to_dict(agg)["bands"]]
+    assert bounds == [(b.lo, b.hi) for b in single[0].bands.bands]
+    assert bounds[1][0] == 0.0 and bounds[-1][1] == max(b.hi for b in single[0].bands.bands) > 1
     with pytest.raises(ValueError, match="`strict` stops"):
         run_dataset([dataset], enc, read=READ, strict=True)
 
@@ -242,3 +246,13 @@ def test_kill_9_then_resume(dataset, tmp_path):
     assert read_results(out).num_rows == 2  # c0 and c1, stored as they finished
     again = run_dataset([tmp_path / "l.txt"], load_encoder(), read=READ, results=out)
     assert (again.resumed, again.analysed) == (2, 2)
+
+
+def test_dataset_table_marks_empty_bands(dataset):
+    # A band no bin of the grid falls in (here (0, 0.01) on 8 frames of 32×32 pixels) reads "empty" with
+    # nan values, as in the single-clip table, not "inf" or a -inf spread.
+    rows = run_dataset([str(dataset / "c1.mp4")], load_encoder(), read=READ, edges=(0.01, 0.5)).rows
+    s = aggregate(rows, get_schedule("sd"))
+    line = format_dataset_table(s).splitlines()[4]  # title, header, rule, DC, then (0, 0.01)
+    assert s.n_bins[1] == 0 and line.split()[:3] == ["(0,", "0.01)", "empty"]
+    assert "inf" not in line and "nan/+nan" in line
