@@ -22,7 +22,7 @@ from .devices import resolve_device
 from .encode import load_encoder
 from .filters import variance_loss_db
 from .freeinit import SamplingResult, observers, sample
-from .gap import gap_db, predicted_pass_power, relative_power_db
+from .gap import gap_db, predicted_pass_power, relative_power_db, training_power
 from .hub import check_hub_source
 from .init_noise import ITERATIVE
 from .pipelines import adapter_for, load_pipeline, pipeline_vae
@@ -125,8 +125,7 @@ def _predicted(
     every pass from the same start), else ``(None, None)``."""
     passes = result.passes
     if not (
-        result.mask is not None
-        and model is not None
+        model is not None
         and scheduler is not None
         and is_ddim(scheduler)
         and result.info["prior"] == "freeinit"
@@ -141,7 +140,7 @@ def _predicted(
     gains = [by_steps[p.num_inference_steps] for p in passes]
     ab = passes[0].alpha_bar
     inits, outs = predicted_pass_power(gains, result.mask, ab, renoise=result.info["renoise"])
-    pred_gap = torch.stack([10 * torch.log10((ab * P + 1 - ab) / band_mean(q.mean(0), bands)) for q in inits])
+    pred_gap = torch.stack([10 * torch.log10(training_power(P, ab) / band_mean(q.mean(0), bands)) for q in inits])
     pred_rel = torch.stack([10 * torch.log10(band_mean(q.mean(0), bands) / P) for q in outs])
     return pred_gap, pred_rel
 
@@ -161,7 +160,7 @@ def _gap_run(
         pred_rel,
         cons.metrics,
         variance_loss_db(result.mask, variance_preserving=vp)
-        if result.mask is not None and result.info["num_iters"] > 1
+        if result.info["num_iters"] > 1
         else 0.0,
     )
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -91,8 +91,8 @@ class PassResult:
 @dataclass
 class SamplingResult:
     passes: list[PassResult]
-    info: dict = field(default_factory=dict)  # method, filter, re-diffusion timestep, notes
-    mask: torch.Tensor | None = None  # (t, h, w) the low-pass filter of the re-initialisations, centred order
+    info: dict  # method, filter, re-diffusion timestep, notes
+    mask: torch.Tensor  # (t, h, w) the low-pass filter of the re-initialisations, centred order
 
     @property
     def latents(self) -> torch.Tensor:
@@ -266,9 +266,9 @@ def observers(*callbacks: Callback | None) -> Callback | None:
 
 def _adaptive_stop(passes, init, alpha_bar, clip_power, shape, gap_tol: float, notes: list[str]) -> bool:
     """Adaptive FreeInit: whether to stop before this candidate pass (:func:`~freqscope.gap.keep_reinitialising`
-    on the low-band gap of the noises sampled so far and of the candidate), said in ``notes``."""
+    on the low-band gap of the last noise sampled and of the candidate), said in ``notes``."""
     bands, P = bands_on(clip_power[0], shape), clip_power[1]
-    gaps = [low_band_gap_db(p.init, bands, P, p.alpha_bar) for p in passes]
+    gaps = [low_band_gap_db(passes[-1].init, bands, P, passes[-1].alpha_bar)]  # the rule reads the last gap only
     candidate = low_band_gap_db(init, bands, P, alpha_bar)
     if keep_reinitialising(gaps, candidate, tol=gap_tol):
         return False
@@ -411,12 +411,14 @@ def sample(
     for k in range(n_passes):
         # Steps of this pass: all of them, or coarse to fine with fast_sampling.
         steps = max(1, int(num_inference_steps / n_passes * (k + 1))) if fast_sampling else num_inference_steps
+        # This pass's grid: (t, a, s) of every step, as the sampler will run it.
+        levels = sampler.grid(steps, shape)
         if k == 0:
             # Pass 0 starts at the top of the grid from the prior's own noise.
             ctx = PriorContext(
                 generator,
                 device,
-                lambda: vp_alpha_bar(*sampler.grid(steps, shape)[0][1:]),
+                vp_alpha_bar(*levels[0][1:]),
                 clip_power,
                 pyoco_alpha,
                 offset_strength,
@@ -425,7 +427,6 @@ def sample(
             eps0 = init
         else:
             # Later passes start at the re-noise level, mapped onto this pass's grid.
-            levels = sampler.grid(steps)
             start_index, alpha_bar = level.on_grid(levels, fam)
             _midway_note(scheduler, fam, levels, start_index, level, notes)
             # The re-diffusion noise: the pass-0 noise again (official) or a fresh draw.
@@ -441,7 +442,7 @@ def sample(
         keep_mid = None
         if prior == "freqprior" and k < n_passes - 1:
             assert alpha_bar_mid is not None  # set for freqprior
-            keep_mid = MidStepObserver(sampler.grid(steps, shape), alpha_bar_mid, start_index, init)
+            keep_mid = MidStepObserver(levels, alpha_bar_mid, start_index, init)
             mid = keep_mid.mid
         # The pass itself, observed step by step.
         z0 = sampler(
@@ -453,7 +454,7 @@ def sample(
             generator=generator,
         )
         # Where the pass started, as run (pass 0: the top of its grid).
-        start_t, a, s = sampler.grid(steps)[start_index]
+        start_t, a, s = levels[start_index]
         alpha_bar = vp_alpha_bar(a, s) if alpha_bar is None else alpha_bar
         passes.append(PassResult(k, init, z0.float(), float(start_t), alpha_bar, steps, start_index))
         if callback is not None:

@@ -75,11 +75,11 @@ def bands_on(bands: BandSet, shape: tuple[int, ...]) -> BandSet:
 @dataclass
 class PriorContext:
     """What a prior may use to draw pass 0's noise: the random source, the options of the peers and the
-    level of the pass's first step (``first_alpha_bar()``, read from the sampler's grid only when asked)."""
+    VP-equivalent level ᾱ of the pass's first step (``first_alpha_bar``)."""
 
     generator: torch.Generator | None
     device: torch.device | str
-    first_alpha_bar: Callable[[], float]
+    first_alpha_bar: float
     clip_power: tuple[BandSet, torch.Tensor] | None = None
     pyoco_alpha: float | None = None
     offset_strength: float | None = None
@@ -121,7 +121,7 @@ def _spectrum_prior(shape: tuple[int, ...], ctx: PriorContext) -> torch.Tensor:
     if ctx.clip_power is None:
         raise ValueError("prior=spectrum needs clip_power=(bands, P)")
     bands, P = bands_on(ctx.clip_power[0], shape), ctx.clip_power[1]
-    power = training_power(P.float().to(ctx.device), ctx.first_alpha_bar())[bands.labels.to(ctx.device)]
+    power = training_power(P.float().to(ctx.device), ctx.first_alpha_bar)[bands.labels.to(ctx.device)]
     return spectrum_matched_noise(shape, power, generator=ctx.generator, device=ctx.device)
 
 

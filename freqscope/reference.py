@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .bands import fft3
-from .priors import randn
+from .priors import spectrum_matched_noise
 from .schedulers import family, input_level
 
 __all__ = ["GaussianVideoModel"]
@@ -56,10 +56,7 @@ class GaussianVideoModel:
 
     def sample(self, batch: int = 1, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw videos from the model's data distribution: ``F⁻¹(√S · F ξ)``, ``(batch, c, t, h, w)``."""
-        xi = randn((batch, *self.S.shape), generator=generator, device=self.S.device)  # generator's device, moved
-        return torch.fft.ifftn(
-            torch.fft.fftn(xi, dim=_DIMS, norm="ortho") * self.S.sqrt(), dim=_DIMS, norm="ortho"
-        ).real
+        return spectrum_matched_noise((batch, *self.S.shape), self.S, generator=generator, device=self.S.device)
 
     def denoise(self, z: torch.Tensor, A: float, B: float) -> torch.Tensor:
         """Posterior mean ``E[x0 | z = A·x0 + B·ε]``."""

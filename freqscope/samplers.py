@@ -51,7 +51,6 @@ class DenoiserSampler(_SchedulerSampler):
 
     def __init__(self, model: Callable[[torch.Tensor, Any, Any], torch.Tensor], scheduler: Any) -> None:
         self.model, self.scheduler = model, scheduler
-        self.family = family(scheduler)
 
     def __call__(
         self,
@@ -123,31 +122,31 @@ class PipelineSampler(_SchedulerSampler):
         self.pipe = pipe
         self.adapter = adapter_for(pipe)
         self.scheduler = pipe.scheduler
-        self.family = family(pipe.scheduler)
         self.kwargs = self.adapter.call_kwargs(pipe, call_kwargs)
         self._params = set(inspect.signature(pipe.__call__).parameters)
-        self._states: dict[int, object] = {}
+        self._states: dict[tuple[tuple[int, ...], int], object] = {}  # (latent shape, steps) → scheduler
         self._shape: tuple[int, ...] | None = None
 
     def grid(self, num_inference_steps: int, shape: tuple | None = None) -> list[tuple[float, float, float]]:
         """The grid the pipeline sets for itself (its own sigmas, shift, ``mu``) for latents of ``shape``
         (default: the last pass's), read by starting a call that stops as soon as ``set_timesteps`` returns."""
-        if shape is not None and tuple(shape) != self._shape:
-            self._shape, self._states = tuple(shape), {}
+        if shape is not None:
+            self._shape = tuple(shape)
         return grid_levels(self._scheduler_state(num_inference_steps))
 
     def _scheduler_state(self, num_inference_steps: int):
         """A copy of the scheduler as the pipeline sets it up for a pass with this many steps."""
-        if num_inference_steps not in self._states:
-            if self._shape is None:
-                raise RuntimeError("PipelineSampler needs the latent shape first: run a pass (sample() does)")
+        if self._shape is None:
+            raise RuntimeError("PipelineSampler needs the latent shape first: run a pass (sample() does)")
+        key = (self._shape, num_inference_steps)  # the grid may depend on the latent size (dynamic shift, mu)
+        if key not in self._states:
             original = self.scheduler.set_timesteps
 
             def probe(*args, **kwargs):
                 original(*args, **kwargs)
                 state = copy.deepcopy(self.scheduler)
                 state.__dict__.pop("set_timesteps", None)  # the copy keeps its class method, not this probe
-                self._states[num_inference_steps] = state
+                self._states[key] = state
                 raise _GridProbe
 
             self.scheduler.set_timesteps = functools.wraps(original)(probe)
@@ -157,9 +156,9 @@ class PipelineSampler(_SchedulerSampler):
                 pass
             finally:
                 del self.scheduler.set_timesteps
-            if num_inference_steps not in self._states:
+            if key not in self._states:
                 raise RuntimeError(f"{type(self.pipe).__name__} never called scheduler.set_timesteps")
-        return self._states[num_inference_steps]
+        return self._states[key]
 
     def _call(self, latents, num_inference_steps, *, pass_index=0, callback=None, generator=None):
         kw = dict(self.kwargs, num_inference_steps=num_inference_steps)
