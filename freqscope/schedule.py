@@ -28,6 +28,7 @@ __all__ = [
     "BETA_SCHEDULES",
     "rescale_zero_terminal_snr",
     "is_flow_config",
+    "shift_key",
 ]
 
 #: name → diffusers-style config (beta schedules as in Stable Diffusion, AnimateDiff, DDPM, iDDPM).
@@ -161,7 +162,8 @@ def is_flow_config(config: dict) -> bool:
     )
 
 
-def _shift_key(config: dict) -> str:
+def shift_key(config: dict) -> str:
+    """The config field holding a flow schedule's shift: ``flow_shift`` with ``use_flow_sigmas`` (Wan's UniPC)."""
     return "flow_shift" if config.get("use_flow_sigmas") else "shift"
 
 
@@ -292,7 +294,7 @@ def schedule_from_config(
             raise ValueError(f"{file} uses resolution-dependent shifting; give the shift with `shift`")
         sched = flow_schedule(
             num_train_timesteps=config.get("num_train_timesteps", 1000),
-            shift=float(shift if shift is not None else config.get(_shift_key(config), 1.0)),
+            shift=float(shift if shift is not None else config.get(shift_key(config), 1.0)),
             name=name,
         )
     else:

@@ -31,6 +31,7 @@ from .schedule import (
     is_flow_config,
     load_scheduler_config,
     rescale_zero_terminal_snr,
+    shift_key,
     vp_schedule,
 )
 
@@ -88,7 +89,7 @@ def training_schedule(scheduler: Scheduler) -> Schedule:
     name = type(scheduler).__name__
     n = int(cfg.get("num_train_timesteps", 1000))
     if family(scheduler) == "flow":
-        shift = cfg.get("flow_shift", 1.0) if cfg.get("use_flow_sigmas") else cfg.get("shift", 1.0)
+        shift = cfg.get(shift_key(cfg), 1.0)
         sched = flow_schedule(num_train_timesteps=n, shift=float(shift), name=name)
         if cfg.get("use_dynamic_shifting"):
             sched.source["note"] = "dynamic shifting: the pipeline's mu sets the inference shift"
@@ -238,7 +239,7 @@ def reference_scheduler(name_or_path: str = DEFAULT_PRESET, *, shift: float | No
         raise ValueError(f"{name_or_path} names {config.get('_class_name')!r}, not a diffusers scheduler")
     over: dict[str, bool | float] = {"clip_sample": False} if "clip_sample" in config else {}
     if shift is not None:
-        over["flow_shift" if config.get("use_flow_sigmas") else "shift"] = shift
+        over[shift_key(config)] = shift
     try:
         return cls.from_config(config, **over)
     except (NotImplementedError, ValueError, TypeError) as e:  # e.g. a beta_schedule this class lacks
