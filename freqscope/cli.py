@@ -108,13 +108,8 @@ def _progress(quiet: bool):
 #: The flag of each library parameter whose name is not its flag's (``frames`` → ``--frames`` otherwise).
 PARAM_FLAGS = {
     "videos": "--video",
-    "paths": "--video",
     "edges": "--bands",
     "schedules": "--schedule",
-    "schedule": "--schedule",
-    "json_path": "--json",
-    "csv_path": "--csv",
-    "plot_path": "--plot",
 }
 
 
@@ -409,8 +404,6 @@ def snr(clip: ClipArgs, **options) -> None:
       torchrun --standalone --nproc_per_node 4 -m freqscope snr --video list.csv --results run.parquet
     """
     a = SimpleNamespace(**options)
-    run_args = {k: options[k] for k in ("scheduler_config", "zero_terminal_snr", "shift", "bands_text")}
-    run_args |= {k: options[k] for k in ("decomposition", "time_scale", "json_path", "csv_path", "plot_path")}
     dataset = is_dataset_run(
         clip.videos,
         schedules=a.schedule_names,
@@ -422,10 +415,7 @@ def snr(clip: ClipArgs, **options) -> None:
     )
     if dataset:
         return _run(lambda: _snr_dataset(clip, a), clip.quiet)
-    _run(
-        lambda: _snr_clips(clip, a, seeds=a.seeds, band_videos=a.band_videos, **run_args),
-        clip.quiet,
-    )
+    _run(lambda: _snr_clips(clip, a), clip.quiet)
 
 
 def _encoder_options(clip: ClipArgs) -> dict:
@@ -436,7 +426,7 @@ def _encoder_options(clip: ClipArgs) -> dict:
         vae_subfolder=clip.vae_subfolder,
         downsample=clip.downsample,
         sample_posterior=clip.sample_posterior,
-        dtype=DTYPES.get(clip.dtype) if clip.dtype is not None else None,
+        dtype=DTYPES[clip.dtype] if clip.dtype is not None else None,
     )
 
 
@@ -446,36 +436,24 @@ def _analysis_options(bands_text, decomposition, time_scale, **kw) -> dict:
     return _given(edges=edges, decomposition=decomposition, time_scale=time_scale, **kw)
 
 
-def _snr_clips(
-    clip: ClipArgs,
-    a: SimpleNamespace,
-    *,
-    scheduler_config,
-    zero_terminal_snr,
-    shift,
-    bands_text,
-    decomposition,
-    time_scale,
-    seeds,
-    json_path,
-    csv_path,
-    plot_path,
-    band_videos,
-) -> None:
+def _snr_clips(clip: ClipArgs, a: SimpleNamespace) -> None:
     """``snr`` of single clips: check, call :func:`~freqscope.snr_job.snr_clips`, write."""
+    json_path, csv_path, plot_path, band_videos = a.json_path, a.csv_path, a.plot_path, a.band_videos
     read = {**clip.read_kwargs(), **_given(size=clip.size)}
     check_clip_args(clip.videos, read=read, weighted=a.weighted, batch_size=a.batch_size)
     paths = list_videos(list(clip.videos))
     check_outputs(
         {"--json": json_path, "--csv": csv_path, "--plot": plot_path},
         folders={"--band-videos": (band_videos, lambda name: bool(re.fullmatch(r"band\d+_.*\.mp4", name)))},
-        inputs=_inputs(clip, scheduler_config, paths=paths),
+        inputs=_inputs(clip, a.scheduler_config, paths=paths),
         formats={"--plot": PLOT_FORMATS},
         stdout=("--json", "--csv"),
     )
-    analysis = _analysis_options(bands_text, decomposition, time_scale, seeds=seeds)
+    analysis = _analysis_options(a.bands_text, a.decomposition, a.time_scale, seeds=a.seeds)
     sched = clip_schedule(
-        a.schedule_names, scheduler_config=scheduler_config, **_given(zero_terminal_snr=zero_terminal_snr, shift=shift)
+        a.schedule_names,
+        scheduler_config=a.scheduler_config,
+        **_given(zero_terminal_snr=a.zero_terminal_snr, shift=a.shift),
     )
     run = snr_clips(
         paths,
@@ -821,13 +799,7 @@ def freeinit(
                 size=clip.size,
                 height=height,
                 width=width,
-                encoder_options=_given(
-                    encoder=clip.encoder,
-                    vae=clip.vae,
-                    vae_subfolder=clip.vae_subfolder,
-                    downsample=clip.downsample,
-                    sample_posterior=clip.sample_posterior,
-                ),
+                encoder_options=_encoder_options(clip),
                 dtype=DTYPES[clip.dtype] if clip.dtype is not None else None,
                 call_kwargs=_given(prompt=prompt, negative_prompt=negative_prompt, guidance_scale=guidance_scale),
                 embedder=embedder,
