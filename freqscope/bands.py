@@ -101,8 +101,8 @@ class BandSet:
     time_scale: float
     # The half spectrum that ``rfftn`` returns, (t, h, w//2 + 1): each bin's band, and how many bins of the
     # full grid it stands for (1 on the w = 0 and Nyquist planes, 2 elsewhere: |F x|² is symmetric for real x).
-    half_labels: torch.Tensor | None = None
-    half_weights: torch.Tensor | None = None
+    half_labels: torch.Tensor
+    half_weights: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.bands)
@@ -249,11 +249,8 @@ def band_sums(x: torch.Tensor, bands: BandSet) -> torch.Tensor:
     b, c = x.shape[:2]
     X = torch.fft.rfftn(x if x.dtype == torch.float64 else x.float(), dim=(-3, -2, -1), norm="ortho")
     p = torch.view_as_real(X).square().sum(-1)  # (b, c, t, h, w//2+1), float32: |X|²
-    half_labels, half_weights = bands.half_labels, bands.half_weights
-    if half_labels is None or half_weights is None:
-        raise ValueError("bands: made without the half-spectrum labels; build them with make_bands")
-    p = (p * half_weights.to(p.device, p.dtype)).reshape(b, c, -1)  # (b, c, t·h·(w//2+1))
-    return _group_sums(p.double(), half_labels.to(p.device).flatten(), len(bands))  # (b, c, n_bands)
+    p = (p * bands.half_weights.to(p.device, p.dtype)).reshape(b, c, -1)  # (b, c, t·h·(w//2+1))
+    return _group_sums(p.double(), bands.half_labels.to(p.device).flatten(), len(bands))  # (b, c, n_bands)
 
 
 def band_power(x: torch.Tensor, bands: BandSet, *, per_sample: bool = False) -> torch.Tensor:

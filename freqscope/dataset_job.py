@@ -113,7 +113,8 @@ def snr_dataset(
     job.seconds = run.seconds
     if rank == 0:
         if results is not None:
-            ResultsStore(results).compact()
+            if world > 1:
+                ResultsStore(results).compact()  # every rank's parts, once all are flushed (one process: done)
             table = read_results(results, settings=run.settings_hash)
         else:
             table = run.rows

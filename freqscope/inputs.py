@@ -16,11 +16,11 @@ from pathlib import Path
 
 from .video import VIDEO_SUFFIXES
 
-__all__ = ["ClipSpec", "LIST_SUFFIXES", "iter_clips", "shard"]
+__all__ = ["ClipSpec", "LIST_SUFFIXES", "GLOB_CHARS", "iter_clips", "shard"]
 
 #: A file with one of these suffixes is a list of clips, not a clip.
 LIST_SUFFIXES = (".txt", ".csv", ".lst")
-_GLOB_CHARS = set("*?[")
+GLOB_CHARS = set("*?[")  # a source holding one of these is a glob
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def iter_clips(sources: Iterable[str | os.PathLike]) -> Iterator[ClipSpec]:
             yield from _read_list(p)
         elif p.exists():
             yield ClipSpec(text)
-        elif _GLOB_CHARS & set(text):
+        elif GLOB_CHARS & set(text):
             found = False
             for q in sorted(glob.iglob(text, recursive=True)):
                 if Path(q).is_file() and Path(q).suffix.lower() in VIDEO_SUFFIXES:

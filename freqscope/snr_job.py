@@ -20,7 +20,8 @@ from .analysis import ClipResult, Summary, analyze_video, summarize
 from .dataset_job import DatasetJob, dist_env, rank_device, snr_dataset, snr_from_results
 from .devices import DEVICE_RULE, resolve_device
 from .encode import load_encoder
-from .inputs import LIST_SUFFIXES
+from .inputs import GLOB_CHARS, LIST_SUFFIXES
+from .io import check_outputs
 from .schedule import DEFAULT_PRESET, Schedule, get_schedule
 from .video import check_read_options as check_read
 
@@ -63,7 +64,7 @@ def is_dataset_run(
         any(v is not None for v in (results, from_results, workers, strict, radial))
         or dist_env()[1] > 1
         or len(schedules) > 1
-        or any(set("*?[") & set(v) or v.lower().endswith(LIST_SUFFIXES) for v in videos)
+        or any(GLOB_CHARS & set(v) or v.lower().endswith(LIST_SUFFIXES) for v in videos)
     )
 
 
@@ -192,8 +193,7 @@ def snr_dataset_run(
     if from_results is not None:
         summaries: list[DatasetSummary] = snr_from_results(from_results, schedules, weighted=weighted)
         return SNRRun(schedules, list(summaries))
-    if results is not None and os.path.abspath(results) in map(os.path.abspath, videos):
-        raise ValueError(f"`results` {results} is also an input; give another file name")
+    check_outputs({"`results`": results}, inputs=[v for v in videos if os.path.isfile(v)])  # links too
     dev = rank_device(resolve_device(device))  # under torchrun: this rank's GPU
     enc = load_encoder(**(encoder or {}), device=dev)
     job = snr_dataset(

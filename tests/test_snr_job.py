@@ -29,6 +29,7 @@ from freqscope.snr_job import (
     is_dataset_run,
     resolve_device,
     snr_clips,
+    snr_dataset_run,
     snr_schedules,
     suffixed,
 )
@@ -190,7 +191,9 @@ def test_snr_schedules_default_and_order(tmp_path):
         get_schedule("animatediff").name,
         get_schedule("flow").name,
     ]
-    assert snr_schedules(["flow"], shift=3.0)[0].name == get_schedule("flow", shift=3.0).name
+    flow3 = snr_schedules(["flow"], shift=3.0)[0]
+    assert flow3.name == "flow" and torch.equal(flow3.s, get_schedule("flow", shift=3.0).s)
+    assert not torch.equal(flow3.s, get_schedule("flow").s)  # the shift reached the schedule
 
 
 def test_suffixed():
@@ -261,3 +264,15 @@ def test_library_errors_name_parameters_the_cli_shows_flags():
     with pytest.raises(ValueError, match="^`vae` was given with `encoder` pixel") as e:
         load_encoder("pixel", vae="x")
     assert to_flags(str(e.value)) == "--vae was given with --encoder pixel; drop one of them"
+
+
+def test_dataset_run_refuses_results_that_are_an_input(tmp_path):
+    # The one output policy (io.check_outputs) guards library callers too: the same file by name or by link.
+    clip = tmp_path / "run.parquet"
+    clip.write_bytes(b"not empty")
+    link = tmp_path / "link.parquet"
+    link.symlink_to(clip)
+    for results in (clip, link):
+        with pytest.raises(ValueError, match="`results` .* is an input"):
+            snr_dataset_run([str(clip)], [get_schedule()], results=str(results))
+    assert clip.read_bytes() == b"not empty"
