@@ -19,17 +19,11 @@ from freqscope.schedulers import (
     training_schedule,
     vp_alpha_bar,
 )
+from tiny_pipelines import COGVIDEOX_SCHEDULER, SVD_SCHEDULER
 
 SD = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012}
-COG = {
-    **SD,
-    "rescale_betas_zero_snr": True,
-    "prediction_type": "v_prediction",
-    "timestep_spacing": "trailing",
-    "clip_sample": False,
-    "set_alpha_to_one": True,
-}
-# Released configs (scheduler_config.json of the named models), written out so they build offline.
+# Released configs (scheduler_config.json of the named models), written out so they build offline (CogVideoX's
+# and SVD's are shared with the tiny pipelines of tests/tiny_pipelines.py).
 RELEASED = {
     "sd15-ddim-leading": (
         lambda: diffusers.DDIMScheduler(
@@ -43,8 +37,8 @@ RELEASED = {
         ),
         {},
     ),
-    "cogvideox-5b": (lambda: diffusers.CogVideoXDDIMScheduler(**COG, snr_shift_scale=1.0), {}),
-    "cogvideox-2b": (lambda: diffusers.CogVideoXDDIMScheduler(**COG, snr_shift_scale=3.0), {}),
+    "cogvideox-5b": (lambda: diffusers.CogVideoXDDIMScheduler(**COGVIDEOX_SCHEDULER, snr_shift_scale=1.0), {}),
+    "cogvideox-2b": (lambda: diffusers.CogVideoXDDIMScheduler(**COGVIDEOX_SCHEDULER, snr_shift_scale=3.0), {}),
     "flowmatch-shift3": (lambda: diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0), {}),
     "flowmatch-shift7-hunyuan": (lambda: diffusers.FlowMatchEulerDiscreteScheduler(shift=7.0), {}),
     "ltx-dynamic-shift": (
@@ -64,20 +58,7 @@ RELEASED = {
         ),
         {},
     ),
-    "svd-euler-karras": (
-        lambda: diffusers.EulerDiscreteScheduler(
-            **SD,
-            interpolation_type="linear",
-            prediction_type="v_prediction",
-            sigma_max=700.0,
-            sigma_min=0.002,
-            steps_offset=1,
-            timestep_spacing="leading",
-            timestep_type="continuous",
-            use_karras_sigmas=True,
-        ),
-        {},
-    ),
+    "svd-euler-karras": (lambda: diffusers.EulerDiscreteScheduler(**SVD_SCHEDULER), {}),
 }
 FAMILY = {
     "sd15-ddim-leading": "vp",
