@@ -10,7 +10,6 @@ bytes of the float32 ``(1, 3, t, H, W)`` frames tensor.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,12 +23,18 @@ from freqscope.video import MEMORY_FACTOR, _target_size
 FRAMES, H, W = 12, 48, 64
 
 
+#: The child reports its own peak RSS from VmHWM (Linux), as bench_snr.py's does: ru_maxrss would carry this
+#: process's high-water mark (torch imported) across fork and exec and floor the baseline.
+CHILD = (
+    "import atexit, re, sys; atexit.register(lambda: print(re.search(r'VmHWM:\\s+(\\d+)', "
+    "open('/proc/self/status').read()).group(1), file=sys.stderr)); from freqscope.cli import main; main()"
+)
+
+
 def peak_rss(args: list[str]) -> int:
     """Peak resident memory (bytes) of one ``freqscope`` subprocess."""
-    p = subprocess.Popen([sys.executable, "-m", "freqscope.cli", *args], stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(p.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, args
-    return usage.ru_maxrss * 1024  # Linux reports KiB
+    r = subprocess.run([sys.executable, "-c", CHILD, *args], check=True, capture_output=True, text=True)
+    return int(r.stderr.split()[-1]) * 1024  # VmHWM is in KiB
 
 
 def main() -> None:
