@@ -19,11 +19,11 @@ from freqscope.schedulers import (
     training_schedule,
     vp_alpha_bar,
 )
-from tiny_pipelines import COGVIDEOX_SCHEDULER, SVD_SCHEDULER
+from tiny_pipelines import COGVIDEOX_SCHEDULER, LTX_DYNAMIC_SCHEDULER, SVD_SCHEDULER
 
 SD = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012}
-# Released configs (scheduler_config.json of the named models), written out so they build offline (CogVideoX's
-# and SVD's are shared with the tiny pipelines of tests/tiny_pipelines.py).
+# Released configs (scheduler_config.json of the named models), written out so they build offline (CogVideoX's,
+# LTX's and SVD's are shared with the tiny pipelines of tests/tiny_pipelines.py).
 RELEASED = {
     "sd15-ddim-leading": (
         lambda: diffusers.DDIMScheduler(
@@ -42,14 +42,7 @@ RELEASED = {
     "flowmatch-shift3": (lambda: diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0), {}),
     "flowmatch-shift7-hunyuan": (lambda: diffusers.FlowMatchEulerDiscreteScheduler(shift=7.0), {}),
     "ltx-dynamic-shift": (
-        lambda: diffusers.FlowMatchEulerDiscreteScheduler(
-            use_dynamic_shifting=True,
-            base_shift=0.95,
-            max_shift=2.05,
-            base_image_seq_len=1024,
-            max_image_seq_len=4096,
-            shift_terminal=0.1,
-        ),
+        lambda: diffusers.FlowMatchEulerDiscreteScheduler(**LTX_DYNAMIC_SCHEDULER),
         {"mu": 1.7},
     ),
     "wan-unipc-flow": (
