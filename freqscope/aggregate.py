@@ -88,9 +88,8 @@ def aggregate(table: pa.Table | list[dict], schedule: Schedule, *, weighted: boo
     snr_db = to_db(snr_closed_form(mean, schedule))
     first = ok.slice(0, 1).to_pylist()[0]
     settings = json.loads(first["settings_json"]) if first.get("settings_json") else {}
-    t, h, w = first["latent_shape"][-3:]
     grid = make_bands(
-        (t, h, w),
+        tuple(first["latent_shape"][-3:]),
         tuple(settings["edges"]),
         decomposition=settings["decomposition"],
         time_scale=settings["time_scale"],

@@ -34,7 +34,8 @@ def lowpass_filter(
     gaussian ``exp(−d²/(2 d_s²))``; butterworth ``1/(1 + (d²/d_s²)^order)``; ideal ``d² ≤ d_s²``;
     box: an index box of half-width ``round(N//2 · d)`` about the centre bin, per axis (``d_t`` for t, ``d_s``
     for h and w); the official code (FreeInit's and FreqPrior's ``box_low_pass_filter``) computes the spatial
-    half-width from H alone and uses it for W too: the same box when H = W, kept as ``box-legacy``.
+    half-width from H alone and uses it for W too: the same box when H = W, kept as ``box-legacy``
+    (slice for slice, including its wrap-around where W's half-width is exceeded).
 
     >>> lowpass_filter((16, 32, 32), method="gaussian").shape
     torch.Size([16, 32, 32])
@@ -57,9 +58,8 @@ def _lowpass(shape, method, d_s, d_t, order, device) -> torch.Tensor:
     if d_s == 0 or d_t == 0:
         return torch.zeros(shape, device=device)
     if method in ("box", "box-legacy"):
-        idx = [torch.arange(n, device=device) - n // 2 for n in shape]  # offset from the centre bin
         th = [round(T // 2 * d_t), round(H // 2 * d_s), round((H if method == "box-legacy" else W) // 2 * d_s)]
-        inside = [(-r <= k) & (k < r) for k, r in zip(idx, th)]
+        inside = [_box_axis(n, r, device) for n, r in zip(shape, th)]
         return (inside[0][:, None, None] & inside[1][None, :, None] & inside[2][None, None, :]).float()
     f_t, f_h, f_w = (2 * torch.arange(n, dtype=torch.float64, device=device) / n - 1 for n in shape)
     d2 = ((d_s / d_t) * f_t)[:, None, None] ** 2 + f_h[None, :, None] ** 2 + f_w[None, None, :] ** 2
@@ -72,6 +72,15 @@ def _lowpass(shape, method, d_s, d_t, order, device) -> torch.Tensor:
     else:  # ideal-legacy: the published threshold, d² ≤ 2·d_s
         m = (d2 <= d_s * 2).double()
     return m.float()
+
+
+def _box_axis(n: int, r: int, device) -> torch.Tensor:
+    """Bins ``[n//2 − r, n//2 + r)`` of one axis, sliced as the published code slices them: where the start
+    is negative (``box-legacy`` with W's half-width below H's), Python counts it from the end, so the box
+    keeps the bins ``[n + n//2 − r, n)`` (e.g. n = 17, r = 16: bins 9–16), not ``[0, n)``."""
+    inside = torch.zeros(n, dtype=torch.bool, device=device)
+    inside[n // 2 - r : n // 2 + r] = True
+    return inside
 
 
 def freq_mix(

@@ -76,6 +76,9 @@ def test_runner_matches_single_clip_path(dataset):
     agg, ref = aggregate(run.rows, sched), summarize(single, sched)
     assert agg.n_clips == 6 and [p for p, _ in agg.skipped] == [p for p, _ in run.errors]
     assert torch.allclose(agg.snr_db, ref.snr_db, atol=1e-5)
+    # Energy shares: a weighted mean of shares that each sum to 1 (a width once multiplied them: sums of 224).
+    assert abs(agg.energy_fraction.sum().item() - 1) < 1e-6
+    assert torch.allclose(agg.energy_fraction, ref.energy_fraction, atol=1e-9)
     # The JSON's band bounds are those of the single-clip report: (0, e1) starts at 0, the last band ends at d_max.
     bounds = [(b["lo"], b["hi"]) for b in dataset_to_dict(agg)["bands"]]
     assert bounds == [(b.lo, b.hi) for b in single[0].bands.bands]

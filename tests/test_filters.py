@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from diffusers.pipelines.free_init_utils import FreeInitMixin
@@ -53,6 +54,35 @@ def test_box_legacy_is_the_published_box_when_h_differs_from_w():
     assert torch.equal(m, ref)
     assert not torch.equal(m, lowpass_filter((T, H, W), method="box", d_s=0.25, d_t=0.5))  # H ≠ W differ
     assert torch.equal(lowpass_filter((T, H, H), method="box-legacy"), lowpass_filter((T, H, H), method="box"))
+
+
+def _published_box(T: int, H: int, W: int, d_s: float, d_t: float) -> np.ndarray:
+    """box_low_pass_filter of TianxingWu/FreeInit (freeinit_utils.py), as written there, in numpy."""
+    mask = np.zeros((T, H, W), dtype=np.float32)
+    threshold_s = round(int(H // 2) * d_s)
+    threshold_t = round(T // 2 * d_t)
+    cframe, crow, ccol = T // 2, H // 2, W // 2
+    mask[
+        cframe - threshold_t : cframe + threshold_t,
+        crow - threshold_s : crow + threshold_s,
+        ccol - threshold_s : ccol + threshold_s,
+    ] = 1.0
+    return mask
+
+
+@pytest.mark.parametrize("T,H,W", [(16, 32, 32), (16, 40, 64), (9, 33, 17), (8, 64, 16), (5, 21, 7), (1, 2, 1), (4, 8, 3)])
+@pytest.mark.parametrize("d_s,d_t", [(0.25, 0.25), (1.0, 1.0), (0.6, 0.1), (0.9, 0.5), (0.05, 1.0)])
+def test_box_legacy_is_the_published_box_slice_for_slice(T, H, W, d_s, d_t):
+    """Also where H's half-width exceeds W's and the published slice start goes negative (Python wraps it)."""
+    ours = lowpass_filter((T, H, W), method="box-legacy", d_s=d_s, d_t=d_t).numpy()
+    np.testing.assert_array_equal(ours, _published_box(T, H, W, d_s, d_t))
+
+
+def test_box_legacy_wraps_as_published_where_the_start_is_negative():
+    """(9, 33, 17), d_s = 1: columns start at 8 − 16 = −8, i.e. 9 in Python: the box keeps columns 9–16 only."""
+    m = lowpass_filter((9, 33, 17), method="box-legacy", d_s=1.0, d_t=1.0)
+    cols = m.sum(dim=(0, 1)).nonzero().flatten().tolist()
+    assert cols == list(range(9, 17))
 
 
 def test_box_is_the_index_box_per_axis():
