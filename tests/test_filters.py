@@ -70,7 +70,9 @@ def _published_box(T: int, H: int, W: int, d_s: float, d_t: float) -> np.ndarray
     return mask
 
 
-@pytest.mark.parametrize("T,H,W", [(16, 32, 32), (16, 40, 64), (9, 33, 17), (8, 64, 16), (5, 21, 7), (1, 2, 1), (4, 8, 3)])
+@pytest.mark.parametrize(
+    "T,H,W", [(16, 32, 32), (16, 40, 64), (9, 33, 17), (8, 64, 16), (5, 21, 7), (1, 2, 1), (4, 8, 3)]
+)
 @pytest.mark.parametrize("d_s,d_t", [(0.25, 0.25), (1.0, 1.0), (0.6, 0.1), (0.9, 0.5), (0.05, 1.0)])
 def test_box_legacy_is_the_published_box_slice_for_slice(T, H, W, d_s, d_t):
     """Also where H's half-width exceeds W's and the published slice start goes negative (Python wraps it)."""
