@@ -15,37 +15,52 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "freqscope"
 
 
-def _imported_modules(path: Path) -> set[str]:
-    """freqscope modules that ``path`` imports anywhere (module level or inside a function)."""
-    names: set[str] = set()
+def _node(parts: list[str]) -> str | None:
+    """The graph node of a module path inside freqscope (``["cli", "common", "x"]`` → ``cli.common``)."""
+    if not parts:
+        return None
+    return f"cli.{parts[1]}" if parts[0] == "cli" and len(parts) > 1 else parts[0]
+
+
+def _imported_modules(path: Path, sub: str = "") -> set[str]:
+    """freqscope modules that ``path`` imports anywhere (module level or inside a function). ``sub``: the
+    subpackage ``path`` sits in (``cli``), whose own modules are ``cli.x`` and its ``__init__`` ``cli``."""
+    here = [sub] if sub else []
+    names: set[str | None] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1:  # from .x import y  /  from . import y
-                if node.module:
-                    names.add(node.module.split(".")[0])
-                else:
-                    names.update(alias.name for alias in node.names)
-            elif node.level == 0 and node.module and node.module.split(".")[0] == "freqscope":
-                parts = node.module.split(".")
-                if len(parts) > 1:
-                    names.add(parts[1])
-                else:
-                    names.update(alias.name for alias in node.names)
+            if node.level:  # relative: from the file's own package, then up one per extra dot
+                base = here[: len(here) - (node.level - 1)] if node.level - 1 <= len(here) else []
+            elif node.module and node.module.split(".")[0] == "freqscope":
+                base = []
+            else:
+                continue
+            mod = [p for p in (node.module or "").split(".") if p]
+            if not node.level:
+                mod = mod[1:]  # drop "freqscope"
+            if mod:
+                names.add(_node(base + mod))
+            else:  # from . import x: x is a module, or a name of the package itself
+                names.update(_node(base + [a.name]) for a in node.names)
+                names.add(_node(base))
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 parts = alias.name.split(".")
-                if parts[0] == "freqscope" and len(parts) > 1:
-                    names.add(parts[1])
-    return names
+                if parts[0] == "freqscope":
+                    names.add(_node(parts[1:]))
+    names.discard(None)
+    return names  # type: ignore[return-value]
 
 
 def import_graph() -> dict[str, set[str]]:
-    """Module name -> the freqscope modules it imports (``__init__`` as ``freqscope``)."""
-    modules = {p.stem for p in PACKAGE.glob("*.py")}
+    """Module name -> the freqscope modules it imports (``__init__`` as ``freqscope``; the cli/ package's
+    modules as ``cli.x``, its ``__init__`` as ``cli``)."""
+    files = {p.stem: (p, "") for p in PACKAGE.glob("*.py")}
+    for p in (PACKAGE / "cli").glob("*.py"):
+        files["cli" if p.stem == "__init__" else f"cli.{p.stem}"] = (p, "cli")
     graph = {}
-    for path in PACKAGE.glob("*.py"):
-        deps = {m for m in _imported_modules(path) if m in modules and m != path.stem}
-        graph[path.stem] = deps
+    for name, (path, sub) in files.items():
+        graph[name] = {m for m in _imported_modules(path, sub) if m in files and m != name}
     # `from . import __version__` is the package itself; the package's __init__ sits on top.
     return graph
 

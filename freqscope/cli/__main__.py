@@ -1,0 +1,5 @@
+"""``python -m freqscope.cli``: the command line."""
+
+from . import main
+
+main()
