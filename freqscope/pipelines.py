@@ -19,7 +19,7 @@ from .encode import VAEEncoder, model_dtype
 #: A diffusers pipeline (diffusers ships no type information).
 Pipeline = Any
 
-__all__ = ["load_pipeline", "latent_shape", "pipeline_vae", "adapter_for", "Family", "FAMILIES"]
+__all__ = ["load_pipeline", "latent_shape", "pipeline_vae", "adapter_for", "Family", "PIPELINE_FAMILIES"]
 
 
 def load_pipeline(
@@ -149,7 +149,7 @@ class Family:
         return x
 
 
-FAMILIES = (
+PIPELINE_FAMILIES = (
     Family("AnimateDiff", ("AnimateDiffPipeline", "AnimateDiffSDXLPipeline", "AnimateDiffPAGPipeline")),
     Family("TextToVideoSD", ("TextToVideoSDPipeline", "TextToVideoZeroPipeline")),
     Family("CogVideoX", ("CogVideoXPipeline",), "btchw", ("vae_scale_factor_spatial",), ("vae_scale_factor_temporal",)),
@@ -178,12 +178,13 @@ FAMILIES = (
 def adapter_for(pipe: Pipeline) -> Family:
     """The family adapter of a loaded pipeline; one line naming the supported families otherwise."""
     name = type(pipe).__name__
-    for fam in FAMILIES:
+    for fam in PIPELINE_FAMILIES:
         if name in fam.classes:
             return fam
+    families = PIPELINE_FAMILIES
     raise ValueError(
-        f"{name} is not a supported video pipeline; supported: {', '.join(f.name for f in FAMILIES)} "
-        f"({', '.join(c for f in FAMILIES for c in f.classes)})"
+        f"{name} is not a supported video pipeline; supported: {', '.join(f.name for f in families)} "
+        f"({', '.join(c for f in families for c in f.classes)})"
     )
 
 

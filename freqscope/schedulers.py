@@ -39,7 +39,7 @@ from .schedule import (
 Scheduler = Any
 
 __all__ = [
-    "FAMILIES",
+    "SCHEDULER_FAMILIES",
     "family",
     "is_flow_config",
     "training_schedule",
@@ -56,7 +56,7 @@ __all__ = [
     "reference_scheduler",
 ]
 
-FAMILIES = ("vp", "sigma", "flow")
+SCHEDULER_FAMILIES = ("vp", "sigma", "flow")
 _SIGMA_CLASSES = ("Euler", "Heun", "LMSDiscrete", "KDPM2", "EDM")
 
 

@@ -17,8 +17,7 @@ import torch
 from conftest import run_cli
 from freqscope.experiment import run_pipeline
 from freqscope.freeinit import MIN_RENOISE_ALPHA_BAR, PipelineSampler
-from freqscope.pipelines import FAMILIES as ADAPTERS
-from freqscope.pipelines import adapter_for
+from freqscope.pipelines import PIPELINE_FAMILIES, adapter_for
 from freqscope.schedulers import family, start_index_for, vp_alpha_bar
 from tiny_pipelines import FAMILIES, build, family_call
 
@@ -68,7 +67,7 @@ def _clip_and_call(name):
 
 def test_every_family_has_a_tiny_pipeline():
     assert set(EXPECTED) == set(FAMILIES)
-    assert {f for f, _ in EXPECTED.values()} == {a.name for a in ADAPTERS}
+    assert {f for f, _ in EXPECTED.values()} == {a.name for a in PIPELINE_FAMILIES}
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
