@@ -21,10 +21,10 @@ from .consistency import consistency_metrics, hf_image_embedder
 from .devices import resolve_device
 from .encode import load_encoder
 from .filters import variance_loss_db
-from .freeinit import SamplingResult, observers, sample
+from .freeinit import SamplingResult, observers, sample, sample_options
 from .gap import gap_db, predicted_pass_power, relative_power_db, training_power
 from .hub import check_hub_source
-from .init_noise import ITERATIVE
+from .init_noise import FreeInit, Prior
 from .pipelines import adapter_for, load_pipeline, pipeline_vae
 from .reference import GaussianVideoModel
 from .samplers import Callback, DenoiserSampler, PipelineSampler
@@ -33,11 +33,9 @@ from .video import check_read_options, list_videos, read_video, write_video
 
 __all__ = [
     "FreeInitRun",
-    "PipelineRun",
     "run_freeinit",
     "run_pipeline",
     "run_reference",
-    "single_pass",
     "REFERENCE_SIZE",
     "PIPELINE_SIZE",
     "check_freeinit_options",
@@ -128,7 +126,7 @@ def _predicted(
         model is not None
         and scheduler is not None
         and is_ddim(scheduler)
-        and result.info["prior"] == "freeinit"
+        and type(result.prior) is FreeInit  # the closed form is FreeInit's mixing
         and all(p.start_timestep == passes[0].start_timestep for p in passes)
     ):
         return None, None
@@ -150,7 +148,6 @@ def _gap_run(
 ) -> GapRun:
     """What the observers measured on ``result``, with its closed form and the variance its mixing loses."""
     pred_gap, pred_rel = _predicted(result, P, bands, **closed)
-    vp = result.info["prior"].startswith("freqprior")
     return GapRun(
         result.info["prior"],
         result,
@@ -159,7 +156,7 @@ def _gap_run(
         pred_gap,
         pred_rel,
         cons.metrics,
-        variance_loss_db(result.mask, variance_preserving=vp)
+        variance_loss_db(result.mask, variance_preserving=result.prior.variance_preserving)
         if result.info["num_iters"] > 1
         else 0.0,
     )
@@ -192,11 +189,6 @@ def gap_run(
     return _gap_run(result, P, bands, gaps, cons, model=model, scheduler=scheduler)
 
 
-def single_pass(prior: str, kwargs: dict) -> dict:
-    """Sampler options for ``prior``: the single-pass priors (PYoCo, offset, spectrum) run one pass."""
-    return kwargs if prior in ITERATIVE else {**kwargs, "num_iters": 1}
-
-
 @dataclass
 class FreeInitRun:
     """What the ``freeinit`` job measured: the clip's bands and band power, one :class:`GapRun` per prior."""
@@ -212,18 +204,14 @@ class FreeInitRun:
     pipeline: str | None = None  # the pipeline's source, or None for the reference model
 
 
-#: The result of :func:`run_pipeline` (the same dataclass as every FreeInit run).
-PipelineRun = FreeInitRun
-
-
-def _each(priors: tuple[str, ...], progress: Callable[..., Any] | None) -> Iterable[str]:
+def _each(priors: tuple[str | Prior, ...], progress: Callable[..., Any] | None) -> Iterable[str | Prior]:
     return progress(priors, desc="priors", unit="prior") if progress and len(priors) > 1 else priors
 
 
 def run_reference(
     z0: torch.Tensor,
     *,
-    priors: tuple[str, ...] = ("freeinit",),
+    priors: tuple[str | Prior, ...] = ("freeinit",),
     scheduler: Any = None,
     edges: tuple[float, ...] = DEFAULT_EDGES,
     seed: int = 0,
@@ -231,9 +219,11 @@ def run_reference(
     embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
     embed_background: Callable[[torch.Tensor], torch.Tensor] | None = None,
     progress: Callable[..., Any] | None = None,
-    **sample_kwargs: Any,
+    **options: Any,
 ) -> FreeInitRun:
-    """Run the weight-free reference model (the clip's own spectrum) with each prior. ``pixel_frames``: the
+    """Run the weight-free reference model (the clip's own spectrum) with each prior (a name or a prior
+    object). ``options``: :func:`~freqscope.freeinit.sample`'s, :class:`~freqscope.freeinit.FreeInitOptions`'
+    and the priors' own, in one mapping (:func:`~freqscope.freeinit.sample_options`). ``pixel_frames``: the
     latent is pixel space, so pixel metrics use it directly; ``embed`` / ``embed_background``: DINO- /
     CLIP-type image embedders for VBench subject / background consistency (pixel space only)."""
     if z0.ndim != 5:
@@ -256,11 +246,10 @@ def run_reference(
         res = sample(
             DenoiserSampler(model, scheduler),
             tuple(z0.shape),
-            prior=prior,
             generator=gen,
             clip_power=(bands, P),
             callback=observers(gaps, cons),
-            **single_pass(prior, sample_kwargs),
+            **sample_options(prior, options),
         )
         out.runs.append(_gap_run(res, P, bands, gaps, cons, model=model, scheduler=scheduler))
     return out
@@ -270,7 +259,7 @@ def run_pipeline(
     pipe: Any,
     frames: torch.Tensor,
     *,
-    priors: tuple[str, ...] = ("freeinit",),
+    priors: tuple[str | Prior, ...] = ("freeinit",),
     call_kwargs: dict | None = None,
     edges: tuple[float, ...] = DEFAULT_EDGES,
     seed: int = 0,
@@ -281,12 +270,12 @@ def run_pipeline(
     source: str | None = None,
     progress: Callable[..., Any] | None = None,
     callback: Callback | None = None,
-    **sample_kwargs: Any,
+    **options: Any,
 ) -> FreeInitRun:
     """Sample a diffusers video pipeline with each prior and measure every pass against ``frames``
     ``(1, 3, t, H, W)``, a real clip at the generation size, encoded by the pipeline's own VAE. With
     ``out_dir``, the decoded video of every pass is written there as ``{prior}_pass{k}.mp4``; ``callback``
-    observes the sampler (see :func:`~freqscope.freeinit.sample`)."""
+    observes the sampler (see :func:`~freqscope.freeinit.sample`); ``options`` as :func:`run_reference`'s."""
     _, _, t, H, W = frames.shape
     vae = pipeline_vae(pipe, source)
     z0 = vae(frames, progress=progress).float()
@@ -318,19 +307,18 @@ def run_pipeline(
         res = sample(
             sampler,
             shape,
-            prior=prior,
             generator=gen,
             device=device,
             callback=observers(callback, gaps, cons),
             clip_power=(bands, P),
-            **single_pass(prior, sample_kwargs),
+            **sample_options(prior, options),
         )
         for p in res.passes:
             p.init, p.latents = p.init[:, :, pad:], p.latents[:, :, pad:]
         out.runs.append(_gap_run(res, P.to(device), bands, gaps, cons))
         if out_dir is not None:
             for p, v in zip(res.passes, cons.videos):
-                path = f"{out_dir}/{prior}_pass{p.index}.mp4"
+                path = f"{out_dir}/{res.info['prior']}_pass{p.index}.mp4"
                 write_video(path, v, fps=PASS_VIDEO_FPS)
                 out.videos.append(path)
     return out
@@ -365,7 +353,7 @@ def run_freeinit(
     pipeline: str | None = None,
     scheduler: str | None = None,
     shift: float | None = None,
-    priors: tuple[str, ...] = ("freeinit",),
+    priors: tuple[str | Prior, ...] = ("freeinit",),
     edges: tuple[float, ...] = DEFAULT_EDGES,
     seed: int = 0,
     device: torch.device | str | None = None,
@@ -380,7 +368,7 @@ def run_freeinit(
     background_embedder: str | None = None,
     out_dir: str | os.PathLike | None = None,
     progress: Callable[..., Any] | None = None,
-    **sample_kwargs: Any,
+    **options: Any,
 ) -> FreeInitRun:
     """The ``freeinit`` job: the initialization gap per band, pass by pass, of one clip.
 
@@ -392,14 +380,15 @@ def run_freeinit(
     own VAE, and the pipeline (``call_kwargs``: prompt, guidance, …) is sampled, each pass's video written
     to ``out_dir`` if given. ``embedder`` / ``background_embedder``: DINO- / CLIP-type image embedders for
     VBench subject / background consistency. ``device``: see :func:`~freqscope.devices.resolve_device`.
-    ``sample_kwargs`` go to :func:`~freqscope.freeinit.sample`."""
+    ``options``: :func:`~freqscope.freeinit.sample`'s, :class:`~freqscope.freeinit.FreeInitOptions`' and the
+    priors' own (each prior takes its own), in one mapping."""
     check_freeinit_options(
         pipeline=pipeline,
         read_options=read_options,
         call_kwargs=call_kwargs,
         size=(height, width),
         out_dir=out_dir,
-        sample_kwargs=sample_kwargs,
+        sample_kwargs=options,
     )
     if pipeline is not None:
         check_hub_source(pipeline, "`pipeline`", filename="model_index.json")  # fail fast, before any work
@@ -426,7 +415,7 @@ def run_freeinit(
             embed=embed,
             embed_background=embed_bg,
             progress=progress,
-            **sample_kwargs,
+            **options,
         )
         out.encoder = enc.info_for(x.shape[2]).to_dict()
     else:
@@ -449,7 +438,7 @@ def run_freeinit(
             out_dir=out_dir,
             source=pipeline,
             progress=progress,
-            **sample_kwargs,
+            **options,
         )
     out.video = info.path
     return out

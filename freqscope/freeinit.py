@@ -3,7 +3,8 @@
 A *sampler* (:mod:`freqscope.samplers`) turns an initial noise into a clean latent: :class:`DenoiserSampler`
 (a model and a diffusers scheduler, e.g. the weight-free :class:`~freqscope.reference.GaussianVideoModel`)
 or :class:`PipelineSampler` (any diffusers video pipeline whose call takes ``latents=``). The noise each pass
-starts from, per prior, is :mod:`freqscope.init_noise`. Initial noises live
+starts from is the prior's (:mod:`freqscope.init_noise`: one object per prior, with its options, registered
+in :data:`PRIORS`); FreeInit's own options are :class:`FreeInitOptions`. Initial noises live
 in the *VP-normalised* space (unit-variance noise, ``z = √ᾱ·z0 + √(1−ᾱ)·ε``); each sampler maps them into
 its scheduler's own sample space, so schedulers with ``init_noise_sigma ≠ 1`` (Euler) and flow matching
 are handled correctly.
@@ -14,9 +15,9 @@ plain sampling, ``num_iters=3`` is one plain pass and two re-initialised ones.
 
 from __future__ import annotations
 
-import math
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -25,31 +26,28 @@ from .bands import BandSet
 from .filters import FILTER_METHODS, lowpass_filter
 from .gap import keep_reinitialising, low_band_gap_db
 from .init_noise import (
-    FREQPRIOR_MID_STEP,
-    FREQPRIOR_RATIO,
-    INITIAL_NOISE,
-    ITERATIVE,
     PRIORS,
-    REINIT,
-    PriorContext,
-    Reinit,
+    InitContext,
+    Prior,
+    ReinitContext,
     bands_on,
     freqprior_noise,
-    signature_default,
+    make_prior,
+    prior_options,
+    register_prior,
 )
-from .priors import gaussian_noise, offset_noise, pyoco_mixed_noise, pyoco_progressive_noise
+from .priors import gaussian_noise
 from .samplers import Callback, DenoiserSampler, PipelineSampler
 from .schedulers import family, start_index_for, training_schedule, vp_alpha_bar
 
 __all__ = [
     "PRIORS",
-    "INITIAL_NOISE",
-    "REINIT",
-    "PriorContext",
-    "Reinit",
+    "Prior",
+    "register_prior",
+    "FreeInitOptions",
+    "sample_options",
     "RenoiseLevel",
     "renoise_level",
-    "MidStepObserver",
     "observers",
     "Callback",
     "RENOISE",
@@ -70,11 +68,23 @@ RENOISE = ("reuse", "fresh")
 MIN_RENOISE_ALPHA_BAR = 0.0046600985
 #: The re-noise level when neither ``diffuse_timestep`` nor ``renoise_alpha_bar`` is given, in words.
 RENOISE_LEVEL_RULE = "the first inference step's level; SD's terminal level where that is 0 or σ-scaled"
-#: freqprior-tail re-noises at the level of this fraction of the training timesteps (our default).
-FREQPRIOR_FRACTION = 0.8
-#: Adaptive FreeInit (``num_iters="auto"``): at most this many passes, stopping once the low-band gap is
-#: within ``gap_tol`` dB, stops shrinking, or the next pass would overshoot.
-MAX_AUTO_ITERS = 5
+
+
+@dataclass(frozen=True)
+class FreeInitOptions:
+    """FreeInit's own options, shared by every iterating prior: the low-pass filter of the frequency mixing,
+    the re-noise of passes k ≥ 1 (see :func:`sample`), coarse-to-fine steps and adaptive FreeInit's stop."""
+
+    method: str = "butterworth"  # low-pass filter, one of filters.FILTER_METHODS
+    d_s: float = 0.25  # spatial stop frequency (Nyquist = 1)
+    d_t: float = 0.25  # temporal stop frequency
+    order: int = 4  # Butterworth order
+    renoise: str = "reuse"  # re-diffusion noise: the pass-0 noise again (official) or "fresh"
+    diffuse_timestep: int | None = None  # re-diffuse to exactly this training timestep's level
+    renoise_alpha_bar: float | None = None  # or re-noise at this VP-equivalent ᾱ (neither: RENOISE_LEVEL_RULE)
+    fast_sampling: bool = False  # coarse to fine: pass k of n runs (k+1)/n of the steps
+    gap_tol: float = 1.0  # num_iters="auto": stop once the low-band gap is within this many dB
+    max_iters: int = 5  # num_iters="auto": at most this many passes
 
 
 @dataclass
@@ -93,68 +103,71 @@ class SamplingResult:
     passes: list[PassResult]
     info: dict  # method, filter, re-diffusion timestep, notes
     mask: torch.Tensor  # (t, h, w) the low-pass filter of the re-initialisations, centred order
+    prior: Prior  # the prior that sampled, with its options
 
     @property
     def latents(self) -> torch.Tensor:
         return self.passes[-1].latents
 
 
+def sample_options(prior: str | Prior, options: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`sample`'s keywords for ``prior`` from one flat mapping of options, as a job or the CLI gathers
+    them for several priors: a prior's own options make the prior (:func:`~freqscope.init_noise.make_prior`;
+    the other priors' are left out), :class:`FreeInitOptions`' fields make ``freeinit`` and the rest pass on.
+
+    >>> sample_options("freqprior", {"num_iters": 2, "ratio": 0.5, "d_s": 0.3, "pyoco_alpha": 2.0})
+    {'prior': FreqPrior(mid_step=321, ratio=0.5), 'freeinit': FreeInitOptions(method='butterworth', \
+d_s=0.3, d_t=0.25, order=4, renoise='reuse', diffuse_timestep=None, renoise_alpha_bar=None, \
+fast_sampling=False, gap_tol=1.0, max_iters=5), 'num_iters': 2}
+    """
+    shared = {f.name for f in fields(FreeInitOptions)}
+    of_priors = {f.name for cls in PRIORS.values() for f in prior_options(cls)}
+    if of_priors & shared:
+        raise ValueError(f"`prior` options {sorted(of_priors & shared)} are FreeInit's own: rename them")
+    rest = {k: v for k, v in options.items() if k not in shared | of_priors}
+    freeinit = FreeInitOptions(**{k: v for k, v in options.items() if k in shared})
+    return {"prior": make_prior(prior, **options), "freeinit": freeinit, **rest}
+
+
 # ---- the steps of sample() -------------------------------------------------------------------------------
 
 
 def _check_args(
-    prior: str,
+    prior: Prior,
     num_iters: int | str,
+    o: FreeInitOptions,
     *,
-    renoise: str,
-    max_iters: int,
-    gap_tol: float,
     clip_power,
     num_inference_steps: int,
-    method: str,
     shape: tuple,
-    renoise_alpha_bar: float | None,
-    diffuse_timestep: int | None,
 ) -> None:
     """Every argument :func:`sample` can check before any work, each error naming its parameter."""
-    if prior not in PRIORS:
-        raise ValueError(f"unknown prior {prior!r}; choose one of {', '.join(PRIORS)}")
-    if renoise not in RENOISE:
-        raise ValueError(f"renoise={renoise!r}: use 'reuse' (official) or 'fresh'")
+    if o.renoise not in RENOISE:
+        raise ValueError(f"renoise={o.renoise!r}: use 'reuse' (official) or 'fresh'")
     adaptive = num_iters == "auto"
-    if adaptive and not (isinstance(max_iters, int) and max_iters >= 1):
-        raise ValueError(f"max_iters={max_iters}: must be a whole number >= 1")
-    if adaptive and not gap_tol > 0:
-        raise ValueError(f"gap_tol={gap_tol}: must be a positive number of dB")
+    if adaptive and not (isinstance(o.max_iters, int) and o.max_iters >= 1):
+        raise ValueError(f"max_iters={o.max_iters}: must be a whole number >= 1")
+    if adaptive and not o.gap_tol > 0:
+        raise ValueError(f"gap_tol={o.gap_tol}: must be a positive number of dB")
     if not adaptive and not (isinstance(num_iters, int) and num_iters >= 1):
         raise ValueError(
             f"num_iters={num_iters}: must be a whole number >= 1 (it counts all sampling passes) or 'auto'"
         )
-    if (adaptive or prior == "spectrum") and clip_power is None:
+    if ((adaptive and prior.iterates) or prior.needs_clip_power) and clip_power is None:
         raise ValueError(
-            f"{'num_iters=auto' if adaptive else 'prior=spectrum'} needs clip_power=(bands, P): "
-            "the band power of clean latents to measure the gap against"
+            f"{'num_iters=auto' if adaptive and prior.iterates else f'prior={prior.name}'} needs "
+            "clip_power=(bands, P): the band power of clean latents to measure the gap against"
         )
     if not (isinstance(num_inference_steps, int) and num_inference_steps >= 1):
         raise ValueError(f"num_inference_steps={num_inference_steps}: must be a whole number >= 1")
-    if method not in FILTER_METHODS:
-        raise ValueError(f"unknown filter method {method!r}; choose one of {', '.join(FILTER_METHODS)}")
+    if o.method not in FILTER_METHODS:
+        raise ValueError(f"unknown filter method {o.method!r}; choose one of {', '.join(FILTER_METHODS)}")
     if len(shape) != 5:
         raise ValueError(f"shape must be (b, c, t, h, w), got {tuple(shape)}")
-    if renoise_alpha_bar is not None and not (0 < renoise_alpha_bar < 1):
-        raise ValueError(f"renoise_alpha_bar={renoise_alpha_bar}: a VP-equivalent ᾱ must lie in (0, 1)")
-    if diffuse_timestep is not None and renoise_alpha_bar is not None:
+    if o.renoise_alpha_bar is not None and not (0 < o.renoise_alpha_bar < 1):
+        raise ValueError(f"renoise_alpha_bar={o.renoise_alpha_bar}: a VP-equivalent ᾱ must lie in (0, 1)")
+    if o.diffuse_timestep is not None and o.renoise_alpha_bar is not None:
         raise ValueError("give diffuse_timestep or renoise_alpha_bar, not both")
-
-
-def _num_passes(prior: str, num_iters: int | str, max_iters: int, notes: list[str]) -> int:
-    """Passes to run: ``max_iters`` for adaptive FreeInit, one for a single-pass prior (said in ``notes``)."""
-    if not isinstance(num_iters, int):  # "auto"
-        return max_iters if prior in ITERATIVE else 1
-    if prior not in ITERATIVE and num_iters > 1:
-        notes.append(f"prior {prior} is a single-pass initial noise; num_iters={num_iters} ignored")
-        return 1
-    return num_iters
 
 
 @dataclass
@@ -179,43 +192,32 @@ class RenoiseLevel:
 
 def renoise_level(
     scheduler: Any,
+    prior: Prior,
     *,
-    prior: str,
-    num_iters: int,
+    num_passes: int,
     diffuse_timestep: int | None,
     renoise_alpha_bar: float | None,
     notes: list[str],
 ) -> RenoiseLevel:
-    """The re-noise level of passes k ≥ 1 (see :func:`sample`); a zero-SNR ``diffuse_timestep`` falls back
-    to ``MIN_RENOISE_ALPHA_BAR``, said in ``notes``."""
-    if diffuse_timestep is None and not (prior == "freqprior-tail" and renoise_alpha_bar is None):
+    """The re-noise level of passes k ≥ 1 (see :func:`sample`; ``prior`` may re-noise at its own
+    ``renoise_fraction`` of the training timesteps by default); a zero-SNR timestep falls back to
+    ``MIN_RENOISE_ALPHA_BAR``, said in ``notes``."""
+    fraction = prior.renoise_fraction if renoise_alpha_bar is None else None
+    if diffuse_timestep is None and fraction is None:
         return RenoiseLevel(renoise_alpha_bar)
     train = training_schedule(scheduler)
     N = train.num_train_timesteps
-    t_star = diffuse_timestep if diffuse_timestep is not None else round(FREQPRIOR_FRACTION * (N - 1))
+    t_star = diffuse_timestep if diffuse_timestep is not None else round((fraction or 0.0) * (N - 1))
     if not 0 <= t_star < N:
         raise ValueError(f"diffuse_timestep={t_star}: must be a training timestep in [0, {N - 1}]")
     level = RenoiseLevel(float(train.vp_alpha_bar[t_star]), diffuse_timestep is not None, t_star)
-    if prior in ITERATIVE and num_iters > 1 and float(train.vp_alpha_bar[t_star]) < 1e-8:
+    if prior.iterates and num_passes > 1 and float(train.vp_alpha_bar[t_star]) < 1e-8:
         notes.append(
             f"{train.name} has zero SNR at diffuse_timestep={t_star}, where re-diffusion returns the "
             f"initial noise unchanged; re-noising at ᾱ={MIN_RENOISE_ALPHA_BAR} instead"
         )
         level = RenoiseLevel(MIN_RENOISE_ALPHA_BAR, False, t_star)
     return level
-
-
-def _mid_step_alpha_bar(scheduler, prior: str, mid_step: int, ratio: float) -> float | None:
-    """FreqPrior: ᾱ of training timestep ``mid_step``, whose latent is carried to the next pass."""
-    if prior != "freqprior":
-        return None
-    train = training_schedule(scheduler)
-    last = train.num_train_timesteps - 1
-    if not 0 <= mid_step <= last:
-        raise ValueError(f"mid_step={mid_step}: must be a training timestep in [0, {last}]")
-    if not 0 <= ratio <= 1:
-        raise ValueError(f"ratio={ratio}: FreqPrior's blend weight must lie in [0, 1]")
-    return float(train.vp_alpha_bar[mid_step])
 
 
 def _midway_note(scheduler, fam: str, levels, start_index: int, level: RenoiseLevel, notes: list[str]) -> None:
@@ -228,27 +230,6 @@ def _midway_note(scheduler, fam: str, levels, start_index: int, level: RenoiseLe
         f"re-noising from t={t:g} (ᾱ={vp_alpha_bar(a, s):.4g}, intended {MIN_RENOISE_ALPHA_BAR}) "
         "and sampling the rest of the grid"
     )
-
-
-class MidStepObserver:
-    """FreqPrior: keeps a pass's latent at ``mid_step`` (the sample entering that grid step), VP-normalised.
-    The pass itself runs to the end (the official code's ``save_intermediate``): same trajectory, and a
-    clean result per pass for the gap diagnostic."""
-
-    def __init__(
-        self, levels: list[tuple[float, float, float]], alpha_bar_mid: float, start_index: int, init: torch.Tensor
-    ) -> None:
-        self.m = start_index_for(levels, alpha_bar_mid)
-        t_m, a_m, s_m = levels[self.m]
-        self.start, self.norm = start_index, math.sqrt(a_m**2 + s_m**2)
-        self.mid: dict = {"alpha_bar": vp_alpha_bar(a_m, s_m), "t": t_m}
-        if self.m <= start_index:  # the pass starts at or below mid_step: its initial noise is that latent
-            self.mid["z"] = init
-        self.device = init.device
-
-    def __call__(self, d: dict) -> None:
-        if d["stage"] == "step" and d["i"] == self.m - self.start - 1:
-            self.mid["z"] = d["x"].float().to(self.device) / self.norm
 
 
 def observers(*callbacks: Callback | None) -> Callback | None:
@@ -279,67 +260,48 @@ def _adaptive_stop(passes, init, alpha_bar, clip_power, shape, gap_tol: float, n
     return True
 
 
-def _info(prior: str, passes, notes, fam: str, scheduler, level: RenoiseLevel, options: dict) -> dict:
-    """``SamplingResult.info``: what was run, in a fixed key order (it goes into the JSON report)."""
-    o = options
+def _info(
+    prior: Prior, passes, notes, fam, scheduler, level: RenoiseLevel, o: FreeInitOptions, steps: int, adaptive: bool
+) -> dict:
+    """``SamplingResult.info``: what was run, in a fixed key order (it goes into the JSON report), then the
+    prior's own entries (its options)."""
     info = {
-        "prior": prior,
+        "prior": prior.name,
         "num_iters": len(passes),
-        "adaptive": {"gap_tol": o["gap_tol"], "max_iters": o["max_iters"]} if o["num_iters"] == "auto" else None,
+        "adaptive": {"gap_tol": o.gap_tol, "max_iters": o.max_iters} if adaptive else None,
         "model_calls": sum(p.num_inference_steps - p.start_index for p in passes),
-        "num_inference_steps": o["num_inference_steps"],
-        "filter": {"method": o["method"], "d_s": o["d_s"], "d_t": o["d_t"], "order": o["order"]},
-        "renoise": o["renoise"],
+        "num_inference_steps": steps,
+        "filter": {"method": o.method, "d_s": o.d_s, "d_t": o.d_t, "order": o.order},
+        "renoise": o.renoise,
         "diffuse_timestep": level.t_star,
         "renoise_alpha_bar": level.target,
         "scheduler_family": fam,
-        "fast_sampling": o["fast_sampling"],
+        "fast_sampling": o.fast_sampling,
         "schedule": type(scheduler).__name__,
         "notes": notes,
     }
-    alpha = o["pyoco_alpha"]
-    if prior == "pyoco-mixed":
-        info["pyoco_alpha"] = alpha if alpha is not None else signature_default(pyoco_mixed_noise, "alpha")
-    if prior == "pyoco-progressive":
-        info["pyoco_alpha"] = alpha if alpha is not None else signature_default(pyoco_progressive_noise, "alpha")
-    if prior == "offset":
-        strength = o["offset_strength"]
-        info["offset_strength"] = strength if strength is not None else signature_default(offset_noise, "strength")
-    if prior == "freqprior":
-        info.update(mid_step=o["mid_step"], ratio=o["ratio"])
-    return info
+    return {**info, **prior.info()}
 
 
 def sample(
     sampler: DenoiserSampler | PipelineSampler,
     shape: tuple[int, ...],
     *,
-    prior: str = "freeinit",
+    prior: str | Prior = "freeinit",
     num_iters: int | str = 3,
     num_inference_steps: int = 50,
-    method: str = "butterworth",
-    d_s: float = 0.25,
-    d_t: float = 0.25,
-    order: int = 4,
-    renoise: str = "reuse",
-    diffuse_timestep: int | None = None,
-    renoise_alpha_bar: float | None = None,
-    mid_step: int = FREQPRIOR_MID_STEP,
-    ratio: float = FREQPRIOR_RATIO,
-    fast_sampling: bool = False,
-    pyoco_alpha: float | None = None,
-    offset_strength: float | None = None,
+    freeinit: FreeInitOptions = FreeInitOptions(),
     clip_power: tuple[BandSet, torch.Tensor] | None = None,
-    gap_tol: float = 1.0,
-    max_iters: int = MAX_AUTO_ITERS,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     callback: Callback | None = None,
 ) -> SamplingResult:
     """Sample with FreeInit or a peer; every pass is returned with its initial noise.
 
-    Pass 0 samples from ``prior``'s noise (:data:`INITIAL_NOISE`). Passes k ≥ 1 of an iterative prior start
-    from its re-initialisation (:data:`REINIT`) of the last pass. FreeInit re-diffuses the last result with
+    ``prior`` is a registered name (:data:`PRIORS`, with its default options) or a prior object with its
+    options (:mod:`freqscope.init_noise`, e.g. ``FreqPrior(mid_step=400)``). Pass 0 samples from the
+    prior's noise. Passes k ≥ 1 of an iterating prior start from its re-initialisation of the last pass; a
+    single-pass prior runs one pass, whatever ``num_iters``. FreeInit re-diffuses the last result with
     the pass-0 noise (``renoise="reuse"``, the official behaviour) or a fresh draw (``"fresh"``), keeps its
     low frequencies under the ``method`` filter and refills the high ones with fresh Gaussian noise.
     ``freqprior`` (as published) carries each pass's latent at training timestep ``mid_step`` (mapped onto
@@ -347,7 +309,8 @@ def sample(
     with fresh noise (``ratio``) and filters it (:func:`freqprior_noise`); every pass runs the whole grid
     (the official code's ``save_intermediate``: the same trajectory, and a clean result per pass).
     ``freqprior-tail`` re-noises the clean result at the level of training timestep ``0.8·(N−1)`` with
-    variance-preserving mixing and samples from there.
+    variance-preserving mixing and samples from there. ``freeinit`` holds FreeInit's own options, shared by
+    every iterating prior (:class:`FreeInitOptions`: filter, re-noise, ``fast_sampling``, adaptive stop).
 
     Where a pass re-noises is a *noise level* (VP-equivalent ᾱ), mapped onto the grid the sampler runs
     (:mod:`freqscope.schedulers`): the pass starts at the first grid step at or below that noise and is
@@ -375,82 +338,60 @@ def sample(
     the sampler cannot see it (:class:`PipelineSampler`: a pipeline's step callback exposes latents only).
     Diagnostics such as :class:`~freqscope.experiment.GapObserver` plug in here.
     """
-    _check_args(
-        prior,
-        num_iters,
-        renoise=renoise,
-        max_iters=max_iters,
-        gap_tol=gap_tol,
-        clip_power=clip_power,
-        num_inference_steps=num_inference_steps,
-        method=method,
-        shape=shape,
-        renoise_alpha_bar=renoise_alpha_bar,
-        diffuse_timestep=diffuse_timestep,
-    )
-    options = dict(locals())  # the arguments as given, for info
-    adaptive = num_iters == "auto"
+    prior, o = make_prior(prior), freeinit
+    _check_args(prior, num_iters, o, clip_power=clip_power, num_inference_steps=num_inference_steps, shape=shape)
+    # The single-pass rule: a prior that does not iterate runs one pass.
+    adaptive = num_iters == "auto" and prior.iterates
+    n_passes = (o.max_iters if adaptive else int(num_iters)) if prior.iterates else 1
     t, h, w = shape[-3:]
-    mask = lowpass_filter((t, h, w), method=method, d_s=d_s, d_t=d_t, order=order, device=device)
+    mask = lowpass_filter((t, h, w), method=o.method, d_s=o.d_s, d_t=o.d_t, order=o.order, device=device)
     scheduler, fam = sampler.scheduler, family(sampler.scheduler)
     notes: list[str] = []
-    n_passes = _num_passes(prior, num_iters, max_iters, notes)
     level = renoise_level(
         scheduler,
-        prior=prior,
-        num_iters=n_passes,
-        diffuse_timestep=diffuse_timestep,
-        renoise_alpha_bar=renoise_alpha_bar,
+        prior,
+        num_passes=n_passes,
+        diffuse_timestep=o.diffuse_timestep,
+        renoise_alpha_bar=o.renoise_alpha_bar,
         notes=notes,
     )
-    alpha_bar_mid = _mid_step_alpha_bar(scheduler, prior, mid_step, ratio)
+    prior.check(scheduler)
 
     passes: list[PassResult] = []
     eps0 = torch.empty(0)  # pass 0's noise, set by pass 0
-    mid: dict = {}  # FreqPrior: the previous pass's latent at mid_step and its level
+    observed = None  # the prior's observer of the last pass (FreqPrior: its latent at mid_step)
     for k in range(n_passes):
         # Steps of this pass: all of them, or coarse to fine with fast_sampling.
-        steps = max(1, int(num_inference_steps / n_passes * (k + 1))) if fast_sampling else num_inference_steps
+        steps = max(1, int(num_inference_steps / n_passes * (k + 1))) if o.fast_sampling else num_inference_steps
         # This pass's grid: (t, a, s) of every step, as the sampler will run it.
         levels = sampler.grid(steps, shape)
         if k == 0:
             # Pass 0 starts at the top of the grid from the prior's own noise.
-            ctx = PriorContext(
-                generator,
-                device,
-                vp_alpha_bar(*levels[0][1:]),
-                clip_power,
-                pyoco_alpha,
-                offset_strength,
-            )
-            init, start_index, alpha_bar = INITIAL_NOISE[prior](shape, ctx).float(), 0, None
+            ctx = InitContext(generator, device, vp_alpha_bar(*levels[0][1:]), clip_power)
+            init, start_index, alpha_bar = prior.first_noise(shape, ctx).float(), 0, None
             eps0 = init
         else:
             # Later passes start at the re-noise level, mapped onto this pass's grid.
             start_index, alpha_bar = level.on_grid(levels, fam)
             _midway_note(scheduler, fam, levels, start_index, level, notes)
             # The re-diffusion noise: the pass-0 noise again (official) or a fresh draw.
-            eps = eps0 if renoise == "reuse" else gaussian_noise(shape, generator=generator, device=device)
+            eps = eps0 if o.renoise == "reuse" else gaussian_noise(shape, generator=generator, device=device)
             # The prior's re-initialisation of the last pass.
-            init = REINIT[prior](Reinit(passes[-1].latents, eps, alpha_bar, mask, generator, device, mid, ratio))
+            init = prior.reinit(ReinitContext(passes[-1].latents, eps, alpha_bar, mask, generator, device, observed))
         # Adaptive FreeInit: stop once another pass would not bring the low band closer to training.
-        if adaptive and k > 0 and _adaptive_stop(passes, init, alpha_bar, clip_power, shape, gap_tol, notes):
+        if adaptive and k > 0 and _adaptive_stop(passes, init, alpha_bar, clip_power, shape, o.gap_tol, notes):
             break
         if callback is not None:
             callback({"stage": "init", "pass": k, "x": init})
-        # FreqPrior: an observer keeps this pass's latent at mid_step for the next re-initialisation.
-        keep_mid = None
-        if prior == "freqprior" and k < n_passes - 1:
-            assert alpha_bar_mid is not None  # set for freqprior
-            keep_mid = MidStepObserver(levels, alpha_bar_mid, start_index, init)
-            mid = keep_mid.mid
+        # The prior may observe a pass it will re-initialise from (FreqPrior keeps the latent at mid_step).
+        observed = prior.observer(scheduler, levels, start_index, init) if k < n_passes - 1 else None
         # The pass itself, observed step by step.
         z0 = sampler(
             init,
             num_inference_steps=steps,
             start_index=start_index,
             pass_index=k,
-            callback=observers(keep_mid, callback),
+            callback=observers(observed, callback),
             generator=generator,
         )
         # Where the pass started, as run (pass 0: the top of its grid).
@@ -464,4 +405,5 @@ def sample(
 
     for n in notes:
         warnings.warn(n, stacklevel=2)
-    return SamplingResult(passes, _info(prior, passes, notes, fam, scheduler, level, options), mask)
+    info = _info(prior, passes, notes, fam, scheduler, level, o, num_inference_steps, adaptive)
+    return SamplingResult(passes, info, mask, prior)

@@ -9,7 +9,14 @@ import torch
 from freqscope.bands import band_power, make_bands
 from freqscope.experiment import gap_run, reference_scheduler, run_reference
 from freqscope.filters import lowpass_filter
-from freqscope.freeinit import MIN_RENOISE_ALPHA_BAR, DenoiserSampler, PipelineSampler, sample
+from freqscope.freeinit import (
+    MIN_RENOISE_ALPHA_BAR,
+    DenoiserSampler,
+    FreeInitOptions,
+    PipelineSampler,
+    sample,
+    sample_options,
+)
 from freqscope.gap import gap_db, predicted_pass_power, training_power
 from freqscope.reference import GaussianVideoModel
 from freqscope.schedulers import grid_levels, vp_alpha_bar
@@ -58,9 +65,7 @@ def test_parity_with_diffusers_free_init(pipe, embeds, kw):
         (1, 4, 8, 8, 8),
         num_iters=kw["num_iters"],
         num_inference_steps=6,
-        method=kw["method"],
-        fast_sampling=kw["fast"],
-        diffuse_timestep=999,
+        freeinit=FreeInitOptions(method=kw["method"], fast_sampling=kw["fast"], diffuse_timestep=999),
         generator=torch.Generator().manual_seed(0),
     )
     assert len(res.passes) == kw["num_iters"]
@@ -326,8 +331,10 @@ def test_freqprior_variance_preserving_and_single_pass_peers(clip_latent):
 )
 def test_bad_sampler_arguments(kw, msg):
     m = GaussianVideoModel(torch.ones(1, 4, 8, 8))
+    opts = dict(kw)  # one flat mapping, as the jobs and the CLI give it
     with pytest.raises(ValueError, match=msg):
-        sample(DenoiserSampler(m, reference_scheduler("sd")), (1, 1, 4, 8, 8), **kw)
+        kwargs = sample_options(opts.pop("prior", "freeinit"), opts)
+        sample(DenoiserSampler(m, reference_scheduler("sd")), (1, 1, 4, 8, 8), **kwargs)
 
 
 def test_gap_run_shape_mismatch():

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from freqscope.filters import lowpass_filter
-from freqscope.freeinit import DenoiserSampler, sample
+from freqscope.freeinit import DenoiserSampler, FreeInitOptions, sample
+from freqscope.init_noise import FreqPrior
 from freqscope.reference import GaussianVideoModel
 
 ANIMATEDIFF_DDIM = dict(
@@ -85,11 +86,10 @@ def test_freqprior_reproduces_the_official_algorithm(steps, mid_step, shape):
     res = sample(
         DenoiserSampler(model, diffusers.DDIMScheduler(**ANIMATEDIFF_DDIM)),
         shape,
-        prior="freqprior",
+        prior=FreqPrior(mid_step=mid_step),
         num_iters=3,
         num_inference_steps=steps,
-        diffuse_timestep=999,  # the official code diffuses to t = N − 1
-        mid_step=mid_step,
+        freeinit=FreeInitOptions(diffuse_timestep=999),  # the official code diffuses to t = N − 1
         generator=torch.Generator().manual_seed(0),
     )
     assert len(res.passes) == 3
