@@ -6,10 +6,12 @@ orthonormal 3D FFT over ``(t, h, w)``. See DESIGN.md for the conventions.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .aggregate import Summary, aggregate
 from .analysis import analyze_latent, analyze_video, summarize
 from .bands import band_power, bandpass, distance, fft3, freq_grid, make_bands, parse_edges, rapsd
 from .encode import PixelEncoder, VAEEncoder, load_encoder
 from .filters import freq_mix, lowpass_filter
+from .rows import latent_rows
 from .schedule import PRESETS, Schedule, flow_schedule, get_schedule, schedule_from_config, vp_schedule
 from .snr import band_snr, crossing_timesteps, energy_fraction, snr_closed_form, snr_sampled, to_db
 from .video import read_video
@@ -23,6 +25,9 @@ __all__ = [
     "PRESETS",
     "PixelEncoder",
     "Schedule",
+    "Summary",
+    "aggregate",
+    "latent_rows",
     "VAEEncoder",
     "analyze_latent",
     "analyze_video",

@@ -11,7 +11,6 @@ only small rows cross process boundaries. The SNR of any schedule follows from t
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import time
@@ -22,15 +21,14 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from .analysis import check_finite_power
-from .bands import DEFAULT_EDGES, band_power, bin_power, make_bands, radial_profile
+from .bands import DEFAULT_EDGES
 from .encode import Encoder, PixelEncoder
 from .inputs import ClipSpec, iter_clips, shard
-from .results import ResultsStore, settings_hash
-from .snr import energy_fraction
+from .results import ResultsStore
+from .rows import analysis_settings, latent_rows, read_options, settings_columns
 from .video import read_video
 
-__all__ = ["DatasetRun", "analysis_settings", "run_dataset"]
+__all__ = ["DatasetRun", "run_dataset"]
 
 
 @dataclass
@@ -45,25 +43,6 @@ class DatasetRun:
     warned: int = 0  # clips analysed with a warning (e.g. fewer frames than asked), in the 'warning' column
     rows: list[dict] = field(default_factory=list)  # this run's rows when there is no store
     seconds: float = 0.0
-
-
-def analysis_settings(
-    encoder: Encoder, *, read: dict, edges: tuple[float, ...], decomposition: str, time_scale: float, radial: bool
-) -> dict:
-    """Everything that changes a clip's numbers: the key of its row in the results store."""
-    info = encoder.info.to_dict()
-    enc = {k: info.get(k) for k in ("name", "source", "class_name", "scaling", "sample_posterior", "dtype")}
-    if isinstance(encoder, PixelEncoder):
-        enc["downsample"] = encoder.downsample
-    return {
-        "version": 1,
-        "encoder": enc,
-        "read": dict(sorted(read.items())),
-        "edges": list(edges),
-        "decomposition": decomposition,
-        "time_scale": time_scale,
-        "radial": radial,
-    }
 
 
 def _one_line(e: BaseException) -> str:
@@ -116,33 +95,15 @@ class _Clips(IterableDataset):
 
 
 def _analyse(encoder, *, device, edges, decomposition, time_scale, radial, generator=None):
-    """Frames ``(b, 3, t, H, W)`` → one dict of band results per clip (band powers on ``device``)."""
+    """Frames ``(b, 3, t, H, W)`` → one row of band results per clip (:func:`~freqscope.rows.latent_rows`)."""
 
     @torch.no_grad()
     def analyse(x: torch.Tensor) -> list[dict]:
         z = encoder(x.to(device), generator=generator)
         if z.shape[2] < 2:
             raise ValueError(f"the latent has {z.shape[2]} frame(s); spatio-temporal bands need 2 or more")
-        z = z.float()
-        bands = make_bands(
-            tuple(z.shape[-3:]), edges, decomposition=decomposition, time_scale=time_scale, device=z.device
-        )
-        power = band_power(z, bands, per_sample=True).cpu()  # (b, n_bands)
-        check_finite_power(power, bands, "the latent")
-        rows = []
-        for i in range(z.shape[0]):
-            row = {
-                "latent_shape": [1, *z.shape[1:]],
-                "band_names": bands.names,
-                "n_bins": [b.n_bins for b in bands.bands],
-                "band_power": power[i].tolist(),
-                "energy_fraction": energy_fraction(power[i], bands).tolist(),
-            }
-            if radial:
-                r, p = radial_profile(bin_power(z[i : i + 1]), decomposition=decomposition, time_scale=time_scale)
-                row["radius"], row["radial_power"] = r.tolist(), p.tolist()
-            rows.append(row)
-        return rows
+        opts = dict(edges=edges, decomposition=decomposition, time_scale=time_scale, radial=radial)
+        return latent_rows(z, **opts, what="the latent")[1]
 
     return analyse
 
@@ -185,11 +146,12 @@ def run_dataset(
     for src in sources:  # a missing file, an empty folder, a glob matching nothing: fail before any work
         next(iter_clips([src]), None)
     device = torch.device(device)
-    read = _read_options(read)
+    read = read_options(read)
     settings = analysis_settings(
         encoder, read=read, edges=edges, decomposition=decomposition, time_scale=time_scale, radial=radial
     )
-    key = settings_hash(settings)
+    columns = settings_columns(settings)
+    key = columns["settings"]
     run = DatasetRun(settings, key)
     store = ResultsStore(results, rank=rank, metadata=settings) if results is not None else None
     done = store.done(key) if store is not None else {}
@@ -201,7 +163,7 @@ def run_dataset(
         rank=rank,
         world_size=world_size,
         done=done,
-        settings={"settings": key, "settings_json": json.dumps(settings, sort_keys=True)},
+        settings=columns,
         read=read,
         analyse=_analyse(encoder, device="cpu", **opts) if in_worker else None,
     )
@@ -239,15 +201,6 @@ def run_dataset(
         store.compact()  # under torchrun rank 0 merges, once every rank is done
     run.seconds = time.perf_counter() - t0
     return run
-
-
-def _read_options(read: dict | None) -> dict:
-    """read_video's own defaults, overridden by what was given, so that the settings hash is the same either way."""
-    defaults = {k: v.default for k, v in inspect.signature(read_video).parameters.items() if v.kind == v.KEYWORD_ONLY}
-    unknown = set(read or {}) - set(defaults)
-    if unknown:
-        raise ValueError(f"read: unknown option(s) {', '.join(sorted(unknown))}; choose from {', '.join(defaults)}")
-    return {**defaults, **(read or {})}
 
 
 def _raise_worker_error(e: Exception, workers: int) -> None:

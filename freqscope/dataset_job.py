@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .aggregate import DatasetSummary, aggregate
+from .aggregate import Summary, aggregate
 from .dataset import run_dataset
 from .encode import Encoder
 from .results import ResultsStore, read_results
@@ -29,7 +29,7 @@ __all__ = ["DatasetJob", "dist_env", "rank_device", "snr_dataset", "snr_from_res
 class DatasetJob:
     """What a dataset ``snr`` run did (totals over all ranks) and its summary under each schedule."""
 
-    summaries: list[DatasetSummary]
+    summaries: list[Summary]
     analysed: int = 0  # clips analysed now
     resumed: int = 0  # clips found done in the results file
     skipped: int = 0  # clips that failed now
@@ -55,7 +55,7 @@ def rank_device(device: torch.device | str) -> torch.device:
 
 def snr_from_results(
     path: str | os.PathLike, schedules: list[Schedule], *, weighted: bool = False
-) -> list[DatasetSummary]:
+) -> list[Summary]:
     """Aggregate a results file under each schedule, without decoding anything."""
     table = read_results(path)
     n = len(set(table.column("settings").to_pylist()))

@@ -1,21 +1,30 @@
-"""Reports of an SNR summary: a text table, JSON (schema below), CSV and a figure, written atomically.
+"""Reports of an SNR :class:`~freqscope.aggregate.Summary`, one clip, several or a dataset alike: a text
+table, JSON (schema below), CSV and a figure, written atomically.
 
-JSON schema ``freqscope.snr/1`` (non-finite numbers, e.g. −inf dB at a zero-SNR timestep, are ``null``)::
+JSON schema ``freqscope.snr/2`` (non-finite numbers, e.g. −inf dB at a zero-SNR timestep, are ``null``)::
 
-    schema            "freqscope.snr/1"
-    video             path of the clip (a list of paths for several clips)
-    encoder           {name, source, class_name, kind, scaling, spatial_compression, ...}
-    latent_shape      [b, c, t, h, w] (a list of shapes for several clips)
+    schema            "freqscope.snr/2"
+    n_clips           clips summarised; n_skipped, skipped [{path, error}]: clips that could not be analysed
+    weighted          whether clips were weighted (a CSV list's weight column)
+    video             path of the clip; a list of paths for several clips; null for a dataset run
+    encoder           {name, source, class_name, scaling, ...} (the clips' encoder)
+    latent_shape      [b, c, t, h, w], or [{shape, n_clips}] when the clips' latents differ
+    settings          the analysis settings (encoder, read, edges, decomposition, time_scale, radial)
     schedule          {name, kind, num_train_timesteps, source, alphas_cumprod | sigmas}
     timesteps         [0, 1, ..., N-1]
     decomposition     "spatiotemporal" | "spatial" | "temporal";  time_scale: d_s/d_t
-    bands             [{name, lo, hi, n_bins, power, energy_fraction, crossing_timestep}]
-    snr_db            one row per band, one value per timestep (mean over clips)
-    snr_db_std        same shape: spread over clips (zeros for one clip)
+    bands             [{name, lo, hi, n_bins, power, power_std, energy_fraction, crossing_timestep}]
+    snr_db            one row per band, one value per timestep: SNR of the mean power P̄ over clips
+    snr_db_lo/hi      same shape: SNR of P̄ − σ and P̄ + σ, σ the spread of the power over clips (lo −inf
+                      where P̄ ≤ σ; both equal snr_db for one clip)
     crossing_timestep one per band: first t with SNR < 0 dB, or null
-    snr_db_sampled    only with seeds: {seeds, mean, std}: measured with real noise draws
-    rapsd             {radius, power} of z0 (first clip)
-    clips             per clip: {video, encoder, latent_shape, bands, snr_db, crossing_timestep}
+    snr_db_sampled    one clip with seeds only: {mean, std}, measured with real noise draws
+    rapsd             {radius, power} of the first clip's latent, or null
+    clips             runs over single clips: per clip {video, encoder, latent_shape, bands, snr_db,
+                      crossing_timestep}; null for a dataset run (its rows are in the results file)
+
+``freqscope.snr/1`` (before 0.2) differed in: ``snr_db_std`` (the s.d. over clips of each clip's SNR in dB)
+in place of ``snr_db_lo/hi``; dataset runs wrote ``freqscope.snr-dataset/1``.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from .analysis import Summary
+from .aggregate import Summary
 from .bands import BandSet, bandpass
 from .io import dumps_json, write_text
 from .video import write_video
@@ -47,7 +56,7 @@ __all__ = [
     "plot_snr",
 ]
 
-SCHEMA = "freqscope.snr/1"
+SCHEMA = "freqscope.snr/2"
 TABLE_TIMESTEPS = (0, 250, 500, 750, 999)
 
 
@@ -64,30 +73,61 @@ def _clean(x):
     return x
 
 
-def _bands(bs, power, ef, crossing) -> list[dict]:
+def _bands(bs: BandSet, power, ef, crossing) -> list[dict]:
     return [
         {**b.to_dict(), "power": float(p), "energy_fraction": float(e), "crossing_timestep": c}
         for b, p, e, c in zip(bs.bands, power.tolist(), ef.tolist(), crossing)
     ]
 
 
+def _latent_shape(s: Summary):
+    if len(s.latent_shapes) == 1:
+        return list(next(iter(s.latent_shapes)))
+    return [{"shape": list(shape), "n_clips": n} for shape, n in s.latent_shapes.items()]
+
+
+def _video(s: Summary):
+    if s.paths is None:
+        return None
+    return s.paths[0] if len(s.paths) == 1 else s.paths
+
+
 def summary_to_dict(s: Summary) -> dict:
-    one = len(s.clips) == 1
-    first = s.clips[0]
+    bands = [
+        {
+            "name": name,
+            "lo": lo,
+            "hi": hi,
+            "n_bins": n_bins,
+            "power": s.power[i].item(),
+            "power_std": s.power_std[i].item(),
+            "energy_fraction": s.energy_fraction[i].item(),
+            "crossing_timestep": s.crossing[i],
+        }
+        for i, (name, (lo, hi), n_bins) in enumerate(zip(s.band_names, s.bounds, s.n_bins))
+    ]
+    clips = s.clips or []
+    first = clips[0] if clips else None
     d = {
         "schema": SCHEMA,
-        "video": first.video.get("path") if one else [c.video.get("path") for c in s.clips],
-        "encoder": first.encoder,
-        "latent_shape": list(first.latent_shape) if one else [list(c.latent_shape) for c in s.clips],
+        "n_clips": s.n_clips,
+        "n_skipped": len(s.skipped),
+        "skipped": [{"path": p, "error": e} for p, e in s.skipped],
+        "weighted": s.weighted,
+        "video": _video(s),
+        "encoder": s.encoder,
+        "latent_shape": _latent_shape(s),
+        "settings": s.settings,
         "schedule": s.schedule.to_dict(),
         "timesteps": s.schedule.timesteps.tolist(),
-        "decomposition": first.bands.decomposition,
-        "time_scale": first.bands.time_scale,
-        "bands": _bands(first.bands, s.power, s.energy_fraction, s.crossing),
+        "decomposition": s.settings.get("decomposition"),
+        "time_scale": s.settings.get("time_scale"),
+        "bands": bands,
         "snr_db": s.snr_db,
-        "snr_db_std": s.snr_db_std,
+        "snr_db_lo": s.snr_db_lo,
+        "snr_db_hi": s.snr_db_hi,
         "crossing_timestep": s.crossing,
-        "rapsd": {"radius": first.rapsd[0], "power": first.rapsd[1]} if first.rapsd is not None else None,
+        "rapsd": {"radius": first.rapsd[0], "power": first.rapsd[1]} if first and first.rapsd else None,
         "clips": [
             {
                 "video": c.video,
@@ -97,10 +137,12 @@ def summary_to_dict(s: Summary) -> dict:
                 "snr_db": c.snr.snr_db,
                 "crossing_timestep": c.snr.crossing,
             }
-            for c in s.clips
-        ],
+            for c in clips
+        ]
+        if s.clips is not None
+        else None,
     }
-    if first.snr.sampled_db_mean is not None:
+    if first is not None and len(clips) == 1 and first.snr.sampled_db_mean is not None:
         d["snr_db_sampled"] = {"mean": first.snr.sampled_db_mean, "std": first.snr.sampled_db_std}
     return _clean(d)
 
@@ -113,36 +155,39 @@ def fmt_db(v: float, sd: float | None = None) -> str:
     return text + (f"±{sd:.1f}" if sd is not None and math.isfinite(sd) and sd > 0 else "")
 
 
-def format_table(s: Summary, *, timesteps: tuple[int, ...] = TABLE_TIMESTEPS) -> str:
-    """Bands × a few timesteps (SNR in dB), energy share and the 0 dB crossing."""
-    N = s.schedule.num_train_timesteps
-    ts = [t for t in timesteps if t < N]
-    if N - 1 not in ts:
-        ts.append(N - 1)
-    multi = len(s.clips) > 1
-    sampled = s.clips[0].snr.sampled_db_mean if not multi else None
-    head = ["band", "energy"] + [f"t={t}" for t in ts] + ["0 dB at t"]
-    if sampled is not None:
-        head.insert(-1, f"t={N - 1} measured")
-    rows = []
-    for i, b in enumerate(s.bands.bands):
-        ef = s.energy_fraction[i].item()
-        row = [b.name, f"{100 * ef:.2f}%" if b.n_bins else "empty"]
-        row += [fmt_db(s.snr_db[i, t].item(), s.snr_db_std[i, t].item() if multi else None) for t in ts]
-        if sampled is not None:
-            sampled_std = s.clips[0].snr.sampled_db_std
-            assert sampled_std is not None  # measured with the mean
-            row.append(fmt_db(sampled[i, N - 1].item(), sampled_std[i, N - 1].item()))
-        c = s.crossing[i]
-        row.append("never" if c is None else str(c))
-        rows.append(row)
-    first = s.clips[0]
-    clips = f"{len(s.clips)} clips (mean ± spread)" if multi else first.video.get("path")
-    title = (
-        f"per-band SNR (dB) of {clips} | encoder {first.encoder.get('name')} "
-        f"| latent {_latent_shapes(s)} | schedule {s.schedule.name} ({s.schedule.kind})"
+def _title(s: Summary) -> str:
+    weighted = " (weighted)" if s.weighted else ""
+    what = s.paths[0] if s.n_clips == 1 and s.paths else f"the mean power over {s.n_clips} clips{weighted}"
+    spread = "" if s.n_clips == 1 else " | spread: SNR of the mean ∓ one s.d. of the power"
+    return (
+        f"per-band SNR (dB) of {what} | encoder {s.encoder.get('name')} | latent {_latent_shapes(s)} "
+        f"| schedule {s.schedule.name} ({s.schedule.kind}){spread}"
     )
-    return "\n".join([title, *layout_table(head, rows)])
+
+
+def format_table(s: Summary, *, timesteps: tuple[int, ...] = TABLE_TIMESTEPS) -> str:
+    """Bands × a few timesteps (SNR of the mean power, dB), energy share, the spread over clips (several
+    clips: how far the SNR of ``P̄ ∓ σ`` lies, the same at every t) and the 0 dB crossing."""
+    N = s.schedule.num_train_timesteps
+    ts = sorted({t for t in timesteps if t < N} | {N - 1})
+    several = s.n_clips > 1
+    clip = s.clips[0] if s.clips and not several else None
+    sampled = clip.snr if clip is not None and clip.snr.sampled_db_mean is not None else None
+    head = ["band", "energy"] + [f"t={t}" for t in ts]
+    head += [f"t={N - 1} measured"] * (sampled is not None) + ["spread (dB)"] * several + ["0 dB at t"]
+    lo, hi = s.spread_db
+    rows = []
+    for i, name in enumerate(s.band_names):
+        row = [name, f"{100 * s.energy_fraction[i].item():.2f}%" if s.n_bins[i] else "empty"]
+        row += [fmt_db(s.snr_db[i, t].item()) for t in ts]
+        if sampled is not None:
+            assert sampled.sampled_db_mean is not None and sampled.sampled_db_std is not None
+            row.append(fmt_db(sampled.sampled_db_mean[i, N - 1].item(), sampled.sampled_db_std[i, N - 1].item()))
+        if several:
+            row.append(f"{fmt_db(lo[i].item()).strip()}/+{fmt_db(hi[i].item()).strip()}" if s.n_bins[i] else "empty")
+        row.append("never" if s.crossing[i] is None else str(s.crossing[i]))
+        rows.append(row)
+    return "\n".join([_title(s), *layout_table(head, rows)])
 
 
 def layout_table(head: list[str], rows: list[list[str]], *, left: int = 1) -> list[str]:
@@ -157,19 +202,16 @@ def layout_table(head: list[str], rows: list[list[str]], *, left: int = 1) -> li
 
 def _latent_shapes(s: Summary) -> str:
     """The clips' latent shape, or each distinct one with its count when they differ."""
-    shapes: dict[tuple, int] = {}
-    for c in s.clips:
-        shapes[tuple(c.latent_shape)] = shapes.get(tuple(c.latent_shape), 0) + 1
-    if len(shapes) == 1:
-        return str(next(iter(shapes)))
-    return ", ".join(f"{shape} ×{n}" for shape, n in shapes.items())
+    if len(s.latent_shapes) == 1:
+        return str(next(iter(s.latent_shapes)))
+    return ", ".join(f"{shape} ×{n}" for shape, n in s.latent_shapes.items())
 
 
 def _clip_name(s: Summary) -> str:
     """What the figure's title calls the data: the clip's file name, or the number of clips."""
-    if len(s.clips) > 1:
-        return f"{len(s.clips)} clips (mean ± s.d.)"
-    return Path(str(s.clips[0].video.get("path", "clip"))).name
+    if s.n_clips == 1 and s.paths:
+        return Path(str(s.paths[0])).name
+    return f"{s.n_clips} clips"
 
 
 def write_json(s: Summary | dict, path: str | os.PathLike) -> None:
@@ -178,38 +220,43 @@ def write_json(s: Summary | dict, path: str | os.PathLike) -> None:
 
 
 def write_csv(s: Summary, path: str | os.PathLike) -> None:
-    """Long format: one row per (band, timestep): band, lo, hi, t, snr_db, snr_db_std."""
+    """Long format, one row per (band, timestep): band, lo, hi, timestep, snr_db, snr_db_lo, snr_db_hi."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["band", "lo", "hi", "timestep", "snr_db", "snr_db_std"])
-    for i, b in enumerate(s.bands.bands):
-        for t, (v, sd) in enumerate(zip(s.snr_db[i].tolist(), s.snr_db_std[i].tolist())):
-            w.writerow([b.name, b.lo, b.hi, t, f"{v:.6g}", f"{sd:.6g}"])
+    w.writerow(["band", "lo", "hi", "timestep", "snr_db", "snr_db_lo", "snr_db_hi"])
+    for i, (name, (lo, hi)) in enumerate(zip(s.band_names, s.bounds)):
+        rows = zip(s.snr_db[i].tolist(), s.snr_db_lo[i].tolist(), s.snr_db_hi[i].tolist())
+        for t, (m, a, b) in enumerate(rows):
+            w.writerow([name, lo, hi, t, f"{m:.6g}", f"{a:.6g}", f"{b:.6g}"])
     write_text(path, buf.getvalue())
 
 
 def plot_snr(s: Summary, path: str | os.PathLike, *, title: str | None = None) -> None:
-    """SNR (dB) vs timestep, one curve per band with its spread, the 0 dB line and each crossing."""
+    """SNR (dB) of the mean power vs timestep, one curve per band, the 0 dB line and each crossing; for several
+    clips, the spread (SNR of ``P̄ ± σ``; where ``P̄ ≤ σ`` the lower edge, −inf dB, is drawn 10 dB below)."""
     from .plotting import band_colors, new_figure, save_figure  # matplotlib loads only when a figure is drawn
 
     fig, ax = new_figure()
     t = s.schedule.timesteps.numpy()
-    colors = band_colors(len(s.bands))
-    for i, b in enumerate(s.bands.bands):
-        if b.n_bins == 0:
+    colors = band_colors(len(s.band_names))
+    for i, name in enumerate(s.band_names):
+        if s.n_bins[i] == 0:
             continue
         y = s.snr_db[i].numpy()
-        ax.plot(t, y, color=colors[i], label=b.name)
-        sd = s.snr_db_std[i].numpy()
-        if len(s.clips) > 1:
-            ax.fill_between(t, y - sd, y + sd, color=colors[i], alpha=0.2, linewidth=0)
+        ax.plot(t, y, color=colors[i], label=name)
+        if s.n_clips > 1:
+            lo = torch.maximum(s.snr_db_lo[i], s.snr_db[i] - 10).numpy()
+            ax.fill_between(t, lo, s.snr_db_hi[i].numpy(), color=colors[i], alpha=0.2, linewidth=0)
         c = s.crossing[i]
         if c is not None:
             ax.plot([c], [y[c]], "o", color=colors[i], markersize=4)
     ax.axhline(0.0, color="0.3", linestyle="--", linewidth=0.8)
     ax.set_xlabel("training timestep t")
-    ax.set_ylabel("per-band SNR (dB)")
-    ax.set_title(title or f"Per-band SNR of {_clip_name(s)}\n({s.schedule.name} schedule; dots: 0 dB crossings)")
+    ax.set_ylabel("per-band SNR (dB)" if s.n_clips == 1 else "SNR of the mean band power (dB)")
+    shade = "; shaded: mean ± s.d. of the power" if s.n_clips > 1 else ""
+    ax.set_title(
+        title or f"Per-band SNR of {_clip_name(s)}\n({s.schedule.name} schedule; dots: 0 dB crossings{shade})"
+    )
     ax.legend(title="frequency band\n(|f|, Nyquist = 1)", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     save_figure(fig, path)
 

@@ -1,4 +1,9 @@
-"""The ``snr`` command as library calls: per-band SNR of clips, or of a dataset, into one :class:`SNRRun`.
+"""The ``snr`` command as one library call, :func:`snr`: per-band SNR of clips or of a dataset, one :class:`SNRRun`.
+
+One clip, several and a dataset are the same run (rows → an optional store → one aggregate → one
+:class:`~freqscope.aggregate.Summary` per schedule); they differ only in how the rows are made: in this
+process clip by clip (:func:`snr_clips`, which can also keep a latent or measure with noise draws), or by the
+resumable, parallel dataset runner (:func:`snr_dataset_run`).
 
 Every default lives here, in a signature; the CLI passes on only what the user set. Errors name the
 parameter in backquotes (`frames`), which the CLI shows as its flag (``--frames``).
@@ -15,8 +20,8 @@ from typing import Any
 
 import torch
 
-from .aggregate import DatasetSummary
-from .analysis import ClipResult, Summary, analyze_video, summarize
+from .aggregate import Summary
+from .analysis import ClipResult, analyze_video, summarize
 from .dataset_job import DatasetJob, dist_env, rank_device, snr_dataset, snr_from_results
 from .devices import DEVICE_RULE, resolve_device
 from .encode import load_encoder
@@ -24,9 +29,11 @@ from .inputs import GLOB_CHARS, LIST_SUFFIXES
 from .io import check_outputs
 from .schedule import DEFAULT_PRESET, Schedule, get_schedule
 from .video import check_read_options as check_read
+from .video import list_videos
 
 __all__ = ["SNRRun", "resolve_device", "DEVICE_RULE", "is_dataset_run", "check_read", "check_clip_args"]
-__all__ += ["check_dataset_args", "snr_schedules", "clip_schedule", "snr_clips", "snr_dataset_run"]
+__all__ += ["check_dataset_args", "snr_schedules", "clip_schedule", "snr_clips", "snr_dataset_run", "snr"]
+__all__ += ["run_schedules", "dataset_marks", "check_snr_args"]
 
 #: Above this many clips in one process, a dataset run (resumable, parallel decoding) is suggested.
 MANY_CLIPS = 50
@@ -37,8 +44,7 @@ class SNRRun:
     """What one ``snr`` run produced, ready for the reports."""
 
     schedules: list[Schedule]
-    #: one :class:`~freqscope.analysis.Summary` (clips) or one DatasetSummary per schedule (dataset run)
-    summaries: list[Any]
+    summaries: list[Summary]  # one per schedule
     clips: list[ClipResult] = field(default_factory=list)  # each clip's analysis (clip runs only)
     encoder: Any = None  # the encoder that made the latents (clip runs only; band videos decode with it)
     job: DatasetJob | None = None  # counts, timing and rank of a dataset run (None: clips or --from-results)
@@ -86,10 +92,10 @@ def check_dataset_args(
     results: str | None = None,
     from_results: str | None = None,
     seeds: int | None = None,
-    band_videos: str | None = None,
+    band_videos: bool = False,
 ) -> None:
     """Refuse options a dataset run cannot honour, before any work."""
-    if seeds is not None or band_videos is not None:
+    if seeds is not None or band_videos:
         raise ValueError("`seeds` and `band_videos` apply to single clips, not to a dataset run")
     check_read(read)
     if from_results is not None and (videos or results is not None):
@@ -168,8 +174,7 @@ def snr_clips(
         )
         for i, p in enumerate(progress(paths, desc="clips", unit="clip") if progress and several else paths)
     ]
-    summary: Summary = summarize(clips, schedule)
-    return SNRRun([schedule], [summary], clips=clips, encoder=enc)
+    return SNRRun([schedule], [summarize(clips, schedule)], clips=clips, encoder=enc)
 
 
 def snr_dataset_run(
@@ -191,8 +196,7 @@ def snr_dataset_run(
     :func:`~freqscope.dataset.run_dataset` (edges, decomposition, time_scale, workers, batch_size, strict,
     radial)."""
     if from_results is not None:
-        summaries: list[DatasetSummary] = snr_from_results(from_results, schedules, weighted=weighted)
-        return SNRRun(schedules, list(summaries))
+        return SNRRun(schedules, snr_from_results(from_results, schedules, weighted=weighted))
     check_outputs({"`results`": results}, inputs=[v for v in videos if os.path.isfile(v)])  # links too
     dev = rank_device(resolve_device(device))  # under torchrun: this rank's GPU
     enc = load_encoder(**(encoder or {}), device=dev)
@@ -217,3 +221,75 @@ def suffixed(path: str | None, name: str, several: bool) -> str | None:
         return path
     p = Path(path)
     return str(p.with_name(f"{p.stem}-{name}{p.suffix}"))
+
+
+def run_schedules(
+    schedules: Sequence[str] = (),
+    *,
+    dataset_run: bool,
+    scheduler_config: str | os.PathLike | None = None,
+    **kwargs: Any,
+) -> list[Schedule]:
+    """The schedules an ``snr`` run reports: :func:`snr_schedules` for a dataset run, :func:`clip_schedule`
+    (one) for single clips. ``kwargs`` (``zero_terminal_snr``, ``shift``) go to ``get_schedule``."""
+    if dataset_run:
+        return snr_schedules(schedules, scheduler_config=scheduler_config, **kwargs)
+    return [clip_schedule(schedules, scheduler_config=scheduler_config, **kwargs)]
+
+
+def snr(
+    videos: Sequence[str],
+    schedules: list[Schedule],
+    *,
+    read: dict | None = None,
+    analysis: dict | None = None,
+    dataset: dict | None = None,
+    seeds: int | None = None,
+    band_videos: bool = False,
+    **kwargs: Any,
+) -> SNRRun:
+    """The ``snr`` job: per-band SNR of ``videos`` under each of ``schedules`` (:func:`run_schedules`).
+
+    ``read``: options of :func:`~freqscope.video.read_video`; ``analysis``: the band options (``edges``,
+    ``decomposition``, ``time_scale``); ``dataset``: the dataset runner's (``results``, ``from_results``,
+    ``weighted``, ``workers``, ``batch_size``, ``strict``, ``radial``), whose presence (or a glob, a list,
+    several schedules, torchrun) makes a dataset run (:func:`is_dataset_run`); ``seeds`` and ``band_videos``:
+    single clips only. ``kwargs`` (``encoder``, ``device``, ``seed``, ``progress``) go to both runners."""
+    read, analysis, dataset = dict(read or {}), dict(analysis or {}), dict(dataset or {})
+    dataset_run = is_dataset_run(videos, schedules=[s.name for s in schedules], **dataset_marks(dataset))
+    check_snr_args(videos, dataset_run=dataset_run, read=read, dataset=dataset, seeds=seeds, band_videos=band_videos)
+    if dataset_run:
+        return snr_dataset_run(videos, schedules, read=read, **analysis, **dataset, **kwargs)
+    (schedule,) = schedules
+    analysis |= {} if seeds is None else {"seeds": seeds}
+    paths = list_videos(list(videos))
+    return snr_clips(paths, schedule, read=read, band_videos=band_videos, **analysis, **kwargs)
+
+
+def check_snr_args(
+    videos: Sequence[str],
+    *,
+    dataset_run: bool,
+    read: dict,
+    dataset: dict,
+    seeds: int | None = None,
+    band_videos: bool = False,
+) -> None:
+    """Refuse what a run of this kind cannot honour (:func:`check_dataset_args`, :func:`check_clip_args`)."""
+    if dataset_run:
+        check_dataset_args(
+            videos,
+            read=read,
+            results=dataset.get("results"),
+            from_results=dataset.get("from_results"),
+            seeds=seeds,
+            band_videos=band_videos,
+        )
+    else:
+        weighted, batch_size = dataset.get("weighted", False), dataset.get("batch_size")
+        check_clip_args(videos, read=read, weighted=weighted, batch_size=batch_size)
+
+
+def dataset_marks(dataset: dict) -> dict:
+    """The options of ``dataset`` that make a dataset run (:func:`is_dataset_run`'s keywords)."""
+    return {k: dataset.get(k) for k in ("results", "from_results", "workers", "strict", "radial")}

@@ -33,7 +33,7 @@ def test_snr_table_json_csv_plot(bikes, tmp_path):
     )
     assert "per-band SNR" in r.stdout and "t=999" in r.stdout and "0 dB at t" in r.stdout
     d = json.loads(j.read_text())
-    assert d["schema"] == "freqscope.snr/1" and d["video"] == bikes
+    assert d["schema"] == "freqscope.snr/2" and d["video"] == bikes
     assert d["encoder"]["name"] == "pixel" and d["latent_shape"] == [1, 3, 8, 64, 144]
     assert d["timesteps"] == list(range(1000)) and len(d["schedule"]["alphas_cumprod"]) == 1000
     assert d["schedule"]["alphas_cumprod"][999] == pytest.approx(0.0046600985, rel=2e-5)
@@ -70,7 +70,8 @@ def test_several_clips_and_a_folder(bikes, bunny, tmp_path):
     per = np.array([c["snr_db"] for c in d["clips"]], dtype=float)
     # The mean over clips is taken in linear power (issue 8).
     assert np.allclose(np.array(d["snr_db"], dtype=float), 10 * np.log10((10 ** (per / 10)).mean(0)))
-    assert max(max(row) for row in d["snr_db_std"]) > 0
+    assert all(hi >= m for row_hi, row in zip(d["snr_db_hi"], d["snr_db"]) for hi, m in zip(row_hi, row))
+    assert max(b["power_std"] for b in d["bands"]) > 0
 
 
 def test_vae_schedules_and_flow(bikes, vaes, tmp_path):

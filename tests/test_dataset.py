@@ -15,11 +15,12 @@ import pytest
 import torch
 
 from conftest import run_cli, write_clip
-from freqscope.aggregate import aggregate, dataset_to_dict, format_dataset_table
+from freqscope.aggregate import aggregate
 from freqscope.analysis import analyze_video, summarize
 from freqscope.dataset import run_dataset
 from freqscope.encode import load_encoder
 from freqscope.inputs import ClipSpec, iter_clips, shard
+from freqscope.report import format_table, summary_to_dict
 from freqscope.results import ResultsStore, read_results
 from freqscope.schedule import get_schedule
 
@@ -80,7 +81,7 @@ def test_runner_matches_single_clip_path(dataset):
     assert abs(agg.energy_fraction.sum().item() - 1) < 1e-6
     assert torch.allclose(agg.energy_fraction, ref.energy_fraction, atol=1e-9)
     # The JSON's band bounds are those of the single-clip report: (0, e1) starts at 0, the last band ends at d_max.
-    bounds = [(b["lo"], b["hi"]) for b in dataset_to_dict(agg)["bands"]]
+    bounds = [(b["lo"], b["hi"]) for b in summary_to_dict(agg)["bands"]]
     assert bounds == [(b.lo, b.hi) for b in single[0].bands.bands]
     assert bounds[1][0] == 0.0 and bounds[-1][1] == max(b.hi for b in single[0].bands.bands) > 1
     with pytest.raises(ValueError, match="`strict` stops"):
@@ -150,7 +151,7 @@ def test_cli_dataset_run_and_from_results(dataset, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "skipped 1 unreadable clip" in r.stderr and str(out) in r.stderr
     d = json.loads(js.read_text())
-    assert d["schema"] == "freqscope.snr-dataset/1" and (d["n_clips"], d["n_skipped"]) == (6, 1)
+    assert d["schema"] == "freqscope.snr/2" and (d["n_clips"], d["n_skipped"]) == (6, 1)
     assert d["skipped"][0]["path"].endswith("zz_broken.mp4")
     t = pq.read_table(out)
     assert t.num_rows == 7 and sorted(set(t.column("status").to_pylist())) == ["error", "ok"]
@@ -256,6 +257,10 @@ def test_dataset_table_marks_empty_bands(dataset):
     # nan values, as in the single-clip table, not "inf" or a -inf spread.
     rows = run_dataset([str(dataset / "c1.mp4")], load_encoder(), read=READ, edges=(0.01, 0.5)).rows
     s = aggregate(rows, get_schedule("sd"))
-    line = format_dataset_table(s).splitlines()[4]  # title, header, rule, DC, then (0, 0.01)
+    line = format_table(s).splitlines()[4]  # title, header, rule, DC, then (0, 0.01)
     assert s.n_bins[1] == 0 and line.split()[:3] == ["(0,", "0.01)", "empty"]
-    assert "inf" not in line and "nan/+nan" in line
+    assert "inf" not in line and line.split()[-2:] == ["nan", "never"]
+    rows = run_dataset([str(dataset / "c[13].mp4")], load_encoder(), read=READ, edges=(0.01, 0.5)).rows
+    two = aggregate(rows, s.schedule)
+    line = format_table(two).splitlines()[4]  # several clips: a spread column, "empty" for an empty band
+    assert "inf" not in line and line.split()[-2:] == ["empty", "never"]

@@ -121,9 +121,9 @@ def test_band_videos_never_overwrite_an_input(work):
 
 def test_dash_writes_json_or_csv_to_stdout(work):
     r = cli("snr", "--video", "in.mp4", "--json", "-", "--frames", "4", "--size", "16")
-    assert r.exit_code == 0 and json.loads(r.stdout)["schema"] == "freqscope.snr/1"  # no table mixed in
+    assert r.exit_code == 0 and json.loads(r.stdout)["schema"] == "freqscope.snr/2"  # no table mixed in
     r = cli("snr", "--video", "in.mp4", "--csv", "-", *FAST)
-    assert r.exit_code == 0 and r.stdout.splitlines()[0] == "band,lo,hi,timestep,snr_db,snr_db_std"
+    assert r.exit_code == 0 and r.stdout.splitlines()[0] == "band,lo,hi,timestep,snr_db,snr_db_lo,snr_db_hi"
     fails("snr", "--video", "in.mp4", "--plot", "-", match="cannot go to stdout")
 
 

@@ -102,9 +102,13 @@ def test_band_snr_and_summary():
     # Clips are averaged in linear power (issue 8): the mean SNR is the SNR of the mean band power.
     mean_lin = (10 ** (torch.stack([c.snr.snr_db for c in clips]) / 10)).mean(0)
     assert torch.allclose(s.snr_db, 10 * torch.log10(mean_lin))
-    assert torch.all(s.snr_db_std[:, 0] > 0)
+    # The spread (one definition for every run): the SNR of P̄ ± σ, σ the s.d. of the band power over clips.
+    P = torch.stack([c.snr.power for c in clips])
+    std = P.std(dim=0, unbiased=False)
+    assert torch.allclose(s.power_std, std) and torch.all(s.snr_db_hi[:, 0] > s.snr_db[:, 0])
+    assert torch.allclose(s.snr_db_hi, 10 * torch.log10((P.mean(0) + std)[:, None] * sched.snr))
     single = summarize(clips[:1], sched)
-    assert torch.all(single.snr_db_std == 0)
+    assert torch.all(single.power_std == 0) and torch.equal(single.snr_db_lo, single.snr_db)
     assert band_snr(_smooth_latent(), clips[0].bands, sched).crossing == r.crossing
 
 

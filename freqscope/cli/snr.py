@@ -9,24 +9,15 @@ from types import SimpleNamespace
 
 import click
 
-from ..aggregate import format_dataset_table, plot_dataset, write_dataset_csv, write_dataset_json
+from .. import snr_job
 from ..analysis import analyze_latent
 from ..bands import DECOMPOSITIONS
 from ..dataset import run_dataset
 from ..io import STDOUT, check_outputs
 from ..plotting import PLOT_FORMATS
 from ..report import format_table, plot_snr, write_band_videos, write_csv, write_json
-from ..schedule import DEFAULT_PRESET, PRESETS, SHIFT_RULE, Schedule, scheduler_config_file
-from ..snr_job import (
-    check_clip_args,
-    check_dataset_args,
-    clip_schedule,
-    is_dataset_run,
-    snr_clips,
-    snr_dataset_run,
-    snr_schedules,
-    suffixed,
-)
+from ..schedule import DEFAULT_PRESET, PRESETS, SHIFT_RULE
+from ..snr_job import is_dataset_run, suffixed
 from ..video import list_videos
 from .common import (
     ClipArgs,
@@ -34,7 +25,6 @@ from .common import (
     analysis_options,
     encoder_options,
     given,
-    model_files,
     option,
     progress_bar,
     run_inputs,
@@ -126,139 +116,83 @@ def snr(clip: ClipArgs, **options) -> None:
       freqscope snr --from-results run.parquet --schedule sd --schedule animatediff --json snr.json
       torchrun --standalone --nproc_per_node 4 -m freqscope snr --video list.csv --results run.parquet
     """
-    a = SimpleNamespace(**options)
-    dataset = is_dataset_run(
-        clip.videos,
-        schedules=a.schedule_names,
+    run_job(lambda: _snr(clip, SimpleNamespace(**options)), clip.quiet)
+
+
+def _snr(clip: ClipArgs, a: SimpleNamespace) -> None:
+    """Check the outputs, make the rows and their summaries (:func:`~freqscope.snr_job.snr`), write."""
+    dataset = given(
         results=a.results,
         from_results=a.from_results,
         workers=a.workers,
+        batch_size=a.batch_size,
         strict=a.strict,
         radial=a.radial,
-    )
-    if dataset:
-        return run_job(lambda: _snr_dataset(clip, a), clip.quiet)
-    run_job(lambda: _snr_clips(clip, a), clip.quiet)
-
-
-
-def _snr_clips(clip: ClipArgs, a: SimpleNamespace) -> None:
-    """``snr`` of single clips: check, call :func:`~freqscope.snr_job.snr_clips`, write."""
-    json_path, csv_path, plot_path, band_videos = a.json_path, a.csv_path, a.plot_path, a.band_videos
+    ) | ({"weighted": True} if a.weighted else {})
     read = {**clip.read_kwargs(), **given(size=clip.size)}
-    check_clip_args(clip.videos, read=read, weighted=a.weighted, batch_size=a.batch_size)
-    paths = list_videos(list(clip.videos))
-    check_outputs(
-        {"--json": json_path, "--csv": csv_path, "--plot": plot_path},
-        folders={"--band-videos": (band_videos, lambda name: bool(re.fullmatch(r"band\d+_.*\.mp4", name)))},
-        inputs=run_inputs(clip, a.scheduler_config, paths=paths),
-        formats={"--plot": PLOT_FORMATS},
-        stdout=("--json", "--csv"),
-    )
-    analysis = analysis_options(a.bands_text, a.decomposition, a.time_scale, seeds=a.seeds)
-    sched = clip_schedule(
-        a.schedule_names,
-        scheduler_config=a.scheduler_config,
-        **given(zero_terminal_snr=a.zero_terminal_snr, shift=a.shift),
-    )
-    run = snr_clips(
-        paths,
-        sched,
-        encoder=encoder_options(clip),
-        device=clip.device,
-        **given(seed=clip.seed),
+    dataset_run = is_dataset_run(clip.videos, schedules=a.schedule_names, **snr_job.dataset_marks(dataset))
+    snr_job.check_snr_args(
+        clip.videos,
+        dataset_run=dataset_run,
         read=read,
-        band_videos=band_videos is not None,
-        progress=progress_bar(clip.quiet),
-        **analysis,
+        dataset=dataset,
+        seeds=a.seeds,
+        band_videos=a.band_videos is not None,
     )
-    summary = run.summaries[0]
-    if not clip.quiet and STDOUT not in (json_path, csv_path):  # stdout carries the data instead
-        click.echo(format_table(summary))
-    for path, write in ((json_path, write_json), (csv_path, write_csv), (plot_path, plot_snr)):
-        if path is not None:
-            write(summary, path)
-            wrote(path, clip.quiet)
-    if band_videos is not None:
-        first = run.clips[0]
-        assert first.z0 is not None  # kept by snr_clips(band_videos=True)
-        decode = run.encoder.decode if hasattr(run.encoder, "decode") else None
-        for path in write_band_videos(first.z0, first.bands, band_videos, decode=decode):
-            wrote(path, clip.quiet)
-
-
-def _snr_dataset(clip: ClipArgs, a: SimpleNamespace) -> None:
-    """``snr`` over a dataset: run or resume (on every torchrun rank), or re-aggregate a results file."""
-    read = {**clip.read_kwargs(), **given(size=clip.size)}
-    check_dataset_args(
-        clip.videos, read=read, results=a.results, from_results=a.from_results, seeds=a.seeds, band_videos=a.band_videos
-    )
-    scheds = snr_schedules(
+    # The clips listed once (single clips: every file of a folder), to be checked against the outputs.
+    paths = [v for v in clip.videos if os.path.isfile(v)] if dataset_run else list_videos(list(clip.videos))
+    scheds = snr_job.run_schedules(
         a.schedule_names,
+        dataset_run=dataset_run,
         scheduler_config=a.scheduler_config,
         **given(zero_terminal_snr=a.zero_terminal_snr, shift=a.shift),
     )
-    outs = _dataset_outputs(scheds, json_path=a.json_path, csv_path=a.csv_path, plot_path=a.plot_path)
-    _check_dataset_outputs(
-        clip, outs, results=a.results, from_results=a.from_results, scheduler_config=a.scheduler_config
+    outs = _outputs([s.name for s in scheds], json_path=a.json_path, csv_path=a.csv_path, plot_path=a.plot_path)
+    check_outputs(
+        {"--results": a.results, **{flag: p for flag, p, _ in outs}},
+        folders={"--band-videos": (a.band_videos, lambda name: bool(re.fullmatch(r"band\d+_.*\.mp4", name)))},
+        inputs=run_inputs(clip, a.scheduler_config, paths=paths + ([a.from_results] if a.from_results else [])),
+        formats={flag: PLOT_FORMATS for flag, _, _ in outs if flag.startswith("--plot")},
+        stdout=[flag for flag, _, _ in outs if not flag.startswith("--plot")],
     )
-    run = snr_dataset_run(  # a finished run (from_results) is aggregated; the run's options then go unused
+    run = snr_job.snr(  # one library call; a finished run (from_results) is aggregated, the run's options unused
         clip.videos,
         scheds,
-        results=a.results,
-        from_results=a.from_results,
-        weighted=a.weighted,
+        read=read,
+        analysis=analysis_options(a.bands_text, a.decomposition, a.time_scale),
+        dataset=dataset,
+        seeds=a.seeds,
+        band_videos=a.band_videos is not None,
         encoder=encoder_options(clip),
         device=clip.device,
         **given(seed=clip.seed),
-        read=read,
         progress=progress_bar(clip.quiet),
-        **analysis_options(
-            a.bands_text,
-            a.decomposition,
-            a.time_scale,
-            workers=a.workers,
-            batch_size=a.batch_size,
-            strict=a.strict,
-            radial=a.radial,
-        ),
     )
     if run.job is not None and not clip.quiet and run.rank == 0:
         _say_dataset_counts(run.job, a.results)
     if run.rank != 0:
         return
-    _report_dataset(
-        clip, run, outs, json_path=a.json_path, csv_path=a.csv_path, results=a.results, from_results=a.from_results
-    )
+    _report(clip, run, outs, a)
+    if a.band_videos is not None:
+        first = run.clips[0]
+        assert first.z0 is not None  # kept by snr_clips(band_videos=True)
+        decode = run.encoder.decode if hasattr(run.encoder, "decode") else None
+        for path in write_band_videos(first.z0, first.bands, a.band_videos, decode=decode):
+            wrote(path, clip.quiet)
 
 
-def _dataset_outputs(scheds, *, json_path, csv_path, plot_path) -> list[tuple[str, str | None, Callable, Schedule]]:
-    """(flag, path, writer, schedule) of every report a dataset run writes (one set per schedule)."""
-    several = len(scheds) > 1
+def _outputs(names: list[str], *, json_path, csv_path, plot_path) -> list[tuple[str, str | None, Callable]]:
+    """(flag, path, writer) of every report, one set per schedule (``-<schedule>`` in their names when several)."""
+    several = len(names) > 1
     return [
-        (f"{flag} ({s.name})" if several else flag, suffixed(p, s.name, several), w, s)
-        for s in scheds
+        (f"{flag} ({n})" if several else flag, suffixed(p, n, several), w)
+        for n in names
         for flag, p, w in (
-            ("--json", json_path, write_dataset_json),
-            ("--csv", csv_path, write_dataset_csv),
-            ("--plot", plot_path, plot_dataset),
+            ("--json", json_path, write_json),
+            ("--csv", csv_path, write_csv),
+            ("--plot", plot_path, plot_snr),
         )
     ]
-
-
-def _check_dataset_outputs(clip: ClipArgs, outs, *, results, from_results, scheduler_config) -> None:
-    flags = [flag for flag, _, _, _ in outs]
-    check_outputs(
-        {"--results": results, **{flag: p for flag, p, _, _ in outs}},
-        inputs=[
-            *(v for v in clip.videos if os.path.isfile(v)),  # clips and lists named directly
-            *([from_results] if from_results is not None else []),
-            *model_files(clip.vae),
-            *([scheduler_config_file(scheduler_config)] if scheduler_config else []),
-        ],
-        formats={f: PLOT_FORMATS for f in flags if f.startswith("--plot")},
-        stdout=[f for f in flags if not f.startswith("--plot")],
-    )
 
 
 def _say_dataset_counts(res, results) -> None:
@@ -277,15 +211,15 @@ def _say_dataset_counts(res, results) -> None:
         )
 
 
-def _report_dataset(clip: ClipArgs, run, outs, *, json_path, csv_path, results, from_results) -> None:
-    summaries = run.summaries
-    for s in summaries:
-        if not clip.quiet and "-" not in (json_path, csv_path):  # stdout carries the data instead
-            click.echo(format_dataset_table(s))
-    s0 = summaries[0]
+def _report(clip: ClipArgs, run, outs, a: SimpleNamespace) -> None:
+    """The table of each schedule (unless stdout carries the data), the skipped clips, then the files."""
+    if not clip.quiet and STDOUT not in (a.json_path, a.csv_path):
+        for s in run.summaries:
+            click.echo(format_table(s))
+    s0, source = run.summaries[0], a.results or a.from_results
     if s0.skipped and not clip.quiet:
-        listed = [f"--results {results or from_results} (status 'error')"] if (results or from_results) else []
-        listed += ["the JSON's 'skipped'"] if json_path else []
+        listed = [f"--results {source} (status 'error')"] if source else []
+        listed += ["the JSON's 'skipped'"] if a.json_path else []
         click.echo(
             f"freqscope: warning: skipped {len(s0.skipped)} unreadable clip(s)"
             + (f"; listed in {' and '.join(listed)}" if listed else "")
@@ -293,11 +227,11 @@ def _report_dataset(clip: ClipArgs, run, outs, *, json_path, csv_path, results, 
             + to_flags("; ".join(e if p in e else f"{p}: {e}" for p, e in s0.skipped[:3])),
             err=True,
         )
-    for _, path, write, s in outs:
+    per_schedule = len(outs) // len(run.summaries)
+    for i, (_, path, write) in enumerate(outs):
         if path is not None:
-            write(summaries[run.schedules.index(s)], path)
+            write(run.summaries[i // per_schedule], path)
             wrote(path, clip.quiet)
-
 
 
 command = snr

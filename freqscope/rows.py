@@ -1,0 +1,136 @@
+"""One clip's analysis as one row: the band powers of its latent, the bins behind them, energy shares, shapes.
+
+Every ``snr`` run, one clip, several or a whole dataset, turns each latent into a row with
+:func:`latent_rows` (the one FFT per latent that every number comes from), keeps the rows in memory or in
+the results store (:mod:`freqscope.results`, whose columns they are), and summarises them with
+:func:`freqscope.aggregate.aggregate`. The SNR under any schedule follows from the band powers, so a row
+depends on no schedule. :func:`analysis_settings` is everything that changes a row's numbers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import warnings
+from typing import Any
+
+import torch
+
+from .bands import DEFAULT_EDGES, BandSet, band_mean, band_power, bin_power, make_bands, radial_profile
+from .encode import PixelEncoder
+from .results import settings_hash
+from .snr import energy_fraction
+from .video import read_video
+
+__all__ = ["latent_rows", "check_finite_power", "analysis_settings", "source_settings", "band_settings"]
+__all__ += ["read_options", "settings_columns"]
+
+#: Version of the analysis settings a row is keyed by (rows of another version are analysed again).
+SETTINGS_VERSION = 1
+
+
+def check_finite_power(power: torch.Tensor, bands: BandSet, what: str = "z0") -> None:
+    """Raise if a non-empty band's power ``(…, n_bands)`` is NaN/Inf: the latent held NaN/Inf values
+    (checked on a few numbers instead of every pixel; the FFT spreads a NaN or Inf over the bands)."""
+    full = torch.tensor([b.n_bins > 0 for b in bands.bands], device=power.device)
+    if not torch.isfinite(power[..., full]).all():
+        raise ValueError(f"{what} holds NaN/Inf values; check the input frames or the encoder (try `dtype` float32)")
+
+
+def _warn_empty(bands: BandSet) -> None:
+    empty = [b.name for b in bands.bands if b.n_bins == 0]
+    if empty:
+        warnings.warn(
+            f"band(s) {', '.join(empty)} hold no frequency bin of the {'×'.join(map(str, bands.shape))} "
+            "latent grid and are reported as empty; use coarser `edges` or more frames/pixels",
+            stacklevel=3,
+        )
+
+
+def latent_rows(
+    z: torch.Tensor,
+    *,
+    edges: tuple[float, ...] = DEFAULT_EDGES,
+    decomposition: str = "spatiotemporal",
+    time_scale: float = 1.0,
+    radial: bool = False,
+    per_sample: bool = True,
+    what: str = "z0",
+) -> tuple[BandSet, list[dict[str, Any]]]:
+    """The bands of the latent grid of ``z`` ``(b, c, t, h, w)`` and one row per sample (``per_sample``), or
+    one row for the whole batch (powers averaged over it): ``latent_shape``, ``band_names``, ``n_bins``,
+    ``band_power`` (mean ``|F z|²`` per bin of each band, float64), ``energy_fraction`` (sums to 1) and, with
+    ``radial``, the radially averaged spectrum (``radius``, ``radial_power``). Raises if a band's power is
+    NaN/Inf (the latent held NaN/Inf values).
+
+    >>> bands, rows = latent_rows(torch.randn(2, 4, 8, 32, 32))
+    >>> len(rows), rows[0]["latent_shape"], rows[0]["band_names"][0], round(sum(rows[0]["energy_fraction"]), 6)
+    (2, [1, 4, 8, 32, 32], 'DC', 1.0)
+    """
+    if z.ndim != 5:
+        raise ValueError(f"{what} must be (b, c, t, h, w), got shape {tuple(z.shape)}")
+    z = z.float()
+    T, H, W = z.shape[-3:]
+    bands = make_bands((T, H, W), edges, decomposition=decomposition, time_scale=time_scale, device=z.device)
+    _warn_empty(bands)
+    geometry = {"band_names": bands.names, "n_bins": [b.n_bins for b in bands.bands]}
+    parts = [z[i : i + 1] for i in range(z.shape[0])] if per_sample else [z]
+    if per_sample and not radial:
+        powers = list(band_power(z, bands, per_sample=True))  # one batched FFT
+        profiles: list = [None] * len(parts)
+    else:
+        # The per-bin power of each part: its band means and, with radial, its radial profile.
+        bins = [bin_power(x) for x in parts]  # (t, h, w) each
+        powers = [band_mean(p, bands) for p in bins]
+        radial_of = lambda p: radial_profile(p, decomposition=decomposition, time_scale=time_scale)  # noqa: E731
+        profiles = [radial_of(p) if radial else None for p in bins]
+    rows = []
+    for x, power, profile in zip(parts, powers, profiles):
+        check_finite_power(power, bands, what)
+        row = {
+            "latent_shape": list(x.shape),
+            **geometry,
+            "band_power": power.cpu().tolist(),
+            "energy_fraction": energy_fraction(power, bands).cpu().tolist(),
+        }
+        if profile is not None:
+            row["radius"], row["radial_power"] = profile[0].cpu().tolist(), profile[1].cpu().tolist()
+        rows.append(row)
+    return bands, rows
+
+
+def read_options(read: dict | None) -> dict:
+    """read_video's own defaults, overridden by what was given, so that the settings are the same either way."""
+    defaults = {k: v.default for k, v in inspect.signature(read_video).parameters.items() if v.kind == v.KEYWORD_ONLY}
+    unknown = set(read or {}) - set(defaults)
+    if unknown:
+        raise ValueError(f"read: unknown option(s) {', '.join(sorted(unknown))}; choose from {', '.join(defaults)}")
+    return {**defaults, **(read or {})}
+
+
+def analysis_settings(
+    encoder: Any, *, read: dict, edges: tuple[float, ...], decomposition: str, time_scale: float, radial: bool
+) -> dict:
+    """Everything that changes a clip's numbers: the key of its row in the results store. ``encoder``: an
+    encoder of :func:`~freqscope.encode.load_encoder`; ``read``: every option of ``read_video``."""
+    # radial: whether the rows hold the radial spectrum (a run that asks for it redoes rows without it)
+    return {**source_settings(encoder, read), **band_settings(edges, decomposition, time_scale), "radial": radial}
+
+
+def source_settings(encoder: Any, read: dict) -> dict:
+    """The part of the settings that says how the latent was made: the encoder and how the clip was read."""
+    info = encoder.info.to_dict()
+    enc = {k: info.get(k) for k in ("name", "source", "class_name", "scaling", "sample_posterior", "dtype")}
+    if isinstance(encoder, PixelEncoder):
+        enc["downsample"] = encoder.downsample
+    return {"version": SETTINGS_VERSION, "encoder": enc, "read": dict(sorted(read.items()))}
+
+
+def band_settings(edges: tuple[float, ...], decomposition: str, time_scale: float) -> dict:
+    """The part of the settings that says how the latent was analysed."""
+    return {"edges": list(edges), "decomposition": decomposition, "time_scale": time_scale}
+
+
+def settings_columns(settings: dict) -> dict:
+    """The row columns that key it by its settings (``settings``: a hash, ``settings_json``: the settings)."""
+    return {"settings": settings_hash(settings), "settings_json": json.dumps(settings, sort_keys=True)}
