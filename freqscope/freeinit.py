@@ -15,6 +15,7 @@ plain sampling, ``num_iters=3`` is one plain pass and two re-initialised ones.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -122,8 +123,9 @@ fast_sampling=False, gap_tol=1.0, max_iters=5), 'num_iters': 2}
     """
     shared = {f.name for f in fields(FreeInitOptions)}
     of_priors = {f.name for cls in PRIORS.values() for f in prior_options(cls)}
-    if of_priors & shared:
-        raise ValueError(f"`prior` options {sorted(of_priors & shared)} are FreeInit's own: rename them")
+    clash = of_priors & (shared | set(inspect.signature(sample).parameters))
+    if clash:
+        raise ValueError(f"`prior` options {sorted(clash)} are sample()'s or FreeInit's own: rename them")
     rest = {k: v for k, v in options.items() if k not in shared | of_priors}
     freeinit = FreeInitOptions(**{k: v for k, v in options.items() if k in shared})
     return {"prior": make_prior(prior, **options), "freeinit": freeinit, **rest}
