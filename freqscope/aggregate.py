@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,9 +22,6 @@ from .bands import make_bands
 from .results import SCHEMA
 from .schedule import Schedule
 from .snr import clip_weights, crossing_timesteps, snr_closed_form, to_db
-
-if TYPE_CHECKING:
-    from .analysis import ClipResult
 
 __all__ = ["Summary", "aggregate"]
 
@@ -51,7 +48,7 @@ class Summary:
     settings: dict = field(default_factory=dict)  # the analysis settings (rows.analysis_settings)
     weighted: bool = False
     paths: list[str] | None = None  # each clip's path, when the run lists them (one clip or a few)
-    clips: list[ClipResult] | None = None  # each clip's own analysis, for runs over single clips
+    clips: list[Any] | None = None  # each clip's analysis.ClipResult, for runs over single clips
 
     @property
     def spread_db(self) -> tuple[torch.Tensor, torch.Tensor]:

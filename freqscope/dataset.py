@@ -33,16 +33,19 @@ __all__ = ["DatasetRun", "run_dataset"]
 
 @dataclass
 class DatasetRun:
-    """What one rank of a dataset run did (the rows themselves are in the results store or ``rows``)."""
+    """What a dataset run did: one rank's, or (from :func:`~freqscope.dataset_job.run_ranks`) the counts
+    summed over all ranks. The rows themselves are in the results store, or in ``rows`` without one."""
 
     settings: dict
     settings_hash: str
     analysed: int = 0  # clips analysed in this run
     resumed: int = 0  # clips skipped because the store already held them
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line error) of this run
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line error) of this rank's clips
     warned: int = 0  # clips analysed with a warning (e.g. fewer frames than asked), in the 'warning' column
     rows: list[dict] = field(default_factory=list)  # this run's rows when there is no store
     seconds: float = 0.0
+    rank: int = 0  # this process's torchrun rank
+    world_size: int = 1
 
 
 def _one_line(e: BaseException) -> str:
@@ -152,7 +155,7 @@ def run_dataset(
     )
     columns = settings_columns(settings)
     key = columns["settings"]
-    run = DatasetRun(settings, key)
+    run = DatasetRun(settings, key, rank=rank, world_size=world_size)
     store = ResultsStore(results, rank=rank, metadata=settings) if results is not None else None
     done = store.done(key) if store is not None else {}
     opts = dict(edges=edges, decomposition=decomposition, time_scale=time_scale, radial=radial)

@@ -20,20 +20,22 @@ from typing import Any
 
 import torch
 
-from .aggregate import Summary
+from .aggregate import Summary, aggregate
 from .analysis import ClipResult, analyze_video, summarize
-from .dataset_job import DatasetJob, dist_env, rank_device, snr_dataset, snr_from_results
+from .dataset import DatasetRun
+from .dataset_job import dist_env, rank_device, run_ranks
 from .devices import DEVICE_RULE, resolve_device
 from .encode import load_encoder
 from .inputs import GLOB_CHARS, LIST_SUFFIXES
 from .io import check_outputs
+from .results import read_results
 from .schedule import DEFAULT_PRESET, Schedule, get_schedule
 from .video import check_read_options as check_read
 from .video import list_videos
 
 __all__ = ["SNRRun", "resolve_device", "DEVICE_RULE", "is_dataset_run", "check_read", "check_clip_args"]
 __all__ += ["check_dataset_args", "snr_schedules", "clip_schedule", "snr_clips", "snr_dataset_run", "snr"]
-__all__ += ["run_schedules", "dataset_marks", "check_snr_args"]
+__all__ += ["run_schedules", "dataset_marks", "check_snr_args", "snr_from_results"]
 
 #: Above this many clips in one process, a dataset run (resumable, parallel decoding) is suggested.
 MANY_CLIPS = 50
@@ -47,12 +49,12 @@ class SNRRun:
     summaries: list[Summary]  # one per schedule
     clips: list[ClipResult] = field(default_factory=list)  # each clip's analysis (clip runs only)
     encoder: Any = None  # the encoder that made the latents (clip runs only; band videos decode with it)
-    job: DatasetJob | None = None  # counts, timing and rank of a dataset run (None: clips or --from-results)
+    dataset: DatasetRun | None = None  # counts (over all ranks), timing and rank of a dataset run
 
     @property
     def rank(self) -> int:
         """This process's torchrun rank (0 outside torchrun): only rank 0 reports."""
-        return self.job.rank if self.job is not None else 0
+        return self.dataset.rank if self.dataset is not None else 0
 
 
 def is_dataset_run(
@@ -200,19 +202,30 @@ def snr_dataset_run(
     check_outputs({"`results`": results}, inputs=[v for v in videos if os.path.isfile(v)])  # links too
     dev = rank_device(resolve_device(device))  # under torchrun: this rank's GPU
     enc = load_encoder(**(encoder or {}), device=dev)
-    job = snr_dataset(
+    run, rows = run_ranks(
         list(videos),
         enc,
-        schedules,
         results=results,
-        weighted=weighted,
         device=dev,
         progress=progress,
         read=read or {},
         generator=torch.Generator(dev).manual_seed(seed),
         **kwargs,
     )
-    return SNRRun(schedules, list(job.summaries), job=job)
+    summaries = [aggregate(rows, s, weighted=weighted) for s in schedules] if rows is not None else []
+    return SNRRun(schedules, summaries, dataset=run)
+
+
+def snr_from_results(path: str | os.PathLike, schedules: list[Schedule], *, weighted: bool = False) -> list[Summary]:
+    """Summarise a finished results file under each schedule, without decoding anything."""
+    table = read_results(path)
+    n = len(set(table.column("settings").to_pylist()))
+    if n > 1:
+        raise ValueError(
+            f"`from_results` {path} holds clips analysed with {n} different settings (frames, size, encoder, "
+            "bands...); keep one results file per setting"
+        )
+    return [aggregate(table, s, weighted=weighted) for s in schedules]
 
 
 def suffixed(path: str | None, name: str, several: bool) -> str | None:

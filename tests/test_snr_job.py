@@ -214,7 +214,7 @@ def test_snr_clips_equals_analyze_video_and_summarize(numbered_clip):
     assert torch.equal(run.summaries[0].snr_db, ref.snr_db)
     assert torch.equal(run.clips[1].snr.sampled_db_mean, clips[1].snr.sampled_db_mean)
     assert run.clips[0].z0 is not None and run.clips[1].z0 is None
-    assert run.rank == 0 and run.job is None and isinstance(run.encoder, PixelEncoder)
+    assert run.rank == 0 and run.dataset is None and isinstance(run.encoder, PixelEncoder)
     assert run.clips[0].encoder["frames_used"] == 8
 
 

@@ -168,8 +168,8 @@ def _snr(clip: ClipArgs, a: SimpleNamespace) -> None:
         **given(seed=clip.seed),
         progress=progress_bar(clip.quiet),
     )
-    if run.job is not None and not clip.quiet and run.rank == 0:
-        _say_dataset_counts(run.job, a.results)
+    if run.dataset is not None and not clip.quiet and run.rank == 0:
+        _say_dataset_counts(run.dataset, a.results)
     if run.rank != 0:
         return
     _report(clip, run, outs, a)
