@@ -39,18 +39,19 @@ FIGS := fig1_band_decomposition fig2_snr_vs_timestep fig3_snr_heatmap fig4_rapsd
 figures: $(FIGS:%=figures/%.png)
 
 # What each figure's script uses from the library (besides the shared plotting style).
-LIB_CORE := freqscope/video.py freqscope/bands.py freqscope/schedule.py freqscope/snr.py
+LIB_CORE := freqscope/video.py freqscope/bands.py freqscope/noise_schedule.py freqscope/snr.py freqscope/noise.py
 LIB_STYLE := freqscope/plotting.py freqscope/freqscope.mplstyle figures/scripts/_common.py
-LIB_FREEINIT := freqscope/experiment.py freqscope/freeinit.py freqscope/samplers.py freqscope/init_noise.py \
-                freqscope/filters.py freqscope/priors.py \
+LIB_FREEINIT := freqscope/freeinit_job.py freqscope/freeinit.py freqscope/samplers.py freqscope/priors.py \
+                freqscope/filters.py freqscope/pipeline_adapter.py freqscope/scheduler_adapter.py \
                 freqscope/reference.py freqscope/gap.py freqscope/consistency.py
 figures/fig1_band_decomposition.png: $(LIB_CORE)
-figures/fig2_snr_vs_timestep.png: $(LIB_CORE) freqscope/analysis.py freqscope/encode.py
+figures/fig2_snr_vs_timestep.png: $(LIB_CORE) freqscope/analysis.py freqscope/encode.py freqscope/rows.py \
+                                  freqscope/aggregate.py
 figures/fig3_snr_heatmap.png: $(LIB_CORE)
 figures/fig4_rapsd.png: $(LIB_CORE)
 figures/fig5_gap.png: $(LIB_CORE) $(LIB_FREEINIT)
 figures/fig6_consistency.png: $(LIB_CORE) $(LIB_FREEINIT)
-figures/fig7_terminal_snr.png: freqscope/schedule.py freqscope/snr.py
+figures/fig7_terminal_snr.png: freqscope/noise_schedule.py freqscope/snr.py
 
 figures/%.png figures/%.pdf: figures/scripts/%.py $(LIB_STYLE) | $(STAMP)
 	cd figures/scripts && ../../$(PY) $*.py

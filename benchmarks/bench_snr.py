@@ -14,7 +14,7 @@ import time
 import torch
 
 from freqscope.bands import make_bands
-from freqscope.schedule import get_schedule
+from freqscope.noise_schedule import get_schedule
 from freqscope.snr import snr_naive, snr_sampled, to_db
 
 

@@ -11,8 +11,8 @@ from .analysis import analyze_latent, analyze_video, summarize
 from .bands import band_power, bandpass, distance, fft3, freq_grid, make_bands, parse_edges, rapsd
 from .encode import PixelEncoder, VAEEncoder, load_encoder
 from .filters import freq_mix, lowpass_filter
+from .noise_schedule import PRESETS, Schedule, flow_schedule, get_schedule, schedule_from_config, vp_schedule
 from .rows import latent_rows
-from .schedule import PRESETS, Schedule, flow_schedule, get_schedule, schedule_from_config, vp_schedule
 from .snr import band_snr, crossing_timesteps, energy_fraction, snr_closed_form, snr_sampled, to_db
 from .video import read_video
 

@@ -19,8 +19,8 @@ import pyarrow.compute as pc
 import torch
 
 from .bands import make_bands
+from .noise_schedule import Schedule
 from .results import SCHEMA
-from .schedule import Schedule
 from .snr import clip_weights, crossing_timesteps, snr_closed_form, to_db
 
 __all__ = ["Summary", "aggregate"]

@@ -13,8 +13,8 @@ import torch
 from .aggregate import Summary, aggregate
 from .bands import DEFAULT_EDGES, BandSet
 from .encode import Encoder
+from .noise_schedule import Schedule
 from .rows import band_settings, check_finite_power, latent_rows, read_options, settings_columns, source_settings
-from .schedule import Schedule
 from .snr import BandSNR, band_snr, clip_weights
 from .video import read_video
 

@@ -3,7 +3,7 @@
 A *sampler* (:mod:`freqscope.samplers`) turns an initial noise into a clean latent: :class:`DenoiserSampler`
 (a model and a diffusers scheduler, e.g. the weight-free :class:`~freqscope.reference.GaussianVideoModel`)
 or :class:`PipelineSampler` (any diffusers video pipeline whose call takes ``latents=``). The noise each pass
-starts from is the prior's (:mod:`freqscope.init_noise`: one object per prior, with its options, registered
+starts from is the prior's (:mod:`freqscope.priors`: one object per prior, with its options, registered
 in :data:`PRIORS`); FreeInit's own options are :class:`FreeInitOptions`. Initial noises live
 in the *VP-normalised* space (unit-variance noise, ``z = √ᾱ·z0 + √(1−ᾱ)·ε``); each sampler maps them into
 its scheduler's own sample space, so schedulers with ``init_noise_sigma ≠ 1`` (Euler) and flow matching
@@ -26,7 +26,9 @@ import torch
 from .bands import BandSet
 from .filters import FILTER_METHODS, lowpass_filter
 from .gap import keep_reinitialising, low_band_gap_db
-from .init_noise import (
+from .noise import gaussian_noise
+from .noise_schedule import vp_alpha_bar
+from .priors import (
     PRIORS,
     InitContext,
     Prior,
@@ -37,9 +39,8 @@ from .init_noise import (
     prior_options,
     register_prior,
 )
-from .priors import gaussian_noise
 from .samplers import Callback, DenoiserSampler, PipelineSampler
-from .schedulers import family, start_index_for, training_schedule, vp_alpha_bar
+from .scheduler_adapter import family, start_index_for, training_schedule
 
 __all__ = [
     "PRIORS",
@@ -113,7 +114,7 @@ class SamplingResult:
 
 def sample_options(prior: str | Prior, options: Mapping[str, Any]) -> dict[str, Any]:
     """:func:`sample`'s keywords for ``prior`` from one flat mapping of options, as a job or the CLI gathers
-    them for several priors: a prior's own options make the prior (:func:`~freqscope.init_noise.make_prior`;
+    them for several priors: a prior's own options make the prior (:func:`~freqscope.priors.make_prior`;
     the other priors' are left out), :class:`FreeInitOptions`' fields make ``freeinit`` and the rest pass on.
 
     >>> sample_options("freqprior", {"num_iters": 2, "ratio": 0.5, "d_s": 0.3, "pyoco_alpha": 2.0})
@@ -301,7 +302,7 @@ def sample(
     """Sample with FreeInit or a peer; every pass is returned with its initial noise.
 
     ``prior`` is a registered name (:data:`PRIORS`, with its default options) or a prior object with its
-    options (:mod:`freqscope.init_noise`, e.g. ``FreqPrior(mid_step=400)``). Pass 0 samples from the
+    options (:mod:`freqscope.priors`, e.g. ``FreqPrior(mid_step=400)``). Pass 0 samples from the
     prior's noise. Passes k ≥ 1 of an iterating prior start from its re-initialisation of the last pass; a
     single-pass prior runs one pass, whatever ``num_iters``. FreeInit re-diffuses the last result with
     the pass-0 noise (``renoise="reuse"``, the official behaviour) or a fresh draw (``"fresh"``), keeps its
@@ -315,7 +316,7 @@ def sample(
     every iterating prior (:class:`FreeInitOptions`: filter, re-noise, ``fast_sampling``, adaptive stop).
 
     Where a pass re-noises is a *noise level* (VP-equivalent ᾱ), mapped onto the grid the sampler runs
-    (:mod:`freqscope.schedulers`): the pass starts at the first grid step at or below that noise and is
+    (:mod:`freqscope.scheduler_adapter`): the pass starts at the first grid step at or below that noise and is
     re-diffused to exactly that step's level, so ``passes[k].start_timestep`` and ``.alpha_bar`` agree.
     Default level: for VP schedules, the first inference step's own (DDIM 50 steps, leading: t = 981);
     for flow matching, zero terminal SNR and σ-scaled schedules, ``MIN_RENOISE_ALPHA_BAR`` (SD's terminal
@@ -328,7 +329,7 @@ def sample(
     gap (:func:`~freqscope.gap.low_band_gap_db`: the band ``(0, e₁)``, against ``clip_power``) is
     measured, and the pass runs only while the last gap is above ``gap_tol`` dB, the candidate's is smaller
     and does not overshoot below ``−gap_tol`` (:func:`~freqscope.gap.keep_reinitialising`); at most
-    ``max_iters`` passes. ``prior="spectrum"``: one pass from :func:`~freqscope.priors.spectrum_matched_noise`
+    ``max_iters`` passes. ``prior="spectrum"``: one pass from :func:`~freqscope.noise.spectrum_matched_noise`
     with training ``z``'s expected band power at the first step's level. Both need ``clip_power = (bands,
     P_b)``, the band power of clean latents (the reference clip's, or a dataset mean).
 
@@ -338,7 +339,7 @@ def sample(
     is the sample after step ``i``; ``t`` and ``sigma`` (k-diffusion's σ = s/a) are the level the step
     started from; ``denoised`` is the model's clean estimate there (:class:`DenoiserSampler`), or None where
     the sampler cannot see it (:class:`PipelineSampler`: a pipeline's step callback exposes latents only).
-    Diagnostics such as :class:`~freqscope.experiment.GapObserver` plug in here.
+    Diagnostics such as :class:`~freqscope.freeinit_job.GapObserver` plug in here.
     """
     prior, o = make_prior(prior), freeinit
     _check_args(prior, num_iters, o, clip_power=clip_power, num_inference_steps=num_inference_steps, shape=shape)

@@ -32,7 +32,7 @@ from .report import _clean, fmt_db, layout_table
 
 if TYPE_CHECKING:
     from .bands import BandSet
-    from .experiment import FreeInitRun, GapRun
+    from .freeinit_job import FreeInitRun, GapRun
 
 __all__ = [
     "FREEINIT_SCHEMA",
@@ -179,13 +179,13 @@ def plot_gap(bands: BandSet, runs: Sequence[GapRun], path: str | os.PathLike, *,
 
 
 def run_title(run: FreeInitRun) -> str:
-    """One line naming what a :class:`~freqscope.experiment.FreeInitRun` measured: clip, latent, sampler."""
+    """One line naming what a :class:`~freqscope.freeinit_job.FreeInitRun` measured: clip, latent, sampler."""
     model = f"pipeline {run.pipeline}" if run.pipeline else "reference model (exact Gaussian denoiser)"
     return f"clip {run.video} | latent {run.latent_shape} | {type(run.scheduler).__name__} | {model}"
 
 
 def run_to_dict(run: FreeInitRun) -> dict:
-    """The ``freqscope.freeinit/1`` document of a :class:`~freqscope.experiment.FreeInitRun`."""
+    """The ``freqscope.freeinit/1`` document of a :class:`~freqscope.freeinit_job.FreeInitRun`."""
     doc = freeinit_to_dict(
         run.bands,
         run.P.cpu(),

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from .bands import fft3
-from .priors import spectrum_matched_noise
-from .schedulers import family, input_level
+from .noise import spectrum_matched_noise
+from .scheduler_adapter import family, input_level
 
 __all__ = ["GaussianVideoModel"]
 

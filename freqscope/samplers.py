@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from .pipelines import adapter_for
-from .schedulers import cut_grid, family, grid_levels, input_level, sample_level, starting_at, step_level
+from .pipeline_adapter import adapter_for
+from .scheduler_adapter import cut_grid, family, grid_levels, input_level, sample_level, starting_at, step_level
 
 __all__ = ["Callback", "DenoiserSampler", "PipelineSampler"]
 
@@ -86,7 +86,7 @@ def _sigma(a: float, s: float) -> float:
 
 def _step_view(scheduler, t, zin: torch.Tensor, out: torch.Tensor) -> dict:
     """``sigma`` of the sample a step starts from and ``denoised``, the clean latent the model's output
-    implies for its input ``zin = A·x0 + B·ε`` (:func:`~freqscope.schedulers.input_level`): ε-prediction
+    implies for its input ``zin = A·x0 + B·ε`` (:func:`~freqscope.scheduler_adapter.input_level`): ε-prediction
     ``(zin − B·out)/A``, v-prediction ``(A·zin − B·out)/(A² + B²)``, flow velocity ``ε − x0``:
     ``(zin − B·out)/(A + B)``, x0-prediction ``out``."""
     A, B = input_level(scheduler, t)
@@ -108,7 +108,7 @@ class _GridProbe(Exception):
 
 
 class PipelineSampler(_SchedulerSampler):
-    """A diffusers video pipeline of a supported family (:mod:`freqscope.pipelines`), run with ``latents=``
+    """A diffusers video pipeline of a supported family (:mod:`freqscope.pipeline_adapter`), run with ``latents=``
     and ``output_type="latent"``.
 
     ``call_kwargs`` (prompt or prompt_embeds, guidance, ``num_frames``, ``height``, ``width``, …) are passed

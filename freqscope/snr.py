@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 
 from .bands import BandSet, band_power
-from .priors import randn
-from .schedule import Schedule
+from .noise import randn
+from .noise_schedule import Schedule
 
 __all__ = [
     "snr_closed_form",

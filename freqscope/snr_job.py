@@ -28,8 +28,8 @@ from .devices import DEVICE_RULE, resolve_device
 from .encode import load_encoder
 from .inputs import GLOB_CHARS, LIST_SUFFIXES
 from .io import check_outputs
+from .noise_schedule import DEFAULT_PRESET, Schedule, get_schedule
 from .results import read_results
-from .schedule import DEFAULT_PRESET, Schedule, get_schedule
 from .video import check_read_options as check_read
 from .video import list_videos
 

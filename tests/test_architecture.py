@@ -113,6 +113,63 @@ def test_import_graph_is_a_dag():
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
+#: The layers (docs/architecture.md), each module in one; a module imports only from its own layer or below.
+LAYERS: list[tuple[str, set[str]]] = [
+    ("bottom", {"io", "hub", "devices", "inputs", "plotting", "video", "noise_schedule", "bands", "noise", "results"}),
+    ("analysis core", {"encode", "snr", "rows", "analysis", "aggregate", "report", "dataset", "dataset_job",
+                       "snr_job"}),
+    ("diffusers adapters", {"scheduler_adapter", "pipeline_adapter"}),
+    ("FreeInit half", {"filters", "priors", "reference", "samplers", "freeinit", "gap", "motion", "consistency"}),
+    ("FreeInit job and report", {"freeinit_job", "freeinit_report"}),
+    ("top", {"cli", "cli.common", "cli.snr", "cli.freeinit", "cli.__main__", "__init__", "__main__"}),
+]
+
+
+def layer_violations(graph: dict[str, set[str]], layers: list[tuple[str, set[str]]]) -> list[str]:
+    """Each import that points up a layer, and each module in no layer (or in two)."""
+    level: dict[str, int] = {}
+    problems = []
+    for i, (_, mods) in enumerate(layers):
+        for m in mods:
+            if m in level:
+                problems.append(f"{m} is in two layers")
+            level[m] = i
+    for m, deps in sorted(graph.items()):
+        if m not in level:
+            problems.append(f"{m} is in no layer: add it to LAYERS (and to docs/architecture.md)")
+            continue
+        for d in sorted(deps):
+            if d in level and level[d] > level[m]:
+                problems.append(f"{m} ({layers[level[m]][0]}) imports {d} ({layers[level[d]][0]})")
+    return problems
+
+
+def test_layer_checker_can_fail():
+    layers = [("low", {"a"}), ("high", {"b"})]
+    assert layer_violations({"a": {"b"}, "b": set()}, layers) == ["a (low) imports b (high)"]
+    assert layer_violations({"a": set(), "b": {"a"}, "c": set()}, layers) == [
+        "c is in no layer: add it to LAYERS (and to docs/architecture.md)"
+    ]
+
+
+def test_imports_point_down_the_layers():
+    """In particular the analysis core imports nothing from the FreeInit half, directly or through a module."""
+    graph = import_graph()
+    assert layer_violations(graph, LAYERS) == []
+    core = set().union(*(mods for name, mods in LAYERS[:2]))
+    freeinit = set().union(*(mods for name, mods in LAYERS[2:5]))
+
+    def reach(m: str, seen: set[str]) -> set[str]:
+        for d in graph.get(m, ()):
+            if d not in seen:
+                seen.add(d)
+                reach(d, seen)
+        return seen
+
+    for m in sorted(core):
+        assert not reach(m, set()) & freeinit, f"{m} reaches the FreeInit half: {reach(m, set()) & freeinit}"
+
+
 def test_bottom_layer_imports_nothing_from_freqscope():
     graph = import_graph()
     for name in ("io", "hub"):

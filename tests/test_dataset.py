@@ -20,9 +20,9 @@ from freqscope.analysis import analyze_video, summarize
 from freqscope.dataset import run_dataset
 from freqscope.encode import load_encoder
 from freqscope.inputs import ClipSpec, iter_clips, shard
+from freqscope.noise_schedule import get_schedule
 from freqscope.report import format_table, summary_to_dict
 from freqscope.results import ResultsStore, read_results
-from freqscope.schedule import get_schedule
 
 
 def _frames(seed: int, t: int = 10, h: int = 32, w: int = 48) -> np.ndarray:

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from freqscope.bands import band_power, make_bands
-from freqscope.experiment import gap_run, reference_scheduler, run_reference
 from freqscope.filters import lowpass_filter
 from freqscope.freeinit import (
     MIN_RENOISE_ALPHA_BAR,
@@ -17,9 +16,11 @@ from freqscope.freeinit import (
     sample,
     sample_options,
 )
+from freqscope.freeinit_job import gap_run, reference_scheduler, run_reference
 from freqscope.gap import gap_db, predicted_pass_power, training_power
+from freqscope.noise_schedule import vp_alpha_bar
 from freqscope.reference import GaussianVideoModel
-from freqscope.schedulers import grid_levels, vp_alpha_bar
+from freqscope.scheduler_adapter import grid_levels
 from tiny_pipelines import tiny_animatediff
 
 
@@ -122,7 +123,7 @@ def test_pipeline_starts_midway_on_the_tail_of_its_grid(pipe, embeds):
 def test_cogvideox_layout_and_zero_terminal_snr():
     """CogVideoX: (b, t, c, h, w) latents, its own zero-terminal-SNR v-prediction scheduler, which takes no
     custom timesteps: pass 1 re-noises midway and the pipeline runs on the tail of its grid."""
-    from freqscope.pipelines import latent_shape
+    from freqscope.pipeline_adapter import latent_shape
     from tiny_pipelines import tiny_cogvideox
 
     cog = tiny_cogvideox()
@@ -366,7 +367,7 @@ def test_callback_denoised_is_the_models_clean_estimate(scheduler):
     """At every step of every pass the callback's ``denoised`` (recovered from the model's raw output: ε, v
     or velocity) equals the reference model's exact posterior mean of the step's input, and ``sigma`` is
     k-diffusion's σ = s/a of the level the step started from."""
-    from freqscope.schedulers import input_level, sample_level
+    from freqscope.scheduler_adapter import input_level, sample_level
 
     torch.manual_seed(0)
     model = GaussianVideoModel(torch.rand(3, 4, 8, 8) * 5)
@@ -416,8 +417,8 @@ def test_observers_on_the_callback_equal_measuring_the_finished_result():
     """GapObserver and ConsistencyObserver watching sample() live give exactly what measuring the returned
     passes afterwards gives (gap_db per band of each init, relative power and consistency of each result)."""
     from freqscope.consistency import consistency_metrics
-    from freqscope.experiment import ConsistencyObserver, GapObserver
     from freqscope.freeinit import observers
+    from freqscope.freeinit_job import ConsistencyObserver, GapObserver
     from freqscope.gap import relative_power_db
 
     torch.manual_seed(0)

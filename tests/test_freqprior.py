@@ -13,7 +13,7 @@ import torch
 
 from freqscope.filters import lowpass_filter
 from freqscope.freeinit import DenoiserSampler, FreeInitOptions, sample
-from freqscope.init_noise import FreqPrior
+from freqscope.priors import FreqPrior
 from freqscope.reference import GaussianVideoModel
 
 ANIMATEDIFF_DDIM = dict(

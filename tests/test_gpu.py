@@ -36,7 +36,7 @@ pytestmark = [
 def test_family_runs_on_cuda(name, dtype):
     from test_pipeline_families import _clip_and_call
 
-    from freqscope.experiment import run_pipeline
+    from freqscope.freeinit_job import run_pipeline
     from tiny_pipelines import build
 
     pipe = build(name).to("cuda", dtype)

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from conftest import write_clip
 from freqscope.cli import main
 from freqscope.io import check_outputs, dumps_json
-from freqscope.schedule import load_scheduler_config
+from freqscope.noise_schedule import load_scheduler_config
 
 
 @pytest.fixture(scope="module")

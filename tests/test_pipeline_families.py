@@ -15,10 +15,11 @@ import pytest
 import torch
 
 from conftest import run_cli
-from freqscope.experiment import run_pipeline
 from freqscope.freeinit import MIN_RENOISE_ALPHA_BAR, PipelineSampler
-from freqscope.pipelines import PIPELINE_FAMILIES, adapter_for
-from freqscope.schedulers import family, start_index_for, vp_alpha_bar
+from freqscope.freeinit_job import run_pipeline
+from freqscope.noise_schedule import vp_alpha_bar
+from freqscope.pipeline_adapter import PIPELINE_FAMILIES, adapter_for
+from freqscope.scheduler_adapter import family, start_index_for
 from tiny_pipelines import FAMILIES, build, family_call
 
 STEPS = 10

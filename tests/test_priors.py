@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from freqscope.priors import gaussian_noise, offset_noise, pyoco_mixed_noise, pyoco_progressive_noise
+from freqscope.noise import gaussian_noise, offset_noise, pyoco_mixed_noise, pyoco_progressive_noise
 
 SHAPE = (4, 4, 16, 32, 32)
 
@@ -51,7 +51,7 @@ def test_seeded_and_shape_checked():
 def test_spectrum_matched_noise_closes_the_gap_in_every_band():
     from freqscope.bands import band_power, make_bands
     from freqscope.gap import gap_db, training_power
-    from freqscope.priors import spectrum_matched_noise
+    from freqscope.noise import spectrum_matched_noise
 
     shape = (8, 2, 8, 16, 20)
     bands = make_bands(shape[-3:])
@@ -73,7 +73,7 @@ def test_spectrum_matched_noise_closes_the_gap_in_every_band():
 
 
 def test_spectrum_matched_noise_refuses_asymmetric_power():
-    from freqscope.priors import spectrum_matched_noise
+    from freqscope.noise import spectrum_matched_noise
 
     p = torch.ones(4, 8, 8)
     p[0, 1, 0] = 5.0  # its mirror bin (0, −1, 0) keeps 1
@@ -119,7 +119,7 @@ def test_adaptive_freeinit_rule(gaps, candidate, go):
 def test_noise_is_drawn_on_the_generators_device_then_moved():
     """As diffusers' randn_tensor: a CPU generator seeds any target device with the same numbers (here the
     'meta' device stands in for CUDA, which this machine lacks; the values are checked on the CPU draw)."""
-    from freqscope.priors import randn
+    from freqscope.noise import randn
 
     ref = torch.randn((2, 3, 4, 5, 6), generator=torch.Generator().manual_seed(7))
     assert torch.equal(gaussian_noise((2, 3, 4, 5, 6), generator=torch.Generator().manual_seed(7)), ref)

@@ -5,7 +5,7 @@ import torch
 
 from freqscope.analysis import analyze_video
 from freqscope.encode import PixelEncoder
-from freqscope.schedule import get_schedule
+from freqscope.noise_schedule import get_schedule
 
 
 @pytest.mark.parametrize("clip", ["bikes", "bunny"])

@@ -7,7 +7,7 @@ import diffusers
 import pytest
 import torch
 
-from freqscope.schedule import flow_schedule, get_schedule, schedule_from_config, vp_schedule
+from freqscope.noise_schedule import flow_schedule, get_schedule, schedule_from_config, vp_schedule
 from freqscope.snr import to_db
 
 

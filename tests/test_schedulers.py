@@ -9,7 +9,7 @@ import torch
 
 from freqscope.freeinit import MIN_RENOISE_ALPHA_BAR, DenoiserSampler, sample
 from freqscope.reference import GaussianVideoModel
-from freqscope.schedulers import (
+from freqscope.scheduler_adapter import (
     family,
     first_step_level,
     grid_levels,
@@ -179,7 +179,7 @@ def test_pass_two_starts_at_its_intended_level(name):
 def test_snr_schedule_of_wans_unipc_config_is_flow_matching(tmp_path):
     """`freqscope snr --scheduler-config` on Wan's released UniPC config: flow matching with its flow_shift,
     whose σ_t equals the scheduler's own training sigmas (not a VP beta schedule)."""
-    from freqscope.schedule import schedule_from_config
+    from freqscope.noise_schedule import schedule_from_config
 
     sch = RELEASED["wan-unipc-flow"][0]()
     sch.save_config(tmp_path)

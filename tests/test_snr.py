@@ -7,7 +7,7 @@ import torch
 
 from freqscope.analysis import analyze_latent, summarize
 from freqscope.bands import band_power, make_bands
-from freqscope.schedule import get_schedule
+from freqscope.noise_schedule import get_schedule
 from freqscope.snr import band_snr, crossing_timesteps, energy_fraction, snr_closed_form, snr_naive, snr_sampled, to_db
 
 

@@ -20,8 +20,8 @@ from freqscope.cli import library_default as _default
 from freqscope.dataset import run_dataset
 from freqscope.devices import DEVICE_RULE
 from freqscope.encode import DTYPE_RULE, PixelEncoder, VAEEncoder, load_encoder, model_dtype, per_frame
-from freqscope.experiment import check_freeinit_options
-from freqscope.schedule import DEFAULT_PRESET, SHIFT_RULE, get_schedule
+from freqscope.freeinit_job import check_freeinit_options
+from freqscope.noise_schedule import DEFAULT_PRESET, SHIFT_RULE, get_schedule
 from freqscope.snr_job import (
     check_clip_args,
     check_dataset_args,
@@ -252,7 +252,7 @@ def test_model_dtype():
 
 def test_library_errors_name_parameters_the_cli_shows_flags():
     from freqscope.bands import parse_edges
-    from freqscope.schedule import get_schedule as schedule
+    from freqscope.noise_schedule import get_schedule as schedule
 
     with pytest.raises(ValueError, match="^`edges` 'a,b': expected") as e:
         parse_edges("a,b")

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from conftest import write_clip
 from freqscope.cli import main
 from freqscope.freeinit import PRIORS, DenoiserSampler, Prior, register_prior, sample
-from freqscope.priors import gaussian_noise
+from freqscope.noise import gaussian_noise
 from freqscope.reference import GaussianVideoModel
-from freqscope.schedulers import reference_scheduler
+from freqscope.scheduler_adapter import reference_scheduler
 
 
 class CountSteps:

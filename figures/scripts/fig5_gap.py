@@ -10,7 +10,7 @@ import numpy as np
 
 from _common import CLIPS, headline, save
 from freqscope import read_video
-from freqscope.experiment import REFERENCE_SIZE, run_reference
+from freqscope.freeinit_job import REFERENCE_SIZE, run_reference
 from freqscope.plotting import OKABE_ITO, new_figure
 
 path, start = CLIPS[0]

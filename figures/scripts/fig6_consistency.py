@@ -7,7 +7,7 @@ px/frame; the spectrum-matched prior 0.937 with one pass.
 
 from _common import CLIPS, headline, save
 from freqscope import read_video
-from freqscope.experiment import REFERENCE_SIZE, run_reference
+from freqscope.freeinit_job import REFERENCE_SIZE, run_reference
 from freqscope.plotting import OKABE_ITO, new_figure
 
 path, start = CLIPS[0]

@@ -19,9 +19,9 @@ import torch
 from ..bands import parse_edges
 from ..devices import DEVICE_RULE
 from ..encode import DTYPE_RULE, ENCODERS, load_encoder
-from ..experiment import run_freeinit
+from ..freeinit_job import run_freeinit
 from ..io import terminate_cleanly
-from ..schedule import PRESETS, scheduler_config_file
+from ..noise_schedule import PRESETS, scheduler_config_file
 from ..video import SIZE_RULE, list_videos, read_video
 
 

@@ -1,7 +1,7 @@
 """``freqscope freeinit``: FreeInit and its peers, the gap per band pass by pass. Parse, call the job, write.
 
 The prior options (``--mid-step``, ``--ratio``, ...) are made from the registered priors' fields
-(:data:`freqscope.init_noise.PRIORS`) each time the command parses or shows its help, as ``--prior``'s
+(:data:`freqscope.priors.PRIORS`) each time the command parses or shows its help, as ``--prior``'s
 choices are: a prior registered from outside the package is a choice, with its options, too.
 """
 
@@ -16,16 +16,16 @@ from typing import Any
 import click
 
 from ..bands import parse_edges
-from ..experiment import run_freeinit
 from ..filters import FILTER_METHODS
 from ..freeinit import RENOISE, RENOISE_LEVEL_RULE, FreeInitOptions, sample
+from ..freeinit_job import run_freeinit
 from ..freeinit_report import format_gap_table, plot_gap, run_title, run_to_dict
-from ..init_noise import PRIORS, Prior, prior_options
 from ..io import STDOUT, check_outputs
+from ..noise_schedule import PRESETS, SHIFT_RULE
 from ..plotting import PLOT_FORMATS
+from ..priors import PRIORS, Prior, prior_options
 from ..report import write_json
-from ..schedule import PRESETS, SHIFT_RULE
-from ..schedulers import reference_scheduler
+from ..scheduler_adapter import reference_scheduler
 from ..video import list_videos
 from .common import (
     DTYPES,

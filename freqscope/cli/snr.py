@@ -14,9 +14,9 @@ from ..analysis import analyze_latent
 from ..bands import DECOMPOSITIONS
 from ..dataset import run_dataset
 from ..io import STDOUT, check_outputs
+from ..noise_schedule import DEFAULT_PRESET, PRESETS, SHIFT_RULE
 from ..plotting import PLOT_FORMATS
 from ..report import format_table, plot_snr, write_band_videos, write_csv, write_json
-from ..schedule import DEFAULT_PRESET, PRESETS, SHIFT_RULE
 from ..snr_job import is_dataset_run, suffixed
 from ..video import list_videos
 from .common import (

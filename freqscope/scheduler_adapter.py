@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .schedule import (
+from .noise_schedule import (
     DEFAULT_PRESET,
     PRESETS,
     Schedule,
@@ -32,6 +32,7 @@ from .schedule import (
     load_scheduler_config,
     rescale_zero_terminal_snr,
     shift_key,
+    vp_alpha_bar,
     vp_schedule,
 )
 
@@ -43,7 +44,6 @@ __all__ = [
     "family",
     "is_flow_config",
     "training_schedule",
-    "vp_alpha_bar",
     "step_level",
     "grid_levels",
     "first_step_level",
@@ -75,11 +75,6 @@ def family(scheduler: Scheduler) -> str:
 def is_ddim(scheduler: Scheduler) -> bool:
     """Diffusers' plain DDIMScheduler (the closed-form pass gain of the reference model assumes its step)."""
     return type(scheduler).__name__ == "DDIMScheduler"
-
-
-def vp_alpha_bar(a: float, s: float) -> float:
-    """VP-equivalent ᾱ of the level ``(a, s)``: ``a²/(a²+s²)``."""
-    return a * a / (a * a + s * s)
 
 
 def training_schedule(scheduler: Scheduler) -> Schedule:

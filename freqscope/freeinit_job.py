@@ -24,11 +24,11 @@ from .filters import variance_loss_db
 from .freeinit import SamplingResult, observers, sample, sample_options
 from .gap import gap_db, predicted_pass_power, relative_power_db, training_power
 from .hub import check_hub_source
-from .init_noise import FreeInit, Prior
-from .pipelines import adapter_for, load_pipeline, pipeline_vae
+from .pipeline_adapter import adapter_for, load_pipeline, pipeline_vae
+from .priors import FreeInit, Prior
 from .reference import GaussianVideoModel
 from .samplers import Callback, DenoiserSampler, PipelineSampler
-from .schedulers import is_ddim, reference_scheduler
+from .scheduler_adapter import is_ddim, reference_scheduler
 from .video import check_read_options, list_videos, read_video, write_video
 
 __all__ = [
@@ -375,7 +375,7 @@ def run_freeinit(
     Without ``pipeline``: the clip (``read_options`` for :func:`~freqscope.video.read_video`, short side
     ``size``) is encoded (``encoder_options`` for :func:`~freqscope.encode.load_encoder`, ``dtype``) and the
     weight-free reference model with its spectrum is sampled with ``scheduler`` (a preset name or a
-    scheduler config, :func:`~freqscope.schedulers.reference_scheduler`, with ``shift``). With
+    scheduler config, :func:`~freqscope.scheduler_adapter.reference_scheduler`, with ``shift``). With
     ``pipeline`` (a folder or hub id): the clip is read at ``height``×``width``, encoded by the pipeline's
     own VAE, and the pipeline (``call_kwargs``: prompt, guidance, …) is sampled, each pass's video written
     to ``out_dir`` if given. ``embedder`` / ``background_embedder``: DINO- / CLIP-type image embedders for

@@ -11,11 +11,16 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
+#: A number or a tensor (:func:`vp_alpha_bar` takes either).
+T = TypeVar("T", float, torch.Tensor)
+
 __all__ = [
     "Schedule",
+    "vp_alpha_bar",
     "PRESETS",
     "DEFAULT_PRESET",
     "SHIFT_RULE",
@@ -44,6 +49,17 @@ DEFAULT_PRESET = "sd"
 SHIFT_RULE = "the preset's or config's shift (1 if it has none)"
 
 
+def vp_alpha_bar(a: T, s: T) -> T:
+    """VP-equivalent ᾱ of the level ``(a, s)`` of a sample ``a·x0 + s·ε``: ``a²/(a²+s²)``, the ᾱ of the
+    variance-normalised ``z/√(a²+s²)`` (ᾱ itself for VP, ``(1−σ)²/((1−σ)²+σ²)`` for flow matching). Numbers
+    or tensors alike.
+
+    >>> vp_alpha_bar(0.6, 0.8), vp_alpha_bar(0.5, 0.5)
+    (0.36, 0.5)
+    """
+    return a * a / (a * a + s * s)
+
+
 @dataclass(frozen=True)
 class Schedule:
     """Forward-process coefficients at every training timestep (float64, ``(N,)`` each)."""
@@ -69,8 +85,8 @@ class Schedule:
 
     @property
     def vp_alpha_bar(self) -> torch.Tensor:
-        """ᾱ of the equivalent VP process ``z/√(a²+s²)``: ᾱ itself for VP, ``(1−σ)²/((1−σ)²+σ²)`` for flow."""
-        return self.a**2 / (self.a**2 + self.s**2)
+        """ᾱ of the equivalent VP process ``z/√(a²+s²)`` at every t (:func:`vp_alpha_bar`)."""
+        return vp_alpha_bar(self.a, self.s)
 
     @property
     def snr(self) -> torch.Tensor:
@@ -154,7 +170,7 @@ def flow_schedule(*, num_train_timesteps: int = 1000, shift: float = 1.0, name: 
 def is_flow_config(config: dict) -> bool:
     """A diffusers scheduler config (dict) describes flow matching: a FlowMatch* class, or UniPC / DPM-Solver
     with ``use_flow_sigmas`` (Wan); a bare ``shift`` without a beta schedule is a flow preset. The one place
-    this is decided (:mod:`freqscope.schedulers` builds on it)."""
+    this is decided (:mod:`freqscope.scheduler_adapter` builds on it)."""
     return (
         "FlowMatch" in str(config.get("_class_name", ""))
         or bool(config.get("use_flow_sigmas"))
