@@ -350,8 +350,6 @@ def sample(
     mask = lowpass_filter((t, h, w), method=o.method, d_s=o.d_s, d_t=o.d_t, order=o.order, device=device)
     scheduler, fam = sampler.scheduler, family(sampler.scheduler)
     notes: list[str] = []
-    if not prior.iterates and isinstance(num_iters, int) and num_iters > 1:
-        notes.append(f"prior {prior.name} is a single-pass initial noise; num_iters={num_iters} ignored")
     level = renoise_level(
         scheduler,
         prior,

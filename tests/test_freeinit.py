@@ -338,14 +338,6 @@ def test_bad_sampler_arguments(kw, msg):
         sample(DenoiserSampler(m, reference_scheduler("sd")), (1, 1, 4, 8, 8), **kwargs)
 
 
-def test_single_pass_prior_runs_once_and_says_so():
-    m = GaussianVideoModel(torch.ones(1, 4, 8, 8))
-    with pytest.warns(UserWarning, match="pyoco-mixed is a single-pass initial noise; num_iters=3 ignored"):
-        sampler = DenoiserSampler(m, reference_scheduler("sd"))
-        res = sample(sampler, (1, 1, 4, 8, 8), prior="pyoco-mixed", num_iters=3, num_inference_steps=2)
-    assert len(res.passes) == 1 and res.info["notes"][0].startswith("prior pyoco-mixed")
-
-
 def test_gap_run_shape_mismatch():
     m = GaussianVideoModel(torch.ones(1, 4, 8, 8))
     res = sample(DenoiserSampler(m, reference_scheduler("sd")), (1, 1, 4, 8, 8), num_iters=1, num_inference_steps=2)
