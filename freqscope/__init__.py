@@ -1,7 +1,7 @@
 """freqscope: frequency analysis and SNR diagnostics for video diffusion models.
 
 Tensors are ``(b, c, t, h, w)``; frequencies are normalised so that Nyquist = 1; the FFT is the
-orthonormal 3D FFT over ``(t, h, w)``. See DESIGN.md for the conventions.
+orthonormal 3D FFT over ``(t, h, w)``. See docs/architecture.md for the layers and conventions.
 """
 
 from importlib.metadata import PackageNotFoundError, version

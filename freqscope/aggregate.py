@@ -1,7 +1,7 @@
 """The one summary of an ``snr`` run: rows of one clip, several clips or a whole dataset → :class:`Summary`.
 
 ``SNR_b(t) = a_t² P_b / s_t²`` is linear in the band power, so the mean SNR over clips (taken in linear
-power, DESIGN.md) is that of the mean band power ``P̄_b = Σ_i w_i P_ib`` (weights summing to 1), and the
+power, docs/architecture.md) is that of the mean band power ``P̄_b = Σ_i w_i P_ib`` (weights summing to 1), and the
 spread is that of ``P̄_b ± σ_b`` with ``σ_b² = Σ_i w_i (P_ib − P̄_b)²``: one definition for every run (zero
 for one clip), the same under any schedule, and no clip is decoded again. The reports of a summary (table,
 JSON, CSV, figure) are :mod:`freqscope.report`.

@@ -1,6 +1,6 @@
 """Spatio-temporal frequency bands of ``(b, c, t, h, w)`` tensors: grids, masks, power, band-pass.
 
-Conventions (DESIGN.md): orthonormal 3D FFT over ``(t, h, w)``; per axis the frequency is
+Conventions (docs/architecture.md): orthonormal 3D FFT over ``(t, h, w)``; per axis the frequency is
 normalised so that Nyquist = 1, i.e. ``f = 2·fftfreq(N)`` (equal to FreeInit's ``2k/N − 1``
 after ``fftshift`` for even N, and exactly 0 at DC for odd N too); spatio-temporal distance
 ``d² = (time_scale·f_t)² + f_h² + f_w²`` with ``time_scale = d_s/d_t`` (1 by default).

@@ -1,7 +1,7 @@
 """Per-band power of many clips: decode in worker processes, encode in batches on the device, keep one
 small row per clip in a resumable results store; shards across ``torchrun`` ranks as ``rank::world_size``.
 
-The flow (DESIGN.md): DataLoader workers decode and resize each clip; clips of equal size are batched
+The flow (docs/architecture.md): DataLoader workers decode and resize each clip; clips of equal size are batched
 for the encoder (a VAE runs on the device, fp16/bf16 on CUDA); one float32 real FFT per latent gives its
 band powers on the device; only those, the bin counts, energy shares, shapes and clip metadata travel
 back. With the weight-free pixel encoder on the CPU the workers do the whole analysis themselves, so

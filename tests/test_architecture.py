@@ -1,4 +1,4 @@
-"""The package's architecture stays as DESIGN.md draws it: imports form a DAG, and the type checker is clean.
+"""The package's architecture stays as docs/architecture.md draws it: layers, an import DAG, a clean type checker.
 
 The complexity limit (ruff C901 ≤ 12, settings in pyproject.toml) is enforced by tests/test_style.py.
 """
@@ -182,3 +182,16 @@ def test_mypy_clean():
         pytest.skip("mypy is not installed (it is a test extra)")
     r = subprocess.run([mypy, "--no-error-summary"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_cli_modules_stay_small_and_sample_takes_few_parameters():
+    """Issue 15's limits: no CLI module over 350 lines; ``sample()`` with at most 12 parameters, none of a prior."""
+    import inspect
+
+    from freqscope.freeinit import sample
+
+    for path in (PACKAGE / "cli").glob("*.py"):
+        assert len(path.read_text().splitlines()) <= 350, f"{path.name} is over 350 lines"
+    params = inspect.signature(sample).parameters
+    assert len(params) <= 12, list(params)
+    assert not {"mid_step", "ratio", "pyoco_alpha", "offset_strength"} & set(params)

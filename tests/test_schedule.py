@@ -1,4 +1,4 @@
-"""Schedules: reference values (DESIGN.md) and agreement with real diffusers schedulers."""
+"""Schedules: reference values (docs/architecture.md) and agreement with real diffusers schedulers."""
 
 import json
 import math
@@ -11,7 +11,7 @@ from freqscope.noise_schedule import flow_schedule, get_schedule, schedule_from_
 from freqscope.snr import to_db
 
 
-# Reference values from DESIGN.md (computed there from the published beta schedules).
+# Reference values from docs/architecture.md (computed there from the published beta schedules).
 @pytest.mark.parametrize(
     "preset,alpha_bar_999,snr_db_999",
     [
