@@ -10,10 +10,12 @@ clip with their temporal compression. Latents are scaled as the model's pipeline
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -70,13 +72,55 @@ class EncoderInfo:
         return asdict(self)
 
 
-#: ``dtype=None`` in words, for help texts (see :func:`model_dtype`).
-DTYPE_RULE = "float16 on CUDA, else float32"
+#: ``dtype=None`` in words, for help texts (see :func:`model_dtype`, :func:`vae_dtype` and the pipeline families).
+DTYPE_RULE = "float32 on the CPU; on CUDA the model family's documented dtype (README), else float16"
+
+#: The dtype of a video autoencoder on CUDA where diffusers' docs or the model card name one, with the source.
+VAE_DTYPES: dict[str, tuple[torch.dtype, str]] = {
+    "AutoencoderKLWan": (torch.float32, "diffusers AutoencoderKLWan docs: from_pretrained(..., torch_dtype=float32)"),
+    "AutoencoderKLCogVideoX": (torch.bfloat16, "diffusers CogVideoX docs and the CogVideoX-5b card: bfloat16"),
+    "AutoencoderKLLTXVideo": (torch.bfloat16, "diffusers LTX-Video docs: torch_dtype=torch.bfloat16"),
+    "AutoencoderKLMochi": (torch.bfloat16, "diffusers Mochi docs: variant='bf16', torch_dtype=torch.bfloat16"),
+    "AutoencoderKLHunyuanVideo": (
+        torch.float16,
+        "hunyuanvideo-community/HunyuanVideo card: pipeline float16, transformer bfloat16",
+    ),
+}
 
 
 def model_dtype(device: str | torch.device) -> torch.dtype:
-    """The dtype models run in by default: float16 on CUDA, float32 elsewhere."""
+    """The dtype a model with no documented one runs in by default: float16 on CUDA, float32 elsewhere."""
     return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+
+
+def force_upcast(model_cls: type, config: dict) -> bool:
+    """Whether an autoencoder must not run in float16: its config's ``force_upcast``, or where the config
+    lacks it, the class's own default (``AutoencoderKL``: True; diffusers then registers that value)."""
+    if "force_upcast" in config:
+        return bool(config["force_upcast"])
+    param = inspect.signature(model_cls).parameters.get("force_upcast")
+    return bool(param.default) if param is not None and param.default is not inspect.Parameter.empty else False
+
+
+def vae_dtype(
+    model_cls: type, config: dict, device: str | torch.device, dtype: torch.dtype | None = None
+) -> torch.dtype:
+    """The dtype an autoencoder is loaded in: ``dtype`` if given; float32 on the CPU; on CUDA its documented
+    dtype (:data:`VAE_DTYPES`), else float16, or float32 where :func:`force_upcast` says it overflows there.
+
+    >>> from diffusers import AutoencoderKL, AutoencoderKLWan
+    >>> vae_dtype(AutoencoderKL, {}, "cuda"), vae_dtype(AutoencoderKL, {"force_upcast": False}, "cuda")
+    (torch.float32, torch.float16)
+    >>> vae_dtype(AutoencoderKLWan, {}, "cuda"), vae_dtype(AutoencoderKLWan, {}, "cpu", torch.bfloat16)
+    (torch.float32, torch.bfloat16)
+    """
+    if dtype is not None:
+        return dtype
+    if torch.device(device).type != "cuda":
+        return torch.float32
+    if model_cls.__name__ in VAE_DTYPES:
+        return VAE_DTYPES[model_cls.__name__][0]
+    return torch.float32 if force_upcast(model_cls, config) else torch.float16
 
 
 def per_frame(
@@ -106,9 +150,13 @@ def _check_frames(frames: torch.Tensor) -> None:
 
 
 def _check_finite(z: torch.Tensor, what: str) -> torch.Tensor:
+    """``z`` if it is finite; else one error naming the model, its dtype (in ``what``) and what to try."""
     if not torch.isfinite(z).all():
         bad = int((~torch.isfinite(z)).sum())
-        raise ValueError(f"{what} produced {bad} NaN/Inf values; try `dtype` float32 or check the model weights")
+        raise ValueError(
+            f"{what} produced {bad} NaN/Inf values; try `dtype` float32 (or bfloat16, whose range is float32's), "
+            "or check the model weights"
+        )
     return z
 
 
@@ -181,6 +229,8 @@ class VAEEncoder:
         self.kind = "image" if cls_name in IMAGE_AUTOENCODERS else "video"
         self.sample_posterior = sample_posterior
         self.batch_size = max(1, int(batch_size))
+        # A float16 model whose config asks for force_upcast (e.g. a pipeline's SD VAE) runs in float32 here.
+        self.upcast = self.dtype == torch.float16 and force_upcast(type(model), self.config)
         self.scale, self.shift, self.mean, self.std = self._scaling(self.config)
         self.info = EncoderInfo(
             "vae",
@@ -217,8 +267,6 @@ class VAEEncoder:
 
         dlogging.set_verbosity_error()  # its load-time chatter (accelerate hints, ignored keys) is not ours to show
         device = torch.device(device)
-        if dtype is None:
-            dtype = model_dtype(device)
         src = str(source)
         local = Path(src)
         if local.exists() and not (local / (subfolder or "") / "config.json").is_file():
@@ -240,8 +288,7 @@ class VAEEncoder:
         model_cls = getattr(diffusers, cls_name, None)
         if model_cls is None or not hasattr(model_cls, "encode"):
             raise ValueError(f"{src!r} holds a {cls_name or 'model without _class_name'}, not a diffusers autoencoder")
-        if bool(config.get("force_upcast", False)) and dtype == torch.float16:
-            dtype = torch.float32  # as diffusers pipelines do: this VAE overflows in fp16
+        dtype = vae_dtype(model_cls, config, device, dtype)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # version-dependent deprecation notices (torch_dtype vs dtype)
@@ -308,25 +355,47 @@ class VAEEncoder:
             return z * s / self.scale + m
         return z / self.scale + self.shift
 
+    @contextmanager
+    def computing(self) -> Iterator[torch.dtype]:
+        """The dtype the model computes in while inside: its own, or float32 for a float16 model that asks for
+        ``force_upcast`` (moved to float32 for the call and back, as diffusers' SDXL pipelines upcast theirs)."""
+        if not self.upcast:
+            yield self.dtype
+            return
+        self.model.to(torch.float32)
+        try:
+            yield torch.float32
+        finally:
+            self.model.to(self.dtype)
+
     @torch.no_grad()
     def decode(self, z: torch.Tensor, *, progress: Callable | None = None) -> torch.Tensor:
         """Latents ``(b, c, t, h, w)`` (scaled as :meth:`__call__` returns them) → frames ``(b, 3, T, H, W)``
         in [-1, 1]."""
-        mu = self._denormalise(z.float()).to(self.device, self.dtype)
-        if self.kind == "image":
-            decode = lambda f: self.model.decode(f).sample  # noqa: E731
-            x = per_frame(decode, mu, batch_size=self.batch_size, progress=progress, desc="decode")  # (b, 3, t, H, W)
-        else:
-            x = self.model.decode(mu).sample
-        return x.float().clamp(-1, 1)
+        with self.computing() as dtype:
+            mu = self._denormalise(z.float()).to(self.device, dtype)
+            if self.kind == "image":
+                decode = lambda f: self.model.decode(f).sample  # noqa: E731
+                x = per_frame(decode, mu, batch_size=self.batch_size, progress=progress, desc="decode")
+            else:
+                x = self.model.decode(mu).sample  # (b, 3, t, H, W)
+        return _check_finite(x.float(), f"decoding with {self._what()}").clamp(-1, 1)
+
+    def _what(self) -> str:
+        """The model and the dtype it ran in, for error messages."""
+        dtype = "float32 (upcast)" if self.upcast else str(self.dtype).replace("torch.", "")
+        return f"the VAE {self.info.class_name} ({self.info.source or 'in memory'}) in {dtype}"
 
     @torch.no_grad()
     def __call__(
         self, frames: torch.Tensor, *, progress: Callable | None = None, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         _check_frames(frames)
-        t = frames.shape[2]
-        x = frames.to(self.device, self.dtype)
+        with self.computing() as dtype:
+            return self._encode(frames.to(self.device, dtype), progress=progress, generator=generator)
+
+    def _encode(self, x: torch.Tensor, *, progress: Callable | None, generator) -> torch.Tensor:
+        t = x.shape[2]
         if self.kind == "image":
             encode = lambda f: self._latent(f, generator)  # noqa: E731
             mu = per_frame(encode, x, batch_size=self.batch_size, progress=progress, desc="encode")  # (b, c, t, h, w)
@@ -341,7 +410,7 @@ class VAEEncoder:
                 )
             x = x[:, :, :keep]
             mu = self._latent(x, generator)  # (b, c, t', h, w)
-        return _check_finite(self._normalise(mu), f"the VAE {self.info.source}")
+        return _check_finite(self._normalise(mu), f"encoding with {self._what()}")
 
 
 #: What :func:`load_encoder` returns: frames ``(b, 3, t, H, W)`` → latents ``(b, c, t', h, w)``.

@@ -20,17 +20,18 @@ from .encode import VAEEncoder, model_dtype
 Pipeline = Any
 
 __all__ = ["load_pipeline", "latent_shape", "pipeline_vae", "adapter_for", "Family", "PIPELINE_FAMILIES"]
+__all__ += ["pipeline_dtypes", "family_named"]
 
 
 def load_pipeline(
     source: str, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
 ) -> Pipeline:
-    """``DiffusionPipeline.from_pretrained`` in fp16 on CUDA (float32 on CPU), progress bars off."""
+    """``DiffusionPipeline.from_pretrained`` in its family's dtypes (:func:`pipeline_dtypes`; ``dtype``
+    overrides them), progress bars off."""
     import diffusers
 
     _quiet_libraries()
     device = torch.device(device)
-    dtype = dtype or model_dtype(device)
     local = Path(source)
     if local.exists() and not (local / "model_index.json").is_file():
         raise ValueError(f"no model_index.json in {local}; pass a pipeline folder saved with save_pretrained")
@@ -39,11 +40,15 @@ def load_pipeline(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # version-dependent deprecation notices (torch_dtype vs dtype)
+            class_name = str(diffusers.DiffusionPipeline.load_config(source).get("_class_name", ""))
+            dtype, vae_dtype = pipeline_dtypes(class_name, device, dtype)
             pipe = diffusers.DiffusionPipeline.from_pretrained(source, torch_dtype=dtype)
     except Exception as e:  # noqa: BLE001 - diffusers raises OSError, ValueError, HTTP errors
         raise ValueError(f"cannot load the pipeline {source!r}: {str(e).splitlines()[0][:200]}") from None
     if not hasattr(pipe, "scheduler") or not hasattr(pipe, "vae"):
         raise ValueError(f"{source!r} is a {type(pipe).__name__}, not a video pipeline with a scheduler and a VAE")
+    if vae_dtype is not None:
+        pipe.vae.to(vae_dtype)  # the family loads its VAE apart (Wan: float32), as its docs do
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
@@ -91,6 +96,11 @@ class Family:
     temporal: tuple[str, ...] = ()
     frames_arg: str = "num_frames"
     image: bool = False
+    dtype: torch.dtype = torch.float16  # the pipeline's dtype on CUDA, as its docs load it (``dtype_source``)
+    vae_dtype: torch.dtype | None = None  # the VAE's on CUDA where the docs load it apart (None: the pipeline's)
+    dtype_source: str = "diffusers' docs: torch_dtype=torch.float16"
+    # Its prepare_latents casts given latents to float32 itself (flow pipelines): pass them unrounded.
+    float32_latents: bool = False
 
     def ratios(self, pipe: Pipeline) -> tuple[int, int]:
         return _first(pipe, self.spatial, 8), _first(pipe, self.temporal, 1)
@@ -149,16 +159,38 @@ class Family:
         return x
 
 
+_BF16 = torch.bfloat16
 PIPELINE_FAMILIES = (
     Family("AnimateDiff", ("AnimateDiffPipeline", "AnimateDiffSDXLPipeline", "AnimateDiffPAGPipeline")),
     Family("TextToVideoSD", ("TextToVideoSDPipeline", "TextToVideoZeroPipeline")),
-    Family("CogVideoX", ("CogVideoXPipeline",), "btchw", ("vae_scale_factor_spatial",), ("vae_scale_factor_temporal",)),
-    Family("Wan", ("WanPipeline",), spatial=("vae_scale_factor_spatial",), temporal=("vae_scale_factor_temporal",)),
+    Family(
+        "CogVideoX",
+        ("CogVideoXPipeline",),
+        "btchw",
+        ("vae_scale_factor_spatial",),
+        ("vae_scale_factor_temporal",),
+        dtype=_BF16,
+        dtype_source="CogVideoX-5b card and diffusers' CogVideoX docs: bfloat16 (2b: float16 also works)",
+    ),
+    Family(
+        "Wan",
+        ("WanPipeline",),
+        spatial=("vae_scale_factor_spatial",),
+        temporal=("vae_scale_factor_temporal",),
+        dtype=_BF16,
+        vae_dtype=torch.float32,
+        dtype_source="diffusers' Wan docs: transformer bfloat16, AutoencoderKLWan float32",
+        float32_latents=True,
+    ),
     Family(
         "HunyuanVideo",
         ("HunyuanVideoPipeline",),
         spatial=("vae_scale_factor_spatial",),
         temporal=("vae_scale_factor_temporal",),
+        dtype=_BF16,
+        vae_dtype=torch.float16,
+        dtype_source="hunyuanvideo-community card: transformer bfloat16 (float16 gives NaN), the rest float16",
+        float32_latents=True,
     ),
     Family(
         "LTX",
@@ -166,21 +198,57 @@ PIPELINE_FAMILIES = (
         "packed",
         spatial=("vae_spatial_compression_ratio",),
         temporal=("vae_temporal_compression_ratio",),
+        dtype=_BF16,
+        dtype_source="diffusers' LTX-Video docs: torch_dtype=torch.bfloat16",
+        float32_latents=True,
     ),
     Family(
-        "Mochi", ("MochiPipeline",), spatial=("vae_spatial_scale_factor",), temporal=("vae_temporal_scale_factor",)
+        "Mochi",
+        ("MochiPipeline",),
+        spatial=("vae_spatial_scale_factor",),
+        temporal=("vae_temporal_scale_factor",),
+        dtype=_BF16,
+        dtype_source="diffusers' Mochi docs: variant='bf16', torch_dtype=torch.bfloat16",
     ),
     Family("Latte", ("LattePipeline",), frames_arg="video_length"),
-    Family("StableVideoDiffusion", ("StableVideoDiffusionPipeline",), "btchw", image=True),
+    Family(
+        "StableVideoDiffusion",
+        ("StableVideoDiffusionPipeline",),
+        "btchw",
+        image=True,
+        dtype_source="diffusers' SVD docs: torch_dtype=torch.float16, variant='fp16'",
+    ),
 )
+
+
+def family_named(class_name: str) -> Family | None:
+    """The family of a pipeline class name, or None."""
+    return next((f for f in PIPELINE_FAMILIES if class_name in f.classes), None)
+
+
+def pipeline_dtypes(
+    class_name: str, device: str | torch.device, dtype: torch.dtype | None = None
+) -> tuple[torch.dtype, torch.dtype | None]:
+    """(pipeline dtype, VAE dtype or None for the same) a pipeline class is loaded in: ``dtype`` for both if
+    given (it overrides); float32 on the CPU; on CUDA its family's documented dtypes (float16 for others).
+
+    >>> pipeline_dtypes("WanPipeline", "cuda"), pipeline_dtypes("WanPipeline", "cpu")
+    ((torch.bfloat16, torch.float32), (torch.float32, None))
+    """
+    if dtype is not None:
+        return dtype, None
+    if torch.device(device).type != "cuda":
+        return torch.float32, None
+    fam = family_named(class_name)
+    return (fam.dtype, fam.vae_dtype) if fam is not None else (model_dtype(device), None)
 
 
 def adapter_for(pipe: Pipeline) -> Family:
     """The family adapter of a loaded pipeline; one line naming the supported families otherwise."""
     name = type(pipe).__name__
-    for fam in PIPELINE_FAMILIES:
-        if name in fam.classes:
-            return fam
+    fam = family_named(name)
+    if fam is not None:
+        return fam
     families = PIPELINE_FAMILIES
     raise ValueError(
         f"{name} is not a supported video pipeline; supported: {', '.join(f.name for f in families)} "

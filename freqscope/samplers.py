@@ -180,9 +180,8 @@ class PipelineSampler(_SchedulerSampler):
             kw.update(callback=legacy, callback_steps=1)
         if generator is not None and "generator" in self._params:
             kw.setdefault("generator", generator)
-        dtype = getattr(self.pipe, "dtype", latents.dtype)
         device = getattr(self.pipe, "device", latents.device)
-        x = self.adapter.to_pipeline(self.pipe, latents.to(device, dtype), shape)
+        x = self.adapter.to_pipeline(self.pipe, latents.to(device, self.latents_dtype), shape)
         out = self.pipe(latents=x, output_type="latent", **kw)
         frames = out.frames if hasattr(out, "frames") else out[0]
         if isinstance(frames, (list, tuple)):
@@ -216,4 +215,25 @@ class PipelineSampler(_SchedulerSampler):
             latents = init * math.sqrt(a**2 + s**2) / sigma
         with starting_at(self.scheduler, start_index):
             z = self._call(latents, num_inference_steps, pass_index=pass_index, callback=callback, generator=generator)
+        if not torch.isfinite(z).all():
+            bad = int((~torch.isfinite(z)).sum())
+            raise ValueError(
+                f"pass {pass_index} of {type(self.pipe).__name__} in {str(self.denoiser_dtype).replace('torch.', '')} "
+                f"gave {bad} NaN/Inf latent values; try `dtype` bfloat16 (float16 overflows in some models) "
+                "or float32"
+            )
         return z.to(init.device)
+
+    @property
+    def denoiser_dtype(self) -> torch.dtype:
+        """The dtype of the pipeline's transformer or UNet (the pipeline's, if it has neither)."""
+        den = getattr(self.pipe, "transformer", None) or getattr(self.pipe, "unet", None)
+        dtype = getattr(den, "dtype", None) or getattr(self.pipe, "dtype", None)
+        return dtype if isinstance(dtype, torch.dtype) else torch.float32
+
+    @property
+    def latents_dtype(self) -> torch.dtype:
+        """The dtype latents go into the pipeline in: float32 where its ``prepare_latents`` casts them itself (flow
+        pipelines denoise in float32: rounding them first would lose the re-noised latent's precision), else the
+        denoiser's."""
+        return torch.float32 if self.adapter.float32_latents else self.denoiser_dtype
