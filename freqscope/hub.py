@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -22,15 +23,26 @@ def hub_offline() -> bool:
 
 
 def _reachable(url: str, timeout: float) -> bool:
-    """A TCP connection to the hub's host opens within ``timeout`` seconds (through a proxy: assumed)."""
+    """A TCP connection to the hub's host opens within ``timeout`` seconds, name lookup included (through a
+    proxy: assumed). The lookup has no timeout of its own (a machine without a route can hang in it), so the
+    whole attempt runs in a daemon thread that is given up on after ``timeout``."""
     if any(os.environ.get(v) for v in _PROXY_VARS):
         return True
     u = urlparse(url)
-    try:
-        with socket.create_connection((u.hostname, u.port or (443 if u.scheme == "https" else 80)), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    address = (u.hostname, u.port or (443 if u.scheme == "https" else 80))
+    opened: list[bool] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection(address, timeout=timeout):
+                opened.append(True)
+        except OSError:
+            opened.append(False)
+
+    attempt = threading.Thread(target=connect, daemon=True)
+    attempt.start()
+    attempt.join(timeout)
+    return bool(opened and opened[0])
 
 
 def check_hub_source(

@@ -311,3 +311,25 @@ def test_output_into_a_model_folder_is_refused(work, vaes):
     before = Path("vae/config.json").read_bytes()
     fails("snr", "--video", "in.mp4", "--vae", "vae", "--json", "vae/config.json", match="is an input")
     assert Path("vae/config.json").read_bytes() == before
+
+
+def test_a_hanging_name_lookup_fails_in_one_line_within_the_timeout(work, monkeypatch):
+    """No route to the hub can hang in the name lookup, which has no timeout of its own: the check gives up on
+    it after its timeout, with the same one line (issue 16: within about 5 s)."""
+    import socket
+
+    import freqscope.hub
+
+    def hang(*args, **kwargs):
+        time.sleep(30)
+        raise OSError("no route")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hang)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    t0 = time.monotonic()
+    assert freqscope.hub._reachable("https://huggingface.co", 1.0) is False
+    assert time.monotonic() - t0 < 3
+    t0 = time.monotonic()
+    fails("snr", "--video", "in.mp4", "--vae", "someone/some-vae", env={"HF_HUB_OFFLINE": ""},
+          match=r"the hub \(huggingface.co\) cannot be reached")
+    assert time.monotonic() - t0 < 5
