@@ -3,7 +3,7 @@ rank 0 merges the ranks' rows and holds them for the summary.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) each rank analyses ``rank::world_size`` of the clips and
 writes its own part files; after a barrier rank 0 merges them into the results file. The process group uses
-gloo on the CPU and NCCL on CUDA (each rank on ``cuda:LOCAL_RANK``).
+gloo on the CPU and NCCL on CUDA (each rank on ``cuda:LOCAL_RANK``; gloo where ranks share a GPU).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .dataset import DatasetRun, run_dataset
 from .encode import Encoder
 from .results import ResultsStore, read_results
 
-__all__ = ["dist_env", "rank_device", "run_ranks"]
+__all__ = ["dist_env", "rank_device", "group_backend", "run_ranks"]
 
 
 def dist_env() -> tuple[int, int, int]:
@@ -30,10 +30,21 @@ def dist_env() -> tuple[int, int, int]:
 
 
 def rank_device(device: torch.device | str) -> torch.device:
-    """Under torchrun, each rank's own GPU ``cuda:LOCAL_RANK`` in place of ``cuda``; else ``device``."""
+    """Under torchrun, each rank's own GPU ``cuda:LOCAL_RANK`` in place of ``cuda`` (ranks share the GPUs in turn
+    where there are more ranks than GPUs on the node); else ``device``."""
     device = torch.device(device)
     _, world, local = dist_env()
-    return torch.device("cuda", local) if world > 1 and device.type == "cuda" else device
+    if world > 1 and device.type == "cuda":
+        n = torch.cuda.device_count()
+        return torch.device("cuda", local % n if n else local)
+    return device
+
+
+def group_backend(device: torch.device) -> str:
+    """The process group's backend: NCCL where every rank on the node has a GPU of its own, gloo otherwise (on
+    the CPU, or ranks sharing a GPU, which NCCL refuses); the group only sums a few counts and waits."""
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+    return "nccl" if device.type == "cuda" and torch.cuda.device_count() >= local_world else "gloo"
 
 
 def run_ranks(
@@ -60,8 +71,7 @@ def run_ranks(
             torch.cuda.set_device(device)
         if not dist.is_initialized():
             # Ranks wait for each other only at the end; a long timeout lets an unlucky rank finish its share.
-            backend = "nccl" if device.type == "cuda" else "gloo"
-            dist.init_process_group(backend, timeout=datetime.timedelta(hours=12))
+            dist.init_process_group(group_backend(device), timeout=datetime.timedelta(hours=12))
     run = run_dataset(
         sources,
         encoder,
@@ -73,7 +83,8 @@ def run_ranks(
         **kwargs,
     )
     if world > 1:
-        counts = torch.tensor([run.analysed, run.resumed, run.warned], dtype=torch.float64, device=device)
+        on = device if dist.get_backend() == "nccl" else torch.device("cpu")  # NCCL sums on the GPU, gloo on the CPU
+        counts = torch.tensor([run.analysed, run.resumed, run.warned], dtype=torch.float64, device=on)
         dist.all_reduce(counts)  # totals over ranks; also a barrier: every rank has flushed its parts
         run.analysed, run.resumed, run.warned = map(int, counts.tolist())
     rows: pa.Table | list[dict] | None = None

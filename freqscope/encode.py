@@ -123,6 +123,15 @@ def vae_dtype(
     return torch.float32 if force_upcast(model_cls, config) else torch.float16
 
 
+def enable_vae_tiling(vae: Any) -> None:
+    """Tiled (and, where the VAE has it, sliced) encoding and decoding, diffusers' own; one line if it has none."""
+    if not hasattr(vae, "enable_tiling"):
+        raise ValueError(f"{type(vae).__name__} has no tiled encoding or decoding; drop `vae_tiling`")
+    vae.enable_tiling()
+    if hasattr(vae, "enable_slicing"):
+        vae.enable_slicing()
+
+
 def per_frame(
     fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -260,8 +269,10 @@ class VAEEncoder:
         dtype: torch.dtype | None = None,
         sample_posterior: bool = False,
         batch_size: int = 8,
+        tiling: bool = False,
     ) -> VAEEncoder:
-        """Load with ``from_pretrained`` from a hub id or a local folder (saved with ``save_pretrained``)."""
+        """Load with ``from_pretrained`` from a hub id or a local folder (saved with ``save_pretrained``), in
+        :func:`vae_dtype`; ``tiling``: encode and decode in tiles (:func:`enable_vae_tiling`)."""
         import diffusers
         from diffusers.utils import logging as dlogging
 
@@ -297,6 +308,8 @@ class VAEEncoder:
             raise ValueError(
                 f"cannot load the {cls_name} weights from {src!r}: {str(e).splitlines()[0][:200]}"
             ) from None
+        if tiling:
+            enable_vae_tiling(model)
         return cls(
             model.to(device),
             source=src if not subfolder else f"{src} [{subfolder}]",
@@ -427,12 +440,15 @@ def load_encoder(
     dtype: torch.dtype | None = None,
     sample_posterior: bool = False,
     batch_size: int = 8,
+    vae_tiling: bool = False,
 ) -> PixelEncoder | VAEEncoder:
-    """``auto`` → ``vae`` when a VAE is given, else ``pixel``."""
+    """``auto`` → ``vae`` when a VAE is given, else ``pixel``. ``vae_tiling``: the VAE works in tiles."""
     if encoder not in ENCODERS:
         raise ValueError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
     if encoder == "auto":
         encoder = "vae" if vae else "pixel"
+    if vae_tiling and not vae:
+        raise ValueError("`vae_tiling` applies to a VAE; give `vae`")
     if encoder == "pixel":
         if vae:
             raise ValueError("`vae` was given with `encoder` pixel; drop one of them")
@@ -448,4 +464,5 @@ def load_encoder(
         dtype=dtype,
         sample_posterior=sample_posterior,
         batch_size=batch_size,
+        tiling=vae_tiling,
     )

@@ -14,24 +14,40 @@ from typing import Any
 import torch
 from einops import rearrange
 
-from .encode import VAEEncoder, model_dtype
+from .encode import VAEEncoder, enable_vae_tiling, model_dtype
 
 #: A diffusers pipeline (diffusers ships no type information).
 Pipeline = Any
 
 __all__ = ["load_pipeline", "latent_shape", "pipeline_vae", "adapter_for", "Family", "PIPELINE_FAMILIES"]
-__all__ += ["pipeline_dtypes", "family_named"]
+__all__ += ["pipeline_dtypes", "family_named", "OFFLOAD"]
+
+
+#: How a pipeline too large for the GPU can run: diffusers' model offload (each model moved to the GPU while it
+#: runs) or sequential offload (each layer; slowest, least memory).
+OFFLOAD = ("model", "sequential")
 
 
 def load_pipeline(
-    source: str, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+    source: str,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    offload: str | None = None,
+    vae_tiling: bool = False,
 ) -> Pipeline:
     """``DiffusionPipeline.from_pretrained`` in its family's dtypes (:func:`pipeline_dtypes`; ``dtype``
-    overrides them), progress bars off."""
+    overrides them), progress bars off, on ``device``, or with ``offload`` (:data:`OFFLOAD`: diffusers'
+    ``enable_model_cpu_offload`` / ``enable_sequential_cpu_offload``, GPU only); ``vae_tiling``: the VAE
+    decodes and encodes in tiles (and slices, where it can), as diffusers' ``enable_tiling`` does."""
     import diffusers
 
     _quiet_libraries()
     device = torch.device(device)
+    if offload is not None and offload not in OFFLOAD:
+        raise ValueError(f"`offload` {offload!r}: choose {' or '.join(OFFLOAD)}")
+    if offload is not None and device.type == "cpu":
+        raise ValueError("`offload` moves models between the CPU and a GPU while they run; give `device` cuda")
     local = Path(source)
     if local.exists() and not (local / "model_index.json").is_file():
         raise ValueError(f"no model_index.json in {local}; pass a pipeline folder saved with save_pretrained")
@@ -49,8 +65,17 @@ def load_pipeline(
         raise ValueError(f"{source!r} is a {type(pipe).__name__}, not a video pipeline with a scheduler and a VAE")
     if vae_dtype is not None:
         pipe.vae.to(vae_dtype)  # the family loads its VAE apart (Wan: float32), as its docs do
+    if vae_tiling:
+        enable_vae_tiling(pipe.vae)
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    if offload == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    return pipe
+
 
 
 def _quiet_libraries() -> None:

@@ -264,3 +264,18 @@ def test_dataset_table_marks_empty_bands(dataset):
     two = aggregate(rows, s.schedule)
     line = format_table(two).splitlines()[4]  # several clips: a spread column, "empty" for an empty band
     assert "inf" not in line and line.split()[-2:] == ["empty", "never"]
+
+
+def test_ranks_share_gpus_in_turn_and_the_group_backend_fits(monkeypatch):
+    """torchrun with more ranks than GPUs (two processes on one GPU): rank 1 takes cuda:0 again, and the group
+    is gloo (NCCL refuses two ranks on one GPU); NCCL where each rank has its own GPU; gloo on the CPU."""
+    from freqscope.dataset_job import group_backend, rank_device
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert rank_device("cuda") == torch.device("cuda", 0) and rank_device("cpu") == torch.device("cpu")
+    assert group_backend(torch.device("cuda", 0)) == "gloo" and group_backend(torch.device("cpu")) == "gloo"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert rank_device("cuda") == torch.device("cuda", 1) and group_backend(torch.device("cuda", 1)) == "nccl"

@@ -109,7 +109,21 @@ def run_job(fn, quiet: bool):
         except (MemoryError, RuntimeError) as e:  # torch reports a failed allocation as a RuntimeError
             if isinstance(e, RuntimeError) and not re.search(r"out of memory|can't allocate|allocat", str(e), re.I):
                 raise
-            raise UserError("out of memory (the estimate made before reading was too low); lower --size or --frames")
+            raise UserError(out_of_memory(e)) from None
+
+
+def out_of_memory(e: BaseException) -> str:
+    """The one line for a failed allocation: on a GPU (torch.OutOfMemoryError, "CUDA out of memory") what it
+    tried and how to need less GPU memory; in host memory, that the estimate made before reading was low."""
+    text = str(e)
+    if isinstance(e, torch.OutOfMemoryError) or re.search(r"(CUDA|GPU|device) out of memory", text, re.I):
+        tried = re.search(r"Tried to allocate [\d.]+ \w+", text)
+        return (
+            f"GPU out of memory{f' (t{tried[0][1:]})' if tried else ''}; try --offload model (or sequential) "
+            "with --pipeline, --vae-tiling, a smaller --size or --frames (--height/--width with --pipeline), "
+            "or --batch-size 1 for a dataset run"
+        )
+    return "out of memory (the estimate made before reading was too low); lower --size or --frames"
 
 
 #: torch.Generator.manual_seed takes a 64-bit integer; we keep to the signed range.
@@ -175,6 +189,7 @@ class ClipArgs:
     vae_subfolder: str | None
     downsample: int | None
     sample_posterior: bool | None
+    vae_tiling: bool | None
     dtype: str | None
     device: str | None
     seed: int | None
@@ -244,6 +259,9 @@ def video_options(f=None, *, video_required: bool = True, size: dict | None = No
         click.option(
             "--sample-posterior", is_flag=True, default=None, help="Sample the VAE posterior (default: mean)."
         ),
+        click.option(
+            "--vae-tiling", is_flag=True, default=None, help="VAE in tiles (and slices): less GPU memory, large frames."
+        ),
         option("--dtype", type=click.Choice(list(DTYPES)), help="Model dtype.", default_text=DTYPE_RULE),
         option("--device", help="cpu, cuda or cuda:N.", default_text=DEVICE_RULE),
         option(
@@ -296,6 +314,7 @@ def encoder_options(clip: ClipArgs) -> dict:
         vae_subfolder=clip.vae_subfolder,
         downsample=clip.downsample,
         sample_posterior=clip.sample_posterior,
+        vae_tiling=clip.vae_tiling,
         dtype=DTYPES[clip.dtype] if clip.dtype is not None else None,
     )
 

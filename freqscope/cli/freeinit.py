@@ -22,6 +22,7 @@ from ..freeinit_job import run_freeinit
 from ..freeinit_report import format_gap_table, plot_gap, run_title, run_to_dict
 from ..io import STDOUT, check_outputs
 from ..noise_schedule import PRESETS, SHIFT_RULE
+from ..pipeline_adapter import OFFLOAD
 from ..plotting import PLOT_FORMATS
 from ..priors import PRIORS, Prior, prior_options
 from ..report import write_json
@@ -221,6 +222,11 @@ class FreeInitCommand(click.Command):
 )
 @click.option(
     "--pipeline", metavar="PATH_OR_ID", help="Run on a diffusers video pipeline instead of the reference model."
+)
+@click.option(
+    "--offload",
+    type=click.Choice(OFFLOAD),
+    help="Pipeline on a GPU too small for it: diffusers' model or sequential CPU offload.",
 )
 @click.option("--prompt", help="Pipeline prompt.")
 @click.option("--negative-prompt", help="Pipeline negative prompt.")
