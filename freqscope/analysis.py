@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from .aggregate import Summary, aggregate
-from .bands import DEFAULT_EDGES, BandSet
+from .bands import DEFAULT_EDGES, BandSet, make_bands
 from .encode import Encoder
 from .noise_schedule import Schedule
 from .rows import band_settings, check_finite_power, latent_rows, read_options, settings_columns, source_settings
@@ -23,7 +23,8 @@ __all__ = ["ClipResult", "Summary", "analyze_latent", "analyze_video", "check_fi
 
 @dataclass
 class ClipResult:
-    """One clip (or one latent): its row (:mod:`freqscope.rows`) and its per-band SNR under one schedule."""
+    """One clip (or one latent): its row (:mod:`freqscope.rows`) and its per-band SNR under one schedule, every
+    tensor on the CPU (docs/architecture.md, Devices)."""
 
     video: dict  # VideoInfo.to_dict(), or {"path": None} for a bare latent
     encoder: dict  # EncoderInfo.to_dict()
@@ -32,7 +33,7 @@ class ClipResult:
     snr: BandSNR
     rapsd: tuple[torch.Tensor, torch.Tensor] | None  # (radius, power); None unless asked for (radial=True)
     row: dict = field(default_factory=dict)  # the clip's row: band powers, bin counts, energy shares, settings
-    z0: torch.Tensor | None = None  # the latent itself, kept only when asked (keep_latent=True)
+    z0: torch.Tensor | None = None  # the latent itself (CPU), kept only when asked (keep_latent=True)
 
 
 def analyze_latent(
@@ -54,15 +55,16 @@ def analyze_latent(
     (and its radially averaged spectrum with ``radial``), from its row (:func:`~freqscope.rows.latent_rows`,
     one FFT). ``settings``: how the latent was made (:func:`~freqscope.rows.source_settings`), to key the row by
     with the band settings."""
-    bands, (row,) = latent_rows(
-        z0, edges=edges, decomposition=decomposition, time_scale=time_scale, radial=radial, per_sample=False
-    )
+    opts: dict[str, Any] = dict(edges=edges, decomposition=decomposition, time_scale=time_scale)
+    on_device, (row,) = latent_rows(z0, **opts, radial=radial, per_sample=False)  # bands on z0's device
     settings = {**(settings or {}), **band_settings(edges, decomposition, time_scale)}
     row |= {"path": (video or {}).get("path"), "status": "ok", **settings_columns(settings)}
-    power = torch.tensor(row["band_power"], dtype=torch.float64, device=z0.device)
-    res = band_snr(z0, bands, schedule, seeds=seeds, generator=generator, progress=progress, power=power)
-    f64 = lambda k: torch.tensor(row[k], dtype=torch.float64)  # noqa: E731
+    f64 = lambda k: torch.tensor(row[k], dtype=torch.float64)  # noqa: E731 - a row's numbers, on the CPU
+    power = f64("band_power")
+    res = band_snr(z0, on_device, schedule, seeds=seeds, generator=generator, progress=progress, power=power)
     profile = (f64("radius"), f64("radial_power")) if radial else None
+    t, h, w = z0.shape[-3:]
+    bands = make_bands((t, h, w), **opts)  # the result's: on the CPU (cached)
     return ClipResult(video or {"path": None}, encoder or {}, tuple(z0.shape), bands, res, profile, row)
 
 
@@ -104,7 +106,7 @@ def analyze_video(
     )
     res.row["start"] = start
     if keep_latent:
-        res.z0 = z0.float()
+        res.z0 = z0.float().cpu()
     return res
 
 

@@ -56,8 +56,10 @@ PASS_VIDEO_FPS = 8
 
 @dataclass
 class GapRun:
+    """One prior's passes and what was measured on them; every tensor on the CPU (docs/architecture.md, Devices)."""
+
     prior: str
-    result: SamplingResult
+    result: SamplingResult  # its passes' latents and mask on the CPU
     gap_db: torch.Tensor  # (passes, bands)
     z0_power_db: torch.Tensor  # (passes, bands)
     gap_db_predicted: torch.Tensor | None
@@ -69,8 +71,8 @@ class GapRun:
 class GapObserver:
     """Observes :func:`~freqscope.freeinit.sample` through its callback: at the end of every pass, the gap
     of the pass's initial noise against training at its start level (:func:`~freqscope.gap.gap_db`) and the
-    band power of its result relative to the clip's, both ``(n_bands,)`` per pass. ``frames``: the frames
-    measured (a pipeline may denoise padding frames first)."""
+    band power of its result relative to the clip's, both ``(n_bands,)`` per pass, measured on the latents'
+    device and kept on the CPU. ``frames``: the frames measured (a pipeline may denoise padding frames first)."""
 
     def __init__(self, bands: BandSet, P: torch.Tensor, *, frames: slice = slice(None)):
         self.bands, self.P, self.frames = bands, P, frames
@@ -80,15 +82,18 @@ class GapObserver:
     def __call__(self, d: dict) -> None:
         if d["stage"] == "end":
             init, z0 = d["init"][:, :, self.frames], d["x"].float()[:, :, self.frames]
-            self.gap_db.append(gap_db(init, self.bands, self.P, d["alpha_bar"]))
-            self.z0_power_db.append(relative_power_db(z0, self.bands, self.P))
+            P = self.P.to(z0.device)  # the clip's band power, where the latents are
+            self.gap_db.append(gap_db(init, self.bands, P, d["alpha_bar"]).cpu())
+            self.z0_power_db.append(relative_power_db(z0, self.bands, P).cpu())
 
 
 class ConsistencyObserver:
     """Observes :func:`~freqscope.freeinit.sample`: consistency and motion of every pass's result
     (:func:`~freqscope.consistency.consistency_metrics`). ``decode`` maps a latent to its video in pixels
     (``(1, 3, T, H, W)`` in [-1, 1]; the identity for pixel latents; None: latent metrics only); the decoded
-    videos are kept in ``videos``. ``embed`` / ``embed_background``: DINO- / CLIP-type image embedders."""
+    videos are kept in ``videos`` on the CPU, as 8-bit pixels with ``uint8`` (as a video file holds them: a
+    quarter of float32's memory; ``v.float() / 127.5 - 1`` gives them back in [-1, 1]).
+    ``embed`` / ``embed_background``: DINO- / CLIP-type image embedders."""
 
     def __init__(
         self,
@@ -97,8 +102,10 @@ class ConsistencyObserver:
         embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
         embed_background: Callable[[torch.Tensor], torch.Tensor] | None = None,
         frames: slice = slice(None),
+        uint8: bool = False,
     ):
         self.decode, self.embed, self.embed_background, self.frames = decode, embed, embed_background, frames
+        self.uint8 = uint8
         self.metrics: list[dict] = []
         self.videos: list[torch.Tensor] = []
 
@@ -108,8 +115,18 @@ class ConsistencyObserver:
         z0 = d["x"].float()[:, :, self.frames]
         video = self.decode(z0) if self.decode is not None else None
         if video is not None:
-            self.videos.append(video)
+            self.videos.append(_uint8(video).cpu() if self.uint8 else video.cpu())
         self.metrics.append(consistency_metrics(z0, video, embed=self.embed, embed_background=self.embed_background))
+
+
+def _uint8(frames: torch.Tensor) -> torch.Tensor:
+    """Frames in [-1, 1] as 8-bit pixels, rounded as a video writer does (on their device; same layout)."""
+    return ((frames.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def _from_uint8(frames: torch.Tensor) -> torch.Tensor:
+    """8-bit pixels back in [-1, 1] (float32): :func:`_uint8` of it gives the same pixels."""
+    return frames.float() / 127.5 - 1
 
 
 def _predicted(
@@ -194,7 +211,7 @@ class FreeInitRun:
     """What the ``freeinit`` job measured: the clip's bands and band power, one :class:`GapRun` per prior."""
 
     bands: BandSet
-    P: torch.Tensor  # (n_bands,) band power of the clip's latent
+    P: torch.Tensor  # (n_bands,) band power of the clip's latent (CPU, as every tensor of the run)
     runs: list[GapRun]
     latent_shape: tuple[int, ...]  # the clip's latent (b, c, t, h, w)
     encoder: dict | None = None  # EncoderInfo of the clip's encoder (the pipeline's VAE for pipelines)
@@ -290,7 +307,7 @@ def run_pipeline(
         )
     grid = (clip_shape[2], clip_shape[3], clip_shape[4])
     bands = make_bands(grid, edges)
-    P = band_power(z0, bands)
+    P = band_power(z0, bands).cpu()  # a result: on the CPU (the observers and priors move it where they need it)
     call = {**(call_kwargs or {}), "num_frames": t, "height": H, "width": W, "frames": frames}
     encoder = vae.info_for(t).to_dict()
     out = FreeInitRun(bands, P, [], clip_shape, encoder, scheduler=pipe.scheduler, pipeline=source)
@@ -300,9 +317,9 @@ def run_pipeline(
         # the generator's device and moved (randn_tensor), so CPU and CUDA runs start from the same noise.
         gen = torch.Generator().manual_seed(seed)
         # Measured on the frames the pipeline decodes; each pass decoded once, for metrics and mp4s.
-        gaps = GapObserver(bands, P.to(device), frames=slice(pad, None))
+        gaps = GapObserver(bands, P, frames=slice(pad, None))
         cons = ConsistencyObserver(
-            decode=vae.decode, embed=embed, embed_background=embed_background, frames=slice(pad, None)
+            decode=vae.decode, embed=embed, embed_background=embed_background, frames=slice(pad, None), uint8=True
         )
         res = sample(
             sampler,
@@ -313,13 +330,15 @@ def run_pipeline(
             clip_power=(bands, P),
             **sample_options(prior, options),
         )
+        # The passes kept in the result: on the CPU, without the padding frames.
         for p in res.passes:
-            p.init, p.latents = p.init[:, :, pad:], p.latents[:, :, pad:]
-        out.runs.append(_gap_run(res, P.to(device), bands, gaps, cons))
+            p.init, p.latents = p.init[:, :, pad:].cpu(), p.latents[:, :, pad:].cpu()
+        res.mask = res.mask.cpu()
+        out.runs.append(_gap_run(res, P, bands, gaps, cons))
         if out_dir is not None:
             for p, v in zip(res.passes, cons.videos):
                 path = f"{out_dir}/{res.info['prior']}_pass{p.index}.mp4"
-                write_video(path, v, fps=PASS_VIDEO_FPS)
+                write_video(path, _from_uint8(v), fps=PASS_VIDEO_FPS)
                 out.videos.append(path)
     return out
 

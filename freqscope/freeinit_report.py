@@ -188,7 +188,7 @@ def run_to_dict(run: FreeInitRun) -> dict:
     """The ``freqscope.freeinit/1`` document of a :class:`~freqscope.freeinit_job.FreeInitRun`."""
     doc = freeinit_to_dict(
         run.bands,
-        run.P.cpu(),
+        run.P,
         run.runs,
         video=run.video,
         encoder=run.encoder,

@@ -55,13 +55,14 @@ def snr_sampled(
     Signal power in band b at t is ``a_t² P_b``, noise power ``s_t² N_b`` with ``N_b`` the
     measured band power of the drawn ``ε`` (so it scatters around the closed form by the
     sampling error of ``N_b``, about ``√(2/n_bins)`` relative for a band of ``n_bins`` bins).
-    ``power``: ``band_power(z0, bands)`` if already computed (saves an FFT).
+    ``power``: ``band_power(z0, bands)`` if already computed (saves an FFT). The FFTs run on ``z0``'s device;
+    the result is on the CPU.
     """
-    power = band_power(z0, bands) if power is None else power  # (n_bands,)
+    power = (band_power(z0, bands) if power is None else power).cpu()  # (n_bands,)
     out = []
     for _ in progress(range(seeds), desc="noise draws", unit="draw") if progress else range(seeds):
         eps = randn(z0.shape, generator=generator, device=z0.device)  # on the generator's device, then moved
-        noise = band_power(eps, bands)  # (n_bands,)
+        noise = band_power(eps, bands).cpu()  # (n_bands,)
         out.append(snr_closed_form(power / noise, schedule))
     return torch.stack(out)
 
@@ -91,7 +92,7 @@ def energy_fraction(power: torch.Tensor, bands: BandSet) -> torch.Tensor:
 
 @dataclass
 class BandSNR:
-    """Per-band SNR of one latent at every training timestep."""
+    """Per-band SNR of one latent at every training timestep; every tensor on the CPU."""
 
     power: torch.Tensor  # (n_bands,) mean |F z0|² per bin
     energy_fraction: torch.Tensor  # (n_bands,)
@@ -112,8 +113,8 @@ def band_snr(
     power: torch.Tensor | None = None,
 ) -> BandSNR:
     """Everything ``freqscope snr`` reports for one latent ``z0`` of shape ``(b, c, t, h, w)``
-    (``power``: its band power if already computed)."""
-    power = band_power(z0, bands) if power is None else power
+    (``power``: its band power if already computed). The FFTs run on ``z0``'s device; the result is on the CPU."""
+    power = (band_power(z0, bands) if power is None else power).cpu()  # (n_bands,)
     snr_db = to_db(snr_closed_form(power, schedule))
     res = BandSNR(power, energy_fraction(power, bands), snr_db, crossing_timesteps(snr_db))
     if seeds > 0:
