@@ -351,14 +351,16 @@ def check_freeinit_options(
     size: tuple[int, int] = (PIPELINE_SIZE, PIPELINE_SIZE),
     out_dir: str | os.PathLike | None = None,
     sample_kwargs: dict | None = None,
+    offload: str | None = None,
 ) -> None:
     """Refuse :func:`run_freeinit` options that contradict each other, before any work: ``fps`` with
     ``stride``, a pipeline's options (``call_kwargs``, a ``size`` other than ``PIPELINE_SIZE``, ``out_dir``)
     without ``pipeline``, and adaptive FreeInit's options without ``num_iters="auto"``."""
     check_read_options(read_options or {})
-    if pipeline is None and (call_kwargs or out_dir is not None or size != (PIPELINE_SIZE, PIPELINE_SIZE)):
+    pipeline_only = call_kwargs or out_dir is not None or size != (PIPELINE_SIZE, PIPELINE_SIZE) or offload
+    if pipeline is None and pipeline_only:
         raise ValueError(
-            "`prompt`, `negative_prompt`, `guidance_scale`, `height`, `width` and `out_dir` "
+            "`prompt`, `negative_prompt`, `guidance_scale`, `height`, `width`, `out_dir` and `offload` "
             "apply with `pipeline` only"
         )
     kw = sample_kwargs or {}
@@ -386,6 +388,7 @@ def run_freeinit(
     embedder: str | None = None,
     background_embedder: str | None = None,
     out_dir: str | os.PathLike | None = None,
+    offload: str | None = None,
     progress: Callable[..., Any] | None = None,
     **options: Any,
 ) -> FreeInitRun:
@@ -398,7 +401,9 @@ def run_freeinit(
     ``pipeline`` (a folder or hub id): the clip is read at ``height``×``width``, encoded by the pipeline's
     own VAE, and the pipeline (``call_kwargs``: prompt, guidance, …) is sampled, each pass's video written
     to ``out_dir`` if given. ``embedder`` / ``background_embedder``: DINO- / CLIP-type image embedders for
-    VBench subject / background consistency. ``device``: see :func:`~freqscope.devices.resolve_device`.
+    VBench subject / background consistency. ``device``: see :func:`~freqscope.devices.resolve_device`;
+    ``offload``, and ``vae_tiling`` of ``encoder_options``: the pipeline's, see
+    :func:`~freqscope.pipeline_adapter.load_pipeline`.
     ``options``: :func:`~freqscope.freeinit.sample`'s, :class:`~freqscope.freeinit.FreeInitOptions`' and the
     priors' own (each prior takes its own), in one mapping."""
     check_freeinit_options(
@@ -408,6 +413,7 @@ def run_freeinit(
         size=(height, width),
         out_dir=out_dir,
         sample_kwargs=options,
+        offload=offload,
     )
     if pipeline is not None:
         check_hub_source(pipeline, "`pipeline`", filename="model_index.json")  # fail fast, before any work
@@ -442,7 +448,8 @@ def run_freeinit(
             encoder_options.get("vae") is not None or encoder_options.get("encoder") not in (None, "auto", "vae")
         ):
             raise ValueError("pipeline: the clip is encoded by the pipeline's own VAE; drop vae and encoder")
-        pipe = load_pipeline(pipeline, device=device, dtype=dtype)
+        tiling = bool((encoder_options or {}).get("vae_tiling"))
+        pipe = load_pipeline(pipeline, device=device, dtype=dtype, offload=offload, vae_tiling=tiling)
         x, info = read_video(paths[0], size=(height, width), **read_kw)
         out = run_pipeline(
             pipe,

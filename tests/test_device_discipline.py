@@ -270,3 +270,23 @@ def test_freeinit_reference_cli_on_cuda(clips, tmp_path):
     cli("freeinit", "--video", clips[0], *args, "--plot", p, "--json", j)
     d = json.loads(j.read_text())
     assert d["scheduler"]["class"] == "DDIMScheduler" and len(d["runs"][0]["gap_db"]) == 2
+
+
+@pytest.mark.xfail(
+    raises=RuntimeError,
+    strict=True,
+    reason="pipeline_vae (pipeline_adapter.py) encodes on the VAE parameters' device, the CPU under model offload, "
+    "while diffusers' offload hook moves the VAE to the GPU: frames and weights on two devices",
+)
+def test_freeinit_pipeline_with_model_offload_and_vae_tiling_on_cuda(clips, wan, tmp_path):
+    j, p = tmp_path / "o.json", tmp_path / "o.png"
+    cli("freeinit", "--video", clips[0], "--pipeline", wan, *PIPELINE, "--offload", "model", "--vae-tiling",
+        "--plot", p, "--json", j)  # fmt: skip
+    assert len(json.loads(j.read_text())["runs"][0]["gap_db"]) == 2
+
+
+def test_offload_applies_with_a_pipeline_only(clips):
+    from freqscope.freeinit_job import run_freeinit
+
+    with pytest.raises(ValueError, match="`offload` apply with `pipeline` only"):
+        run_freeinit(str(clips[0]), offload="model")
