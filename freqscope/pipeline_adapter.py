@@ -323,6 +323,9 @@ def pipeline_vae(pipe: Pipeline, source: str | None = None) -> VAEEncoder:
         enc.info.scaling.update(latents_mean=enc.mean, latents_std=enc.std)
     if fam.name == "StableVideoDiffusion":
         enc = _FrameEncodedVAE(pipe.vae, source=enc.info.source)
+    # Under offload the VAE's weights wait on the CPU and diffusers' hook moves them to the execution device
+    # when it runs: its inputs go there.
+    enc.device = torch.device(getattr(pipe, "_execution_device", enc.device))
     return enc
 
 

@@ -209,7 +209,7 @@ def snr_dataset_run(
         device=dev,
         progress=progress,
         read=read or {},
-        generator=torch.Generator(dev).manual_seed(seed),
+        generator=torch.Generator().manual_seed(seed),  # CPU: noise drawn there and moved (randn_tensor)
         **kwargs,
     )
     summaries = [aggregate(rows, s, weighted=weighted) for s in schedules] if rows is not None else []
