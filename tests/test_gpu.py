@@ -55,18 +55,13 @@ FAMILIES = [
 ROWS: list[tuple[str, float, float, str]] = []  # (check, seconds, peak MiB, what held)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def summary(request):
-    """Print the table of every check that ran, whatever pytest captures."""
-    yield
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    if tr is None or not ROWS:
-        return
-    tr.write_line("")
-    tr.write_line(f"GPU checks on {torch.cuda.get_device_name(0)} (torch {torch.__version__})")
-    tr.write_line(f"{'check':<44} {'seconds':>8} {'peak MiB':>9}  held")
-    for name, s, mib, held in ROWS:
-        tr.write_line(f"{name:<44} {s:8.1f} {mib:9.0f}  {held}")
+def summary_lines() -> list[str]:
+    """The table of every check that ran (printed by tests/conftest.py's pytest_terminal_summary)."""
+    if not ROWS:
+        return []
+    head = [f"GPU checks on {torch.cuda.get_device_name(0)} (torch {torch.__version__})"]
+    head.append(f"{'check':<44} {'seconds':>8} {'peak MiB':>9}  held")
+    return head + [f"{name:<44} {s:8.1f} {mib:9.0f}  {held}" for name, s, mib, held in ROWS]
 
 
 class measured:
@@ -160,7 +155,7 @@ def test_freeinit_cli_with_a_pipeline_on_cuda(name, clips, tmp_path):
     with measured(f"freeinit --pipeline {name} --plot --json") as m:
         j = tmp_path / "f.json"
         _cli("freeinit", "--video", clips / "c0.mp4", "--pipeline", tmp_path / name, "--device", "cuda",
-             "--prompt", "cat", "--frames", 9, "--height", 16, "--width", 16, "--steps", 4, "--num-iters", 2,
+             "--prompt", "cat", "--frames", 9, "--height", 32, "--width", 32, "--steps", 4, "--num-iters", 2,
              "--plot", tmp_path / "f.png", "--json", j, "-q")
         assert json.loads(j.read_text())["runs"][0]["gap_db"]
         m.held = "gaps, plot and JSON written"
