@@ -102,7 +102,7 @@ def _analyse(encoder, *, device, edges, decomposition, time_scale, radial, gener
 
     @torch.no_grad()
     def analyse(x: torch.Tensor) -> list[dict]:
-        z = encoder(x.to(device), generator=generator)
+        z = encoder(x.to(device, non_blocking=True), generator=generator)  # x pinned for a GPU (_frames_batch)
         if z.shape[2] < 2:
             raise ValueError(f"the latent has {z.shape[2]} frame(s); spatio-temporal bands need 2 or more")
         opts = dict(edges=edges, decomposition=decomposition, time_scale=time_scale, radial=radial)
@@ -176,7 +176,7 @@ def run_dataset(
         batch_size=None,
         num_workers=workers,
         prefetch_factor=2 if workers else None,
-        pin_memory=device.type == "cuda" and not in_worker,  # faster host → device copies of the frames
+        pin_memory=False,  # clips are pinned once batched (_frames_batch): torch.cat of pinned clips is not pinned
     )
     bar = progress(total=total, desc="clips", unit="clip", smoothing=0.05) if progress else None
     t0 = time.perf_counter()
@@ -184,6 +184,7 @@ def run_dataset(
         run,
         _analyse(encoder, device=device, generator=generator, **opts),
         batch=1 if isinstance(encoder, PixelEncoder) else batch_size,  # batching helps a model, not an FFT
+        device=device,
         store=store,
         strict=strict,
         bar=bar,
@@ -206,6 +207,22 @@ def run_dataset(
     return run
 
 
+def _out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
+
+
+def _frames_batch(xs: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """Clips ``(1, 3, t, H, W)`` of one size as one batch; for a GPU, made in pinned memory (one copy), so that
+    the copy to the device need not wait."""
+    if device.type != "cuda":
+        return torch.cat(xs)
+    try:
+        out = torch.empty((sum(x.shape[0] for x in xs), *xs[0].shape[1:]), dtype=xs[0].dtype, pin_memory=True)
+    except RuntimeError:  # no pinned memory to be had (a locked-memory limit): an ordinary, waiting copy
+        return torch.cat(xs)
+    return torch.cat(xs, out=out)
+
+
 def _raise_worker_error(e: Exception, workers: int) -> None:
     """An error in a worker (a bad line of a list) arrives wrapped with the worker's traceback: keep its last line."""
     lines = str(e).strip().splitlines()
@@ -217,8 +234,11 @@ class _Sink:
     """Where loaded clips go: clips of one frame shape wait to be encoded ``batch`` at a time; rows go to the
     results store (or the run) and tick the progress bar."""
 
-    def __init__(self, run: DatasetRun, analyse, *, batch: int, store: ResultsStore | None, strict: bool, bar):
+    def __init__(
+        self, run: DatasetRun, analyse, *, batch: int, device: torch.device, store: ResultsStore | None, strict, bar
+    ):
         self.run, self.analyse, self.batch, self.store, self.strict, self.bar = run, analyse, batch, store, strict, bar
+        self.device = device
         self.pending: dict[tuple, list[tuple[dict, torch.Tensor]]] = {}  # frames shape → clips waiting
 
     def _tick(self) -> None:
@@ -242,12 +262,17 @@ class _Sink:
 
     def encode(self, group: list[tuple[dict, torch.Tensor]]) -> None:
         try:
-            outs = self.analyse(torch.cat([x for _, x in group]))
+            outs = self.analyse(_frames_batch([x for _, x in group], self.device))
         except (ValueError, RuntimeError) as e:
-            if len(group) > 1:  # find the clip at fault
+            oom = _out_of_memory(e)
+            if oom and self.device.type == "cuda":
+                torch.cuda.empty_cache()  # what the failed batch held, before its clips go one at a time
+            if len(group) > 1:  # the batch did not fit, or find the clip at fault: one clip at a time
                 for item in group:
                     self.encode([item])
                 return
+            if oom:
+                raise  # one clip does not fit: every next one would fail too; the CLI says what to try
             outs = [{"status": "error", "error": _one_line(e)}]
         for (row, _), out in zip(group, outs):
             self.emit({**row, **out})

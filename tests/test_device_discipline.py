@@ -286,3 +286,30 @@ def test_offload_applies_with_a_pipeline_only(clips):
 
     with pytest.raises(ValueError, match="`offload` apply with `pipeline` only"):
         run_freeinit(str(clips[0]), offload="model")
+
+
+def test_a_vae_batch_that_does_not_fit_goes_one_clip_at_a_time_with_the_cache_freed(clips, kl_vae, monkeypatch):
+    """A video VAE runs out of GPU memory on a batch of clips: the cache is freed and the clips go one at a time
+    (the rows equal a batch-of-one run's); a single clip that does not fit stops the run with the error, rather
+    than every clip after it being skipped as unreadable."""
+    from freqscope.dataset import run_dataset
+    from freqscope.encode import load_encoder
+
+    with fake_cuda():
+        enc = load_encoder(vae=str(kl_vae), device="cuda")
+        encode, freed = enc._encode, []
+
+        def small_gpu(x, **kw):
+            if x.shape[0] > 1:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+            return encode(x, **kw)
+
+        monkeypatch.setattr(enc, "_encode", small_gpu)
+        monkeypatch.setattr(torch.cuda, "empty_cache", lambda: freed.append(True))
+        rows = run_dataset([clips[0].parent], enc, read={"frames": 4}, batch_size=2, device="cuda").rows
+        one = run_dataset([clips[0].parent], enc, read={"frames": 4}, batch_size=1, device="cuda").rows
+        assert [r["status"] for r in rows] == ["ok", "ok"] and freed == [True]
+        np.testing.assert_array_equal([r["band_power"] for r in rows], [r["band_power"] for r in one])
+        monkeypatch.setattr(enc, "_encode", lambda x, **kw: small_gpu(torch.cat([x, x]), **kw))  # nothing fits
+        with pytest.raises(torch.OutOfMemoryError):
+            run_dataset([clips[0].parent], enc, read={"frames": 4}, batch_size=1, device="cuda")
