@@ -11,8 +11,10 @@ only small rows cross process boundaries. The SNR of any schedule follows from t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -190,8 +192,7 @@ def run_dataset(
         bar=bar,
     )
     try:
-        for row, x in loader:
-            sink.take(row, x)
+        _drain(loader, sink, workers)
         sink.finish()
     except (ValueError, FileNotFoundError) as e:
         _raise_worker_error(e, workers)
@@ -205,6 +206,50 @@ def run_dataset(
         store.compact()  # under torchrun rank 0 merges, once every rank is done
     run.seconds = time.perf_counter() - t0
     return run
+
+
+def _drain(loader: DataLoader, sink: _Sink, workers: int) -> None:
+    """Every item of the loader into the sink; its worker processes shut down however the loop ends. A worker
+    that dies (the group's SIGTERM or Ctrl-C, the out-of-memory killer) ends the run as its cause would: exit 143
+    or 130, or one line saying the stored rows resume; never torch's traceback of a lost worker."""
+    it = iter(loader)
+    try:
+        for row, x in it:
+            sink.take(row, x)
+    except RuntimeError as e:
+        _raise_worker_death(e)
+        raise
+    finally:
+        shutdown = getattr(it, "_shutdown_workers", None)
+        if workers and shutdown is not None:
+            with contextlib.suppress(RuntimeError):  # a worker already gone: torch reports it again here
+                shutdown()
+
+
+#: How torch names the signal that killed a DataLoader worker → what the run ends with.
+_WORKER_SIGNALS = {"Terminated": 143, "Interrupt": 130}
+
+
+def _raise_worker_death(e: RuntimeError) -> None:
+    """Re-raise a lost DataLoader worker as the run's own end; other errors pass through."""
+    lost = re.search(r"DataLoader worker \(pid(?:\(s\))? ([\d, ]+)\)", str(e))
+    if lost is None:
+        return
+    signal = re.search(r"killed by signal: (\w+)", str(e))
+    status = _WORKER_SIGNALS.get(signal[1] if signal else "")
+    if status == 130:
+        raise KeyboardInterrupt from None
+    if status is not None:
+        raise SystemExit(status) from None
+    how = f"was killed by signal {signal[1]}" if signal else "exited unexpectedly"
+    raise WorkerLost(
+        f"a decoding worker (pid {lost[1]}) {how} (the out-of-memory killer?); the rows analysed so far are "
+        "stored: run the same command again to resume, with fewer `workers` or a smaller `size`"
+    ) from None
+
+
+class WorkerLost(RuntimeError):
+    """A decoding worker died under the run (one line, not torch's traceback)."""
 
 
 def _out_of_memory(e: BaseException) -> bool:

@@ -17,6 +17,7 @@ import click
 import torch
 
 from ..bands import parse_edges
+from ..dataset import WorkerLost
 from ..devices import DEVICE_RULE
 from ..encode import DTYPE_RULE, ENCODERS, load_encoder
 from ..freeinit_job import run_freeinit
@@ -32,6 +33,12 @@ class UserError(click.ClickException):
 
     def show(self, file=None) -> None:
         click.echo(f"freqscope: error: {self.format_message()}", err=True)
+
+
+class StoppedError(UserError):
+    """A run stopped by something outside the input (a lost worker): one line, exit status 1."""
+
+    exit_code = 1
 
 
 def library_default(fn: Callable, name: str) -> str:
@@ -106,6 +113,8 @@ def run_job(fn, quiet: bool):
             raise UserError(to_flags(str(e).splitlines()[0]) if str(e) else type(e).__name__) from None
         except OSError as e:
             raise UserError(f"{e.strerror or e}: {e.filename}" if e.filename else str(e)) from None
+        except WorkerLost as e:  # not the input's fault: exit status 1, one line
+            raise StoppedError(to_flags(str(e))) from None
         except (MemoryError, RuntimeError) as e:  # torch reports a failed allocation as a RuntimeError
             if isinstance(e, RuntimeError) and not re.search(r"out of memory|can't allocate|allocat", str(e), re.I):
                 raise
