@@ -236,12 +236,15 @@ def hf_image_embedder(
         from transformers import AutoConfig, AutoImageProcessor, AutoModel
     except ImportError:  # pragma: no cover - transformers is a test extra
         raise ValueError("the image embedder needs transformers: pip install transformers") from None
-    check_hub_source(path_or_id, "image embedder")
+    cache_only = check_hub_source(path_or_id, "image embedder")  # a cached id, the hub out of reach
     try:
-        proc = AutoImageProcessor.from_pretrained(path_or_id) if preprocess == "processor" else None
-        arch = (getattr(AutoConfig.from_pretrained(path_or_id), "architectures", None) or [""])[0]
+        proc = None
+        if preprocess == "processor":
+            proc = AutoImageProcessor.from_pretrained(path_or_id, local_files_only=cache_only)
+        config = AutoConfig.from_pretrained(path_or_id, local_files_only=cache_only)
+        arch = (getattr(config, "architectures", None) or [""])[0]
         cls = getattr(transformers, arch, AutoModel)  # the saved class: keeps CLIP's projection head
-        model = cls.from_pretrained(path_or_id).to(device).eval()
+        model = cls.from_pretrained(path_or_id, local_files_only=cache_only).to(device).eval()
     except Exception as e:  # noqa: BLE001 - transformers raises OSError, ValueError, HTTP errors
         raise ValueError(f"cannot load the image embedder {path_or_id!r}: {str(e).splitlines()[0][:200]}") from None
     is_clip = "clip" in type(model).__name__.lower()

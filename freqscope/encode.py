@@ -287,9 +287,9 @@ class VAEEncoder:
             )
         if not local.exists() and (src.count("/") != 1 or src.startswith((".", "/"))):
             raise FileNotFoundError(f"VAE {src!r} is neither a local folder nor a hub id (owner/name); check the path")
-        check_hub_source(src, "VAE", subfolder=subfolder)
+        cache_only = {"local_files_only": True} if check_hub_source(src, "VAE", subfolder=subfolder) else {}
         try:
-            config = diffusers.AutoencoderKL.load_config(src, subfolder=subfolder)
+            config = diffusers.AutoencoderKL.load_config(src, subfolder=subfolder, **cache_only)
         except Exception as e:  # noqa: BLE001 - diffusers raises many kinds (OSError, EnvironmentError, HTTP)
             raise ValueError(
                 f"cannot load the VAE config from {src!r}{f' (subfolder {subfolder})' if subfolder else ''}: "
@@ -303,7 +303,7 @@ class VAEEncoder:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # version-dependent deprecation notices (torch_dtype vs dtype)
-                model = model_cls.from_pretrained(src, subfolder=subfolder, torch_dtype=dtype)
+                model = model_cls.from_pretrained(src, subfolder=subfolder, torch_dtype=dtype, **cache_only)
         except Exception as e:  # noqa: BLE001
             raise ValueError(
                 f"cannot load the {cls_name} weights from {src!r}: {str(e).splitlines()[0][:200]}"

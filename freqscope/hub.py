@@ -52,27 +52,30 @@ def check_hub_source(
     filename: str = "config.json",
     subfolder: str | None = None,
     timeout: float = 3.0,
-) -> None:
+) -> bool:
     """Before ``from_pretrained(source)``: a local folder, a hub id in the local cache, or a hub that
     answers within ``timeout`` s; else one ``ValueError`` saying the hub is offline or unreachable and
-    suggesting a folder saved with ``save_pretrained``. ``what`` names the parameter in the message."""
+    suggesting a folder saved with ``save_pretrained``. ``what`` names the parameter in the message.
+
+    Returns whether to load with ``local_files_only=True``: a cached id while the hub is offline or out of
+    reach (asking the hub would only wait and retry before the library falls back to the cache)."""
     src = os.fspath(source)
     if Path(src).exists():
-        return
+        return False
     from huggingface_hub import constants, try_to_load_from_cache
 
     try:
         cached = try_to_load_from_cache(src, f"{subfolder}/{filename}" if subfolder else filename)
     except Exception:  # noqa: BLE001 - an id the hub library rejects: from_pretrained reports it
-        return
-    if isinstance(cached, str):
-        return
+        return False
     if hub_offline():
         reason = "the hub is offline (HF_HUB_OFFLINE is set)"
     elif not _reachable(constants.ENDPOINT, timeout):
         reason = f"the hub ({urlparse(constants.ENDPOINT).hostname}) cannot be reached"
     else:
-        return
+        return False
+    if isinstance(cached, str):
+        return True
     raise ValueError(
         f"{what} {src!r} is not in the local cache and {reason}; "
         "on a machine with access, save it with save_pretrained and pass that folder"

@@ -15,6 +15,7 @@ import torch
 from einops import rearrange
 
 from .encode import VAEEncoder, enable_vae_tiling, model_dtype
+from .hub import check_hub_source
 
 #: A diffusers pipeline (diffusers ships no type information).
 Pipeline = Any
@@ -53,12 +54,15 @@ def load_pipeline(
         raise ValueError(f"no model_index.json in {local}; pass a pipeline folder saved with save_pretrained")
     if not local.exists() and (source.count("/") != 1 or source.startswith((".", "/"))):
         raise FileNotFoundError(f"pipeline {source!r} is neither a local folder nor a hub id (owner/name)")
+    # A cached id while the hub is out of reach loads from the cache at once (the check is the job's, first).
+    cached = check_hub_source(source, "`pipeline`", filename="model_index.json")
+    cache_only = {"local_files_only": True} if cached else {}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # version-dependent deprecation notices (torch_dtype vs dtype)
-            class_name = str(diffusers.DiffusionPipeline.load_config(source).get("_class_name", ""))
-            dtype, vae_dtype = pipeline_dtypes(class_name, device, dtype)
-            pipe = diffusers.DiffusionPipeline.from_pretrained(source, torch_dtype=dtype)
+            config = diffusers.DiffusionPipeline.load_config(source, **cache_only)
+            dtype, vae_dtype = pipeline_dtypes(str(config.get("_class_name", "")), device, dtype)
+            pipe = diffusers.DiffusionPipeline.from_pretrained(source, torch_dtype=dtype, **cache_only)
     except Exception as e:  # noqa: BLE001 - diffusers raises OSError, ValueError, HTTP errors
         raise ValueError(f"cannot load the pipeline {source!r}: {str(e).splitlines()[0][:200]}") from None
     if not hasattr(pipe, "scheduler") or not hasattr(pipe, "vae"):

@@ -328,8 +328,31 @@ def test_a_hanging_name_lookup_fails_in_one_line_within_the_timeout(work, monkey
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     t0 = time.monotonic()
     assert freqscope.hub._reachable("https://huggingface.co", 1.0) is False
-    assert time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 < 10  # bounded by the timeout, not by the 30 s lookup
     t0 = time.monotonic()
     fails("snr", "--video", "in.mp4", "--vae", "someone/some-vae", env={"HF_HUB_OFFLINE": ""},
           match=r"the hub \(huggingface.co\) cannot be reached")
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 15  # the same: a generous bound that a hanging lookup (30 s) exceeds
+
+
+def test_a_cached_hub_id_loads_from_the_cache_when_the_hub_is_out_of_reach(work, tmp_path):
+    """A hub id in the local cache, HF_HUB_OFFLINE unset and no route to the hub: it loads from the cache at
+    once (local_files_only), without the hub library's retries first (they took about 30 s here)."""
+    import shutil
+
+    from conftest import tiny_vaes
+
+    snapshot = tmp_path / "hf" / "hub" / "models--someone--tiny-vae" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for f in tiny_vaes(tmp_path / "src")["kl"].iterdir():
+        shutil.copy(f, snapshot / f.name)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    r = subprocess.run(
+        [sys.executable, "-m", "freqscope.cli", "snr", "--video", "in.mp4", "--vae", "someone/tiny-vae",
+         "--frames", "4", "--json", "c.json", "-q"],
+        capture_output=True, text=True, timeout=120, env={**env, "HF_HOME": str(tmp_path / "hf")},
+    )  # fmt: skip
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert json.loads(Path("c.json").read_text())["encoder"]["source"] == "someone/tiny-vae"
