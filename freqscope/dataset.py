@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .bands import DEFAULT_EDGES
 from .encode import Encoder, PixelEncoder
-from .inputs import ClipSpec, iter_clips, shard
+from .inputs import ClipSpec, check_sources, iter_clips, shard
 from .results import ResultsStore
 from .rows import analysis_settings, latent_rows, read_options, settings_columns
 from .video import read_video
@@ -148,8 +148,7 @@ def run_dataset(
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: must be >= 1")
     sources = list(sources)
-    for src in sources:  # a missing file, an empty folder, a glob matching nothing: fail before any work
-        next(iter_clips([src]), None)
+    check_sources(sources)  # a missing file, an empty folder or list, a bad CSV cell: fail before any work
     device = torch.device(device)
     read = read_options(read)
     settings = analysis_settings(
