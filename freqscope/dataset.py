@@ -203,6 +203,7 @@ def run_dataset(
             bar.close()
     if store is not None and world_size == 1:
         store.compact()  # under torchrun rank 0 merges, once every rank is done
+        store.close()  # lets the results file's lock go (torchrun ranks hold it until they exit)
     run.seconds = time.perf_counter() - t0
     return run
 

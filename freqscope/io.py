@@ -18,10 +18,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import stat
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,8 @@ __all__ = [
 STDOUT = "-"
 #: Longest file name most file systems take (bytes), where ``pathconf`` cannot say.
 _NAME_MAX = 255
+#: The characters of a temporary file's random part (those of ``tempfile.mkstemp``).
+_TEMP_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 
 
 def _nearest_existing(p: Path) -> Path:
@@ -188,6 +190,13 @@ def _check_folder_writes(
             raise ValueError(f"{what} {p} would overwrite {q}, {kind} of this run; choose another folder")
 
 
+def _temporary_name(path: Path) -> Path:
+    """A new hidden name next to ``path`` for :func:`atomic_write`'s temporary file: ``.<stem>.<8 random>.<suffix>``
+    (stem and suffix shortened to 24 and 12 characters), as ``tempfile.mkstemp`` names them."""
+    token = "".join(secrets.choice(_TEMP_CHARS) for _ in range(8))
+    return path.with_name(f".{path.stem[:24]}.{token}{path.suffix[:12]}")
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it into place.
 
@@ -204,14 +213,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
         folder = folder.parent
     for d in reversed(made):
         d.mkdir()
-    # A short temporary name: a long output name must not make the temporary one too long.
-    fd, tmp = tempfile.mkstemp(prefix=f".{real.stem[:24]}.", suffix=real.suffix[:12], dir=real.parent)
-    os.close(fd)
+    # A short temporary name (a long output name must not make the temporary one too long), named before it
+    # is made: a Ctrl-C arriving while it is created still finds it to remove.
+    tmp = str(_temporary_name(real))
+    while os.path.lexists(tmp):  # another writer's (a 1 in 36**8 chance): O_EXCL below must not fail
+        tmp = str(_temporary_name(real))
     try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         write(tmp)
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual mode
+        os.chmod(tmp, 0o666 & ~umask)  # made 0600 as mkstemp does; outputs get the usual mode
         os.replace(tmp, real)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

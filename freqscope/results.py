@@ -1,26 +1,51 @@
 """The per-clip results store of a dataset run: one Parquet row per clip, durable as the run goes.
 
-A run appends rows to small part files (``FILE.parts/r<rank>-<time>-<seq>.parquet``, each written
-atomically) every ``flush_rows`` rows (default: every row, a few ms) or ``flush_seconds`` seconds, so
-a ``kill -9`` loses only the rows not yet flushed (by default none: only clips in flight are redone);
-:meth:`ResultsStore.compact` merges the parts into ``FILE`` at the end. A row is keyed by the clip
-(path, start) and the analysis settings (a hash); its size and modification time tell whether the
-file changed since. Reading keeps the last row written for each key.
+``FILE`` holds the merged rows; ``FILE.parts/r<rank>-<time_ns>-<pid>-<seq>.parquet`` the rows written since,
+each part written atomically and marked with freqscope's schema metadata; ``FILE.lock`` says which run writes.
+
+- **Flushes.** A process queues its rows and writes them as one part at most once a second (``flush_seconds``;
+  a timer writes a queued row within that second even when no next row comes) or once ``flush_rows`` are
+  queued, so a ``kill -9`` loses only the clips in flight and the last second's rows.
+- **Merges.** While a run goes on, a process merges only its own parts, in levels: ``_FANOUT`` parts of one
+  level become one part of the next, so each row is rewritten about log₁₀(parts) times and a process keeps
+  at most ``_FANOUT - 1`` parts per level. :meth:`ResultsStore.compact` merges ``FILE`` and every part into
+  ``FILE`` once, at the end.
+- **Order.** A row's age is the write time in its part's name (parsed as a number, whatever the rank), then
+  its place in the part; ``FILE`` is older than every part. Reading keeps each clip's newest row. A row is
+  keyed by the clip (path, start) and the analysis settings (a hash); its size and modification time tell
+  whether the file changed since.
+- **Lock.** A store holds ``FILE.lock`` (``flock``) while it is open: the processes of one run (one process,
+  or the ranks of one torchrun job) share it, another run is refused up front naming the holder's pid. The
+  kernel drops the lock of a killed run; the first process to take it removes the temporary files that
+  killed writers left. A part without freqscope's metadata (a foreign file) is ignored with a warning.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
+import socket
+import threading
 import time
+import warnings
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .io import atomic_write
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock, as before
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["SCHEMA", "ResultsStore", "read_results", "settings_hash"]
 
@@ -48,8 +73,18 @@ SCHEMA = pa.schema(
     ]
 )
 _KEY = ("path", "start", "settings")
-#: A rank merges its own part files once it has this many (bounds the file count of long runs).
-_MAX_PARTS = 200
+#: The schema metadata key that marks a freqscope part (its value: the run's settings as JSON).
+_META = b"freqscope"
+#: How many parts of one level a process merges into one part of the next level.
+_FANOUT = 10
+#: A part's name: rank, write time (ns), pid, sequence number of its writer.
+_PART = re.compile(r"r(\d+)-(\d+)-(\d+)-(\d+)\.parquet")
+#: Rows per row group when parts are merged.
+_BATCH = 65536
+#: Lock files this process holds: path → [file descriptor, open stores].
+_HELD: dict[str, list[int]] = {}
+#: Foreign parts already warned about (once per process).
+_WARNED: set[str] = set()
 
 
 def settings_hash(settings: dict) -> str:
@@ -61,11 +96,45 @@ def _parts_dir(path: Path) -> Path:
     return path.with_name(path.name + ".parts")
 
 
+def _lock_file(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _age(part: Path) -> tuple[int, ...]:
+    """When a part was written: (time, rank, pid, seq) from its name."""
+    m = _PART.fullmatch(part.name)
+    assert m is not None
+    r, t, pid, seq = map(int, m.groups())
+    return (t, r, pid, seq)
+
+
+def _is_ours(part: Path) -> bool:
+    """A part named and marked by freqscope; else warn once and leave it out."""
+    why = None
+    if not _PART.fullmatch(part.name):
+        why = "its name is not a freqscope part's"
+    else:
+        try:
+            meta = pq.read_schema(part).metadata or {}
+        except FileNotFoundError:
+            return False  # merged away since it was listed
+        except (OSError, pa.ArrowInvalid) as e:
+            meta, why = {}, f"unreadable: {e}"
+        if why is None and _META not in meta:
+            why = "it lacks freqscope's metadata"
+    if why is not None and str(part) not in _WARNED:
+        _WARNED.add(str(part))
+        warnings.warn(f"`results` part {part} is not a freqscope part ({why}); ignored: remove it", stacklevel=3)
+    return why is None
+
+
 def _part_files(path: Path) -> list[Path]:
+    """The parts of a results file in the order they were written (hidden temporary files left out)."""
     d = _parts_dir(path)
     if not d.is_dir():
         return []
-    return sorted(q for q in d.iterdir() if q.suffix == ".parquet" and not q.name.startswith("."))
+    found = [q for q in d.iterdir() if q.suffix == ".parquet" and not q.name.startswith(".")]
+    return sorted((q for q in found if _is_ours(q)), key=_age)
 
 
 def _read_table(files: list[Path], columns: list[str] | None = None) -> pa.Table:
@@ -73,6 +142,8 @@ def _read_table(files: list[Path], columns: list[str] | None = None) -> pa.Table
     for f in files:
         try:
             tables.append(pq.read_table(f, schema=SCHEMA, columns=columns))
+        except FileNotFoundError:
+            raise  # a part merged away while reading: the caller reads again
         except (OSError, pa.ArrowInvalid) as e:
             raise ValueError(
                 f"results file {f} is not a freqscope results file ({e}); give another `results` file"
@@ -85,11 +156,28 @@ def _read_table(files: list[Path], columns: list[str] | None = None) -> pa.Table
 
 def _latest(table: pa.Table) -> pa.Table:
     """Keep the last row of each key (rows are in the order they were written)."""
-    cols = [table.column(k).to_pylist() for k in _KEY]
-    last = {key: i for i, key in enumerate(zip(*cols))}
+    order = pa.array(np.arange(table.num_rows, dtype=np.int64))
+    keys = table.select(list(_KEY)).append_column("_row", order)
+    last = keys.group_by(list(_KEY), use_threads=False).aggregate([("_row", "max")]).column("_row_max")
     if len(last) == table.num_rows:
         return table
-    return table.take(sorted(last.values()))
+    return table.take(np.sort(last.to_numpy()))
+
+
+def _sources(p: Path) -> list[Path]:
+    return ([p] if p.exists() else []) + _part_files(p)
+
+
+def _read_all(p: Path, columns: list[str] | None) -> tuple[list[Path], pa.Table]:
+    """The files of a results file and their rows; read again where a writer merged parts away meanwhile."""
+    for _ in range(20):
+        files = _sources(p)
+        try:
+            return files, _read_table(files, columns)
+        except FileNotFoundError:
+            time.sleep(0.05)
+    files = _sources(p)
+    return files, _read_table(files, columns)
 
 
 def read_results(
@@ -102,14 +190,120 @@ def read_results(
         raise FileNotFoundError(f"results file {p} not found; make it first with a dataset run (`results` {p})")
     if columns is not None:
         columns = list(dict.fromkeys([*_KEY, *columns]))
-    t = _latest(_read_table(([p] if p.exists() else []) + _part_files(p), columns))
+    t = _latest(_read_all(p, columns)[1])
     if settings is not None:
         t = t.filter(pc.equal(t.column("settings"), settings))
     return t.sort_by([("path", "ascending"), ("start", "ascending")])
 
 
+def _run_id() -> str:
+    """Who writes: this process, or every rank of one torchrun job (they share the store's lock)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        job = [os.environ.get(k, "") for k in ("TORCHELASTIC_RUN_ID", "MASTER_ADDR", "MASTER_PORT")]
+        return "torchrun:" + ":".join(job)
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _remove_stale(path: Path) -> None:
+    """Temporary files of writers that were killed (called while no other process holds the lock)."""
+    d = _parts_dir(path)
+    stale = [q for q in d.iterdir() if q.name.startswith(".") and q.suffix == ".parquet"] if d.is_dir() else []
+    if len(path.stem) < 24:  # atomic_write's temporary names of FILE (a longer stem is cut: not surely ours)
+        own = re.compile(rf"\.{re.escape(path.stem)}\.[a-z0-9_]{{8}}{re.escape(path.suffix[:12])}")
+        stale += [q for q in path.parent.iterdir() if own.fullmatch(q.name)]
+    for q in stale:
+        q.unlink(missing_ok=True)
+
+
+def _take_lock(fd: int, path: Path) -> None:
+    """Share ``fd``'s lock with this run's other processes, or refuse another run's store."""
+    me = {"run": _run_id(), "pid": os.getpid(), "host": socket.gethostname()}
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pass  # held: by this run's other ranks, or by another run (its record says which)
+    else:  # nobody writes: say who does now, and clear what killed writers left
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(me).encode(), 0)
+        _remove_stale(path)
+    for _ in range(500):  # an exclusive hold lasts only while its holder writes its record
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            time.sleep(0.01)
+    else:
+        raise ValueError(f"`results` {path}: its lock {_lock_file(path)} stays taken; another run is starting")
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        holder = {}
+    if holder.get("run") != me["run"]:
+        host = f" on {holder['host']}" if holder.get("host", me["host"]) != me["host"] else ""
+        raise ValueError(
+            f"`results` {path} is being written by another run (pid {holder.get('pid', '?')}{host}); "
+            "wait for it to finish or choose another `results` file"
+        )
+
+
+def _acquire(path: Path) -> str:
+    """Hold ``path``'s lock for one more store of this process (taken by the first)."""
+    key = os.path.realpath(_lock_file(path))
+    if key in _HELD:
+        _HELD[key][1] += 1
+        return key
+    fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        if fcntl is not None:
+            _take_lock(fd, path)
+    except OSError as e:
+        if isinstance(e, BlockingIOError) or e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            os.close(fd)
+            raise
+        warnings.warn(f"`results` {path}: its folder takes no file lock ({e}); two runs on it at once go unnoticed")
+    except BaseException:
+        os.close(fd)
+        raise
+    _HELD[key] = [fd, 1]
+    return key
+
+
+def _release(key: str) -> None:
+    held = _HELD.get(key)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] <= 0:
+        del _HELD[key]
+        os.close(held[0])  # the lock goes with the last descriptor
+
+
+def _concat(parts: list[Path], meta: dict[bytes, bytes]) -> Callable[[str], None]:
+    """A writer of ``parts``' rows, in order, into one file: row groups of about ``_BATCH`` rows, one at a time
+    in memory."""
+
+    def write(tmp: str) -> None:
+        with pq.ParquetWriter(tmp, SCHEMA.with_metadata(meta)) as out:
+            batches: list[pa.RecordBatch] = []
+            for q in parts:
+                for b in pq.ParquetFile(q).iter_batches(batch_size=_BATCH):
+                    batches.append(b)
+                    if sum(len(x) for x in batches) >= _BATCH:
+                        out.write_table(pa.Table.from_batches(batches).cast(SCHEMA))
+                        batches = []
+            if batches:
+                out.write_table(pa.Table.from_batches(batches).cast(SCHEMA))
+
+    return write
+
+
 class ResultsStore:
-    """Append-only, crash-safe per-clip rows for one results file (one instance per process/rank)."""
+    """Append-only, crash-safe per-clip rows for one results file (one instance per process/rank).
+
+    Opening it creates the results folder and takes the file's lock (shared by the ranks of one torchrun job,
+    refused to another run); :meth:`close` (or leaving a ``with`` block) flushes and lets it go. Under
+    torchrun the lock is held until the process ends, so that rank 0 can merge every rank's parts.
+    """
 
     def __init__(
         self,
@@ -117,17 +311,34 @@ class ResultsStore:
         *,
         rank: int = 0,
         metadata: dict | None = None,
-        flush_rows: int = 1,
+        flush_rows: int = 10_000,
         flush_seconds: float = 1.0,
     ):
         self.path = Path(path)
         self.rank = rank
         self.metadata = metadata or {}
         self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # before any work, not after the first clip
+        self._key = _acquire(self.path)
+        # A forgotten store lets the lock go when collected; torchrun ranks keep it until they exit.
+        self._release = weakref.finalize(self, _release, self._key)
+        if _run_id().startswith("torchrun:"):
+            self._release.detach()
         self._rows: list[dict] = []
+        self._own: list[tuple[int, Path]] = []  # this store's parts, oldest first, with their merge level
         self._last = time.monotonic()
+        self._time = 0  # write time of the last part (ns), kept increasing
         self._seq = 0
-        self._stamp = f"r{rank:04d}-{time.time_ns()}-{os.getpid()}"
+        self._mutex = threading.Lock()  # the queue and the timer
+        self._io = threading.Lock()  # one write at a time
+        self._timer: threading.Timer | None = None
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def done(self, settings: str) -> dict[tuple, tuple[int, int]]:
         """``{(path, start): (size, mtime_ns)}`` of every clip already analysed with ``settings``."""
@@ -138,45 +349,99 @@ class ResultsStore:
         return {(p, s): (n, m) for p, s, n, m in zip(*cols)}
 
     def add(self, row: dict) -> None:
-        """Queue one row; written out once enough rows or seconds have gathered."""
-        self._rows.append({**row, "rank": self.rank})
-        if len(self._rows) >= self.flush_rows or time.monotonic() - self._last >= self.flush_seconds:
+        """Queue one row; written out once ``flush_rows`` rows are queued or within ``flush_seconds``."""
+        with self._mutex:
+            self._rows.append({**row, "rank": self.rank})
+            wait = self._last + self.flush_seconds - time.monotonic()
+            now = len(self._rows) >= self.flush_rows or wait <= 0
+            if not now and self._timer is None:
+                self._timer = threading.Timer(wait, self._flush_later)
+                self._timer.daemon = True
+                self._timer.start()
+        if now:
             self.flush()
 
-    def flush(self) -> None:
-        """Write the queued rows as one new part file, atomically."""
-        self._last = time.monotonic()
-        if not self._rows:
-            return
-        table = pa.Table.from_pylist(self._rows, schema=SCHEMA)
-        d = _parts_dir(self.path)
-        d.mkdir(exist_ok=True)
-        self._write(table, d / f"{self._stamp}-{self._seq:06d}.parquet")
-        self._seq += 1
-        self._rows = []
-        own = [q for q in _part_files(self.path) if q.name.startswith(self._stamp)]
-        if len(own) > _MAX_PARTS:
-            # Merge this process's parts into one; a crash in between leaves duplicates, which reading drops.
-            self._write(_read_table(own), d / f"{self._stamp}-{self._seq:06d}.parquet")
-            self._seq += 1
-            for q in own:
-                q.unlink()
+    def _flush_later(self) -> None:
+        try:
+            self.flush()
+        except BaseException as e:  # raised in the run's own thread, at its next add or flush
+            self._error = e
 
-    def _write(self, table: pa.Table, path: Path) -> None:
-        meta = {b"freqscope": json.dumps(self.metadata, sort_keys=True, default=str).encode()}
-        table = table.replace_schema_metadata(meta)
-        atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    def flush(self) -> None:
+        """Write the queued rows as one new part file, atomically; merge this store's parts of a full level."""
+        if self._error is not None:
+            e, self._error = self._error, None
+            raise e
+        with self._io:
+            with self._mutex:
+                rows, self._rows = self._rows, []
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+            self._last = time.monotonic()
+            if not rows:
+                return
+            try:
+                part = self._write(pa.Table.from_pylist(rows, schema=SCHEMA))
+            except BaseException:
+                with self._mutex:
+                    self._rows[:0] = rows  # not written: kept for the next flush
+                raise
+            self._own.append((0, part))
+            self._merge_levels()
+
+    def _merge_levels(self) -> None:
+        """``_FANOUT`` parts of one level, the newest of this store, become one part of the next level."""
+        while len(self._own) >= _FANOUT and len({level for level, _ in self._own[-_FANOUT:]}) == 1:
+            level = self._own[-1][0]
+            group = [q for _, q in self._own[-_FANOUT:]]
+            merged = self._write(_concat(group, self._meta()))
+            # Removed once merged: a crash in between leaves duplicate rows, which reading drops.
+            del self._own[-_FANOUT:]
+            self._own.append((level + 1, merged))
+            for q in group:
+                q.unlink(missing_ok=True)
+
+    def _meta(self) -> dict[bytes, bytes]:
+        return {_META: json.dumps(self.metadata, sort_keys=True, default=str).encode()}
+
+    def _write(self, data: pa.Table | Callable[[str], None], path: Path | None = None) -> Path:
+        """Write a table (or let ``data`` write) atomically to ``path``, by default a new part of this store."""
+        if path is None:
+            self._time = max(time.time_ns(), self._time + 1)
+            path = _parts_dir(self.path) / f"r{self.rank:04d}-{self._time}-{os.getpid()}-{self._seq:06d}.parquet"
+            self._seq += 1
+            path.parent.mkdir(exist_ok=True)
+        if isinstance(data, pa.Table):
+            table = data.replace_schema_metadata(self._meta())
+            atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+        else:
+            atomic_write(path, data)
+        return path
 
     def compact(self) -> None:
         """Merge the file and every part (of all ranks) into the file, then remove the parts."""
         self.flush()
-        parts = _part_files(self.path)
-        if not parts:
-            return
-        self._write(read_results(self.path), self.path)
-        for q in parts:
-            q.unlink(missing_ok=True)
+        with self._io:
+            files, table = _read_all(self.path, None)
+            parts = files[1:] if files and files[0] == self.path else files
+            if not parts:
+                return
+            if not self.metadata:  # a merging process that ran no clips (torchrun's rank 0 after the barrier)
+                self.metadata = json.loads((pq.read_schema(parts[-1]).metadata or {}).get(_META, b"{}"))
+            table = _latest(table).sort_by([("path", "ascending"), ("start", "ascending")])
+            self._write(table, self.path)
+            for q in parts:
+                q.unlink(missing_ok=True)
+            self._own = []
+            try:
+                _parts_dir(self.path).rmdir()
+            except OSError:
+                pass  # a foreign file, or another rank's new part: leave the folder
+
+    def close(self) -> None:
+        """Flush, and let the file's lock go (for another run) once no store of this process holds it."""
         try:
-            _parts_dir(self.path).rmdir()
-        except OSError:
-            pass  # another process's temporary file, or a new part: leave the folder
+            self.flush()
+        finally:
+            self._release()  # (detached under torchrun)

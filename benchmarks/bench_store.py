@@ -1,0 +1,115 @@
+"""The results store at dataset scale: rows/s of ``ResultsStore.add`` at 10k, 100k and 1M rows (flat is the goal),
+the final merge, a resume's look-up of the clips done, and ``--from-results``-style aggregation of every row.
+
+    python benchmarks/bench_store.py                 # 1M synthetic rows, in a temporary folder
+    python benchmarks/bench_store.py --rows 200000   # quicker
+    python benchmarks/bench_store.py --flush-rows 100  # a part per 100 rows: a 100 clips/s run's parts (1 a second)
+
+The rows are real rows (``latent_rows`` of a 16-frame 96×128 pixel latent: 5 bands, the settings and video
+JSON a run stores), each with its own path and band powers. Timings are of the store's calls only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from freqscope.aggregate import aggregate
+from freqscope.bands import DEFAULT_EDGES
+from freqscope.encode import load_encoder
+from freqscope.noise_schedule import get_schedule
+from freqscope.results import ResultsStore, read_results
+from freqscope.rows import analysis_settings, latent_rows, read_options, settings_columns
+
+MARKS = (10_000, 100_000, 1_000_000)
+
+
+def template() -> dict:
+    """One row as a pixel-encoder run of 16 frames at 96×128 stores it."""
+    read = read_options({"frames": 16, "size": 96})
+    settings = analysis_settings(
+        load_encoder(), read=read, edges=DEFAULT_EDGES, decomposition="spatiotemporal", time_scale=1.0, radial=False
+    )
+    _, (row,) = latent_rows(torch.randn(1, 3, 16, 96, 128, generator=torch.Generator().manual_seed(0)))
+    video = {"source_size": [240, 320], "size": [96, 128], "fps": 25.0, "rotation": 0, "frames_requested": 16}
+    video |= {"times": [round(i / 25, 4) for i in range(16)], "decoded": 16}
+    return {
+        **row,
+        **settings_columns(settings),
+        "start": None,
+        "size": 1_234_567,
+        "status": "ok",
+        "error": None,
+        "warning": None,
+        "weight": None,
+        "video": json.dumps(video),
+    }
+
+
+def fill(store: ResultsStore, base: dict, lo: int, hi: int, rng: np.random.Generator) -> float:
+    """Add rows ``lo`` to ``hi`` (each its own clip); the seconds spent in ``add``."""
+    power = np.asarray(base["band_power"])
+    spent = 0.0
+    for i in range(lo, hi):
+        p = (power * rng.uniform(0.5, 2.0, power.shape)).tolist()
+        row = {**base, "path": f"/data/webvid/{i // 10_000:04d}/{i:08d}.mp4", "mtime_ns": 1_700_000_000 + i}
+        row["band_power"] = p
+        t = time.perf_counter()
+        store.add(row)
+        spent += time.perf_counter() - t
+    return spent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=MARKS[-1], help="rows to write (default 1M)")
+    ap.add_argument("--flush-rows", type=int, default=None, help="rows per part (default: the store's)")
+    ap.add_argument("--dir", type=Path, default=None, help="where to write (default: a temporary folder)")
+    args = ap.parse_args()
+    base = template()
+    rng = np.random.default_rng(0)
+    print(f"load {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores; {args.rows:,} rows, flush_rows={args.flush_rows}")
+    with tempfile.TemporaryDirectory(dir=args.dir) as d:
+        out = Path(d) / "run.parquet"
+        flush = {"flush_rows": args.flush_rows} if args.flush_rows else {}
+        store = ResultsStore(out, metadata=json.loads(base["settings_json"]), **flush)
+        done, total = 0, 0.0
+        for mark in [m for m in MARKS if m < args.rows] + [args.rows]:
+            spent = fill(store, base, done, mark, rng)
+            total += spent
+            parts = len(list(Path(f"{out}.parts").iterdir()))
+            print(
+                f"rows {done:>9,}–{mark:>9,}: {(mark - done) / spent:>9,.0f} rows/s "
+                f"(cumulative {mark / total:,.0f} rows/s), {parts} part files"
+            )
+            done = mark
+        t = time.perf_counter()
+        store.flush()
+        t_merge = time.perf_counter()
+        store.compact()
+        t_done = time.perf_counter()
+        print(f"last flush {t_merge - t:.2f} s; final merge of {args.rows:,} rows: {t_done - t_merge:.2f} s")
+        print(f"results file {out.stat().st_size / 2**20:.0f} MiB")
+        n = len(store.done(base["settings"]))
+        print(f"a resume's look-up of the {n:,} clips done: {time.perf_counter() - t_done:.2f} s")
+        store.close()
+        t = time.perf_counter()
+        table = read_results(out)
+        t_read = time.perf_counter()
+        s = aggregate(table, get_schedule("sd"))
+        t_agg = time.perf_counter()
+        print(
+            f"--from-results on {s.n_clips:,} rows: read {t_read - t:.2f} s + aggregate {t_agg - t_read:.2f} s "
+            f"= {t_agg - t:.2f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
