@@ -185,7 +185,8 @@ def test_rows_are_written_a_part_a_second_and_durable_within_it(tmp_path):
         store.add(_row(i))
     assert len(_parts(out)) <= 1
     # No flush called: the queued rows reach the disk within about a second all the same (kill -9 loses no more).
-    _wait(lambda: len(_parts(out)) >= 1, seconds=5)
+    # (A part being written is a hidden temporary file until renamed: wait for the part itself.)
+    _wait(lambda: any(not p.name.startswith(".") for p in _parts(out)), seconds=10)
     assert read_results(out).num_rows == 500
     store.close()
 
