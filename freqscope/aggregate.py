@@ -47,7 +47,7 @@ class Summary:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, error) of the clips that failed
     settings: dict = field(default_factory=dict)  # the analysis settings (rows.analysis_settings)
     weighted: bool = False
-    paths: list[str] | None = None  # each clip's path, when the run lists them (one clip or a few)
+    paths: list[str | None] | None = None  # each clip's path, when the run lists them (None: a bare latent)
     clips: list[Any] | None = None  # each clip's analysis.ClipResult, for runs over single clips
 
     @property

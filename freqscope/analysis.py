@@ -86,7 +86,7 @@ def analyze_video(
     """Read a clip, encode it with ``encoder`` (see :mod:`freqscope.encode`) and analyse its latent
     (kept in the result with ``keep_latent``, e.g. to write band videos)."""
     read: dict[str, Any] = dict(frames=frames, stride=stride, fps=fps, start=start, size=size)
-    x, info = read_video(path, frames=frames, stride=stride, fps=fps, start=start, size=size)
+    x, info = read_video(path, **read)
     z0 = encoder(x, progress=progress, generator=generator)
     if z0.shape[2] < 2:
         raise ValueError(
@@ -120,5 +120,5 @@ def summarize(clips: list[ClipResult], schedule: Schedule, *, weights: torch.Ten
         w = clip_weights(weights, len(clips))  # checks them
         rows = [{**r, "weight": float(x)} for r, x in zip(rows, w.tolist())]
     s = aggregate(rows, schedule, weighted=weights is not None)
-    s.paths, s.clips = [str(c.video.get("path")) for c in clips], clips
+    s.paths, s.clips = [c.video.get("path") for c in clips], clips  # None for a bare latent
     return s

@@ -261,7 +261,7 @@ def plot_snr(s: Summary, path: str | os.PathLike, *, title: str | None = None) -
     save_figure(fig, path)
 
 
-# ---- freeinit: the gap per band per pass --------------------------------------------------------------
+# ---- band videos: what each band of a latent holds --------------------------------------------------------------
 
 
 def band_video_frames(z0: torch.Tensor, bands: BandSet, index: int) -> torch.Tensor:

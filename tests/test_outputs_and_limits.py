@@ -336,8 +336,9 @@ def test_a_hanging_name_lookup_fails_in_one_line_within_the_timeout(work, monkey
 
 
 def test_a_cached_hub_id_loads_from_the_cache_when_the_hub_is_out_of_reach(work, tmp_path):
-    """A hub id in the local cache, HF_HUB_OFFLINE unset and no route to the hub: it loads from the cache at
-    once (local_files_only), without the hub library's retries first (they took about 30 s here)."""
+    """A hub id in the local cache, HF_HUB_OFFLINE unset and no route to the hub: it loads from the cache, with no
+    word on stderr. (That it skips the hub library's retries, about 30 s here, was measured by hand: 32.7 s before,
+    9.4 s after; this test asserts no time.)"""
     import shutil
 
     from conftest import tiny_vaes

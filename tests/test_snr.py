@@ -109,6 +109,9 @@ def test_band_snr_and_summary():
     assert torch.allclose(s.snr_db_hi, 10 * torch.log10((P.mean(0) + std)[:, None] * sched.snr))
     single = summarize(clips[:1], sched)
     assert torch.all(single.power_std == 0) and torch.equal(single.snr_db_lo, single.snr_db)
+    from freqscope.report import summary_to_dict
+
+    assert summary_to_dict(single)["video"] is None  # a bare latent has no path (not the string "None")
     assert band_snr(_smooth_latent(), clips[0].bands, sched).crossing == r.crossing
 
 
