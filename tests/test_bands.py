@@ -211,3 +211,11 @@ def test_half_spectrum_sums_equal_full_spectrum(shape, decomposition):
     full = torch.stack([(p * m).sum(dim=(-3, -2, -1)) for m in bs.masks()], dim=-1)  # (b, c, n_bands)
     assert torch.allclose(band_sums(x, bs), full, rtol=1e-12, atol=1e-12)
     assert torch.allclose(bin_power(x), p.mean(dim=(0, 1)), rtol=1e-12, atol=1e-12)
+
+
+def test_abs2_is_the_sum_of_squares_bit_for_bit():
+    """|X|² as Re² + Im² (the fast form band_sums uses) equals summing view_as_real's squares exactly."""
+    from freqscope.bands import _abs2
+
+    X = torch.fft.rfftn(torch.randn(2, 3, 8, 24, 40), dim=(-3, -2, -1), norm="ortho")
+    assert torch.equal(_abs2(X), torch.view_as_real(X).square().sum(-1))

@@ -164,3 +164,33 @@ def test_list_videos(tmp_path):
         list_videos([tmp_path / "empty"])
     with pytest.raises(FileNotFoundError, match="not found"):
         list_videos([tmp_path / "nope.mp4"])
+
+
+def test_batches_and_decoder_threads_change_no_pixel(bikes, clip_dir, monkeypatch):
+    """How frames are grouped for the resize (one batch, or one frame at a time when a frame outgrows the
+    batch budget) and how many decoder threads run change the speed only: the frames are bit for bit the
+    same, with and without rotation and fps resampling."""
+    import freqscope.video as video
+
+    a = np.random.default_rng(0).integers(0, 256, (12, 40, 64, 3), dtype=np.uint8)
+    rotated = write_clip(clip_dir / "rot_batches.mp4", a)
+    set_rotation(rotated, 90)
+    cases = [(bikes, dict(frames=10, size=64)), (bikes, dict(frames=6, fps=10.0)), (rotated, dict(frames=8))]
+    for path, opts in cases:
+        whole, _ = read_video(path, **opts)
+        with monkeypatch.context() as m:
+            m.setattr(video, "RESIZE_BYTES", 1)  # every frame flushed on its own
+            single, _ = read_video(path, **opts)
+        one_thread, _ = read_video(path, **opts, threads=1)
+        assert torch.equal(whole, single) and torch.equal(whole, one_thread), (path, opts)
+    with pytest.raises(ValueError, match="threads=-1"):
+        read_video(bikes, frames=2, threads=-1)
+
+
+def test_decoder_threads_are_no_setting():
+    """`threads` changes no number, so it is not part of the settings a row is keyed by."""
+    from freqscope.rows import read_options
+
+    assert "threads" not in read_options(None)
+    with pytest.raises(ValueError, match="unknown option"):
+        read_options({"threads": 1})
