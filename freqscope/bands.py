@@ -29,6 +29,9 @@ __all__ = [
     "band_mean",
     "band_power",
     "band_sums",
+    "band_sums_of_half",
+    "band_power_of_half",
+    "half_power",
     "bin_power",
     "bandpass",
     "rapsd",
@@ -242,6 +245,22 @@ def _counts(bands: BandSet, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor([b.n_bins for b in bands.bands], dtype=torch.float64, device=like.device)
 
 
+def half_power(x: torch.Tensor) -> torch.Tensor:
+    """``|F x|²`` on the half spectrum of one orthonormal real FFT: ``(b, c, t, h, w)`` → ``(b, c, t, h, w//2+1)``
+    float32 (float64 for float64 ``x``). Every band and spectrum of a row comes from this one FFT."""
+    _check5(x)
+    return _abs2(torch.fft.rfftn(x if x.dtype == torch.float64 else x.float(), dim=(-3, -2, -1), norm="ortho"))
+
+
+def band_sums_of_half(p: torch.Tensor, bands: BandSet) -> torch.Tensor:
+    """:func:`band_sums` from the half-spectrum power ``p`` of :func:`half_power`."""
+    if tuple(p.shape[-3:-1]) != bands.shape[:2] or p.shape[-1] != bands.shape[2] // 2 + 1:
+        raise ValueError(f"x has (t, h, w) = {tuple(p.shape[-3:])} (half) but the bands were made for {bands.shape}")
+    b, c = p.shape[:2]
+    p = (p * bands.half_weights.to(p.device, p.dtype)).reshape(b, c, -1)  # (b, c, t·h·(w//2+1))
+    return _group_sums(p.double(), bands.half_labels.to(p.device).flatten(), len(bands))  # (b, c, n_bands)
+
+
 def band_sums(x: torch.Tensor, bands: BandSet) -> torch.Tensor:
     """Sum of ``|F x|²`` over each band's bins: ``(b, c, t, h, w)`` → ``(b, c, n_bands)`` float64.
 
@@ -252,11 +271,14 @@ def band_sums(x: torch.Tensor, bands: BandSet) -> torch.Tensor:
     _check5(x)
     if tuple(x.shape[-3:]) != bands.shape:
         raise ValueError(f"x has (t, h, w) = {tuple(x.shape[-3:])} but the bands were made for {bands.shape}")
-    b, c = x.shape[:2]
-    X = torch.fft.rfftn(x if x.dtype == torch.float64 else x.float(), dim=(-3, -2, -1), norm="ortho")
-    p = _abs2(X)  # (b, c, t, h, w//2+1), float32
-    p = (p * bands.half_weights.to(p.device, p.dtype)).reshape(b, c, -1)  # (b, c, t·h·(w//2+1))
-    return _group_sums(p.double(), bands.half_labels.to(p.device).flatten(), len(bands))  # (b, c, n_bands)
+    return band_sums_of_half(half_power(x), bands)
+
+
+def band_power_of_half(p: torch.Tensor, bands: BandSet, *, per_sample: bool = False) -> torch.Tensor:
+    """:func:`band_power` from the half-spectrum power ``p`` of :func:`half_power`."""
+    sums = band_sums_of_half(p, bands).mean(dim=1)  # (b, n_bands): mean over channels
+    power = sums / _counts(bands, sums)  # 0/0 = NaN where a band is empty
+    return power if per_sample else power.mean(dim=0)
 
 
 def band_power(x: torch.Tensor, bands: BandSet, *, per_sample: bool = False) -> torch.Tensor:
@@ -266,9 +288,10 @@ def band_power(x: torch.Tensor, bands: BandSet, *, per_sample: bool = False) -> 
     with no bin gives NaN. With the orthonormal FFT, unit white noise has power 1 in every
     band and ``Σ_b power_b · n_bins_b = Σ x² / (b·c)`` (Parseval).
     """
-    sums = band_sums(x, bands).mean(dim=1)  # (b, n_bands): mean over channels
-    power = sums / _counts(bands, sums)  # 0/0 = NaN where a band is empty
-    return power if per_sample else power.mean(dim=0)
+    _check5(x)
+    if tuple(x.shape[-3:]) != bands.shape:
+        raise ValueError(f"x has (t, h, w) = {tuple(x.shape[-3:])} but the bands were made for {bands.shape}")
+    return band_power_of_half(half_power(x), bands, per_sample=per_sample)
 
 
 def bandpass(x: torch.Tensor, bands: BandSet, index: int | None = None) -> torch.Tensor:

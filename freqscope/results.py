@@ -68,6 +68,11 @@ SCHEMA = pa.schema(
         ("energy_fraction", pa.list_(pa.float64())),
         ("radius", pa.list_(pa.float64())),  # radial profile, only when asked
         ("radial_power", pa.list_(pa.float64())),
+        ("spectrum", pa.list_(pa.float64())),  # mean |F z0|² per (|f_t|, spatial ring) cell (freqscope.spectra)
+        ("frame_mean", pa.list_(pa.float64())),  # per-frame statistics, for periodic artefacts
+        ("frame_change", pa.list_(pa.float64())),
+        ("row_grad", pa.list_(pa.float64())),
+        ("col_grad", pa.list_(pa.float64())),
         ("video", pa.string()),  # VideoInfo as JSON
         ("rank", pa.int32()),
     ]

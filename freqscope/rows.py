@@ -16,10 +16,11 @@ from typing import Any
 
 import torch
 
-from .bands import DEFAULT_EDGES, BandSet, band_mean, band_power, bin_power, make_bands, radial_profile
+from .bands import DEFAULT_EDGES, BandSet, band_mean, band_power_of_half, bin_power, half_power, make_bands, radial_profile
 from .encode import PixelEncoder
 from .results import settings_hash
 from .snr import energy_fraction
+from .spectra import frame_stats, spectrum_of_half
 from .video import SPEED_ONLY, read_video
 
 __all__ = ["latent_rows", "check_finite_power", "analysis_settings", "source_settings", "band_settings"]
@@ -59,8 +60,9 @@ def latent_rows(
 ) -> tuple[BandSet, list[dict[str, Any]]]:
     """The bands of the latent grid of ``z`` ``(b, c, t, h, w)`` and one row per sample (``per_sample``), or
     one row for the whole batch (powers averaged over it): ``latent_shape``, ``band_names``, ``n_bins``,
-    ``band_power`` (mean ``|F z|²`` per bin of each band, float64), ``energy_fraction`` (sums to 1) and, with
-    ``radial``, the radially averaged spectrum (``radius``, ``radial_power``). Raises if a band's power is
+    ``band_power`` (mean ``|F z|²`` per bin of each band, float64), ``energy_fraction`` (sums to 1), the compact
+    spectra of :mod:`freqscope.spectra` (``spectrum``, ``frame_mean``, ``frame_change``, ``row_grad``,
+    ``col_grad``) and, with ``radial``, the radially averaged spectrum (``radius``, ``radial_power``). Raises if a band's power is
     NaN/Inf (the latent held NaN/Inf values).
 
     >>> bands, rows = latent_rows(torch.randn(2, 4, 8, 32, 32))
@@ -75,23 +77,30 @@ def latent_rows(
     _warn_empty(bands)
     geometry = {"band_names": bands.names, "n_bins": [b.n_bins for b in bands.bands]}
     parts = [z[i : i + 1] for i in range(z.shape[0])] if per_sample else [z]
+    p = half_power(z)  # the one FFT: bands and spectra come from it
+    spectra = spectrum_of_half(p, (T, H, W))  # (b, cells)
+    stats = frame_stats(z)  # {name: (b, n)}
+    if not per_sample:
+        spectra, stats = spectra.mean(0, keepdim=True), {k: v.mean(0, keepdim=True) for k, v in stats.items()}
     if per_sample and not radial:
-        powers = list(band_power(z, bands, per_sample=True))  # one batched FFT
+        powers = list(band_power_of_half(p, bands, per_sample=True))
         profiles: list = [None] * len(parts)
     else:
         # The per-bin power of each part: its band means and, with radial, its radial profile.
         bins = [bin_power(x) for x in parts]  # (t, h, w) each
-        powers = [band_mean(p, bands) for p in bins]
-        radial_of = lambda p: radial_profile(p, decomposition=decomposition, time_scale=time_scale)  # noqa: E731
-        profiles = [radial_of(p) if radial else None for p in bins]
+        powers = [band_mean(q, bands) for q in bins]
+        radial_of = lambda q: radial_profile(q, decomposition=decomposition, time_scale=time_scale)  # noqa: E731
+        profiles = [radial_of(q) if radial else None for q in bins]
     rows = []
-    for x, power, profile in zip(parts, powers, profiles):
+    for i, (x, power, profile) in enumerate(zip(parts, powers, profiles)):
         check_finite_power(power, bands, what)
         row = {
             "latent_shape": list(x.shape),
             **geometry,
             "band_power": power.cpu().tolist(),
             "energy_fraction": energy_fraction(power, bands).cpu().tolist(),
+            "spectrum": spectra[i].cpu().tolist(),
+            **{k: v[i].cpu().tolist() for k, v in stats.items()},
         }
         if profile is not None:
             row["radius"], row["radial_power"] = profile[0].cpu().tolist(), profile[1].cpu().tolist()
