@@ -159,14 +159,42 @@ def _read_table(files: list[Path], columns: list[str] | None = None) -> pa.Table
     return pa.concat_tables(tables)
 
 
+def _latest_rows(keys: pa.Table) -> np.ndarray:
+    """Indices, in order, of the last row of each key (rows are in the order they were written)."""
+    order = pa.array(np.arange(keys.num_rows, dtype=np.int64))
+    keys = keys.select(list(_KEY)).append_column("_row", order)
+    last = keys.group_by(list(_KEY), use_threads=False).aggregate([("_row", "max")]).column("_row_max")
+    return np.sort(last.to_numpy())
+
+
 def _latest(table: pa.Table) -> pa.Table:
     """Keep the last row of each key (rows are in the order they were written)."""
-    order = pa.array(np.arange(table.num_rows, dtype=np.int64))
-    keys = table.select(list(_KEY)).append_column("_row", order)
-    last = keys.group_by(list(_KEY), use_threads=False).aggregate([("_row", "max")]).column("_row_max")
-    if len(last) == table.num_rows:
-        return table
-    return table.take(np.sort(last.to_numpy()))
+    last = _latest_rows(table)
+    return table if len(last) == table.num_rows else table.take(last)
+
+
+def _filtered(files: list[Path], keep: np.ndarray, meta: dict[bytes, bytes]) -> Callable[[str], None]:
+    """A writer of the rows of ``files`` (in order) that ``keep`` marks, one batch at a time in memory."""
+
+    def write(tmp: str) -> None:
+        at = 0
+        with pq.ParquetWriter(tmp, SCHEMA.with_metadata(meta)) as out:
+            for f in files:
+                for b in pq.ParquetFile(f).iter_batches(batch_size=_BATCH):
+                    mask = keep[at : at + len(b)]
+                    at += len(b)
+                    if mask.any():
+                        out.write_table(_conform(pa.Table.from_batches([b])).filter(pa.array(mask)))
+
+    return write
+
+
+def _conform(t: pa.Table) -> pa.Table:
+    """A part's rows with every column of ``SCHEMA`` (null where a part written by an older freqscope lacks it)."""
+    missing = [f for f in SCHEMA if f.name not in t.column_names]
+    for f in missing:
+        t = t.append_column(f, pa.nulls(t.num_rows, f.type))
+    return t.select(SCHEMA.names).cast(SCHEMA)
 
 
 def _sources(p: Path) -> list[Path]:
@@ -425,17 +453,25 @@ class ResultsStore:
         return path
 
     def compact(self) -> None:
-        """Merge the file and every part (of all ranks) into the file, then remove the parts."""
+        """Merge the file and every part (of all ranks) into the file, then remove the parts. Streamed: only the
+        rows' keys are held at once (about 100 bytes a row), then one batch of rows at a time."""
         self.flush()
         with self._io:
-            files, table = _read_all(self.path, None)
+            for _ in range(20):
+                files = _sources(self.path)
+                try:
+                    keys = _read_table(files, list(_KEY))
+                    break
+                except FileNotFoundError:  # a part merged away while listing: list again
+                    time.sleep(0.05)
             parts = files[1:] if files and files[0] == self.path else files
             if not parts:
                 return
             if not self.metadata:  # a merging process that ran no clips (torchrun's rank 0 after the barrier)
                 self.metadata = json.loads((pq.read_schema(parts[-1]).metadata or {}).get(_META, b"{}"))
-            table = _latest(table).sort_by([("path", "ascending"), ("start", "ascending")])
-            self._write(table, self.path)
+            keep = np.zeros(keys.num_rows, dtype=bool)
+            keep[_latest_rows(keys)] = True
+            self._write(_filtered(files, keep, self._meta()), self.path)
             for q in parts:
                 q.unlink(missing_ok=True)
             self._own = []

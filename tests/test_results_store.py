@@ -214,3 +214,26 @@ def test_parts_merge_in_levels_each_row_rewritten_log_times(tmp_path, monkeypatc
     t = read_results(out)
     assert t.num_rows == n and t.column("mtime_ns").to_pylist()[0] == 9
     assert json.loads(pq.read_schema(_parts(out)[0]).metadata[b"freqscope"]) == {}
+
+
+def test_the_final_merge_streams_batches_and_keeps_the_latest_rows(tmp_path, monkeypatch):
+    """The merge holds only keys and one batch: with batches of 3 rows over parts of the file, rows rewritten
+    by later parts and a part of an older freqscope (without the spectra columns), it keeps exactly the rows
+    reading gives before the merge."""
+    monkeypatch.setattr(results, "_BATCH", 3)
+    out = tmp_path / "run.parquet"
+    parts = Path(f"{out}.parts")
+    parts.mkdir()
+    old_schema = pa.schema([f for f in SCHEMA if f.name not in ("spectrum", "frame_mean", "frame_change")])
+    old = pa.Table.from_pylist([_row(i, mtime_ns=1) for i in range(7)], schema=old_schema)
+    pq.write_table(old.replace_schema_metadata({b"freqscope": b"{}"}), parts / "r0000-100-7-000000.parquet")
+    store = ResultsStore(out, flush_rows=4)
+    for i in range(3, 12):  # clips 3..6 again (changed), 7..11 new
+        store.add(_row(i, mtime_ns=2, spectrum=[float(i)]))
+    store.flush()
+    before = read_results(out).to_pylist()
+    store.compact()
+    store.close()
+    assert not parts.exists() and read_results(out).to_pylist() == before
+    assert [r["mtime_ns"] for r in before] == [1, 1, 1] + [2] * 9
+    assert [r["spectrum"] for r in before[:3]] == [None] * 3 and before[5]["spectrum"] == [5.0]
