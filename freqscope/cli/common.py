@@ -16,7 +16,8 @@ from typing import Any
 import click
 import torch
 
-from ..bands import parse_edges
+from ..analysis import analyze_latent
+from ..bands import DECOMPOSITIONS, parse_edges
 from ..dataset import WorkerLost
 from ..devices import DEVICE_RULE
 from ..encode import DTYPE_RULE, ENCODERS, load_encoder
@@ -212,11 +213,12 @@ class ClipArgs:
 CLIP_FIELDS = [f.name for f in fields(ClipArgs)]
 
 
-def video_options(f=None, *, video_required: bool = True, size: dict | None = None):
+def video_options(f=None, *, video_required: bool = True, size: dict | None = None, video: bool = True):
     """Add the shared options; the command receives them as one :class:`ClipArgs` first argument.
-    ``size``: the command's own ``--size`` help and default (``_option``'s ``help``, ``default_of``)."""
+    ``size``: the command's own ``--size`` help and default (``_option``'s ``help``, ``default_of``); without
+    ``video`` the command names its clips with options of its own (``ClipArgs.videos`` is empty)."""
     if f is None:
-        return functools.partial(video_options, video_required=video_required, size=size)
+        return functools.partial(video_options, video_required=video_required, size=size, video=video)
     opts = [
         click.option(
             "--video",
@@ -225,7 +227,9 @@ def video_options(f=None, *, video_required: bool = True, size: dict | None = No
             required=video_required,
             metavar="PATH",
             help="Video file or folder of videos; repeat for several clips.",
-        ),
+        )
+        if video
+        else None,
         option(
             "--frames",
             type=click.IntRange(min=1),
@@ -284,11 +288,41 @@ def video_options(f=None, *, video_required: bool = True, size: dict | None = No
 
     @functools.wraps(f)
     def command(**kw):
+        kw.setdefault("videos", ())
         return f(ClipArgs(**{k: kw.pop(k) for k in CLIP_FIELDS}), **kw)
 
     for o in reversed(opts):
-        command = o(command)
+        if o is not None:
+            command = o(command)
     return command
+
+
+def band_options(f):
+    """``--bands``, ``--decomposition`` and ``--time-scale``, their defaults the band analysis' own."""
+    opts = [
+        option(
+            "--bands",
+            "bands_text",
+            metavar="E1,E2,...",
+            default_of=(analyze_latent, "edges"),
+            help="Band edges in normalised frequency (Nyquist = 1).",
+        ),
+        option(
+            "--decomposition",
+            type=click.Choice(DECOMPOSITIONS),
+            default_of=(analyze_latent, "decomposition"),
+            help="Distance over (t,h,w), (h,w) or t.",
+        ),
+        option(
+            "--time-scale",
+            type=float,
+            default_of=(analyze_latent, "time_scale"),
+            help="Weight of temporal frequency, d_s/d_t.",
+        ),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
 
 
 def run_inputs(

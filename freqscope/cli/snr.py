@@ -11,7 +11,6 @@ import click
 
 from .. import snr_job
 from ..analysis import analyze_latent
-from ..bands import DECOMPOSITIONS
 from ..dataset import run_dataset
 from ..io import STDOUT, check_outputs
 from ..noise_schedule import DEFAULT_PRESET, PRESETS, SHIFT_RULE
@@ -23,6 +22,7 @@ from .common import (
     ClipArgs,
     LibraryDefault,
     analysis_options,
+    band_options,
     encoder_options,
     given,
     option,
@@ -51,25 +51,7 @@ from .common import (
 )
 @click.option("--zero-terminal-snr", is_flag=True, default=None, help="Rescale betas to zero terminal SNR.")
 @option("--shift", type=float, help="Flow matching: timestep shift.", default_text=SHIFT_RULE)
-@option(
-    "--bands",
-    "bands_text",
-    metavar="E1,E2,...",
-    default_of=(analyze_latent, "edges"),
-    help="Band edges in normalised frequency (Nyquist = 1).",
-)
-@option(
-    "--decomposition",
-    type=click.Choice(DECOMPOSITIONS),
-    default_of=(analyze_latent, "decomposition"),
-    help="Distance over (t,h,w), (h,w) or t.",
-)
-@option(
-    "--time-scale",
-    type=float,
-    default_of=(analyze_latent, "time_scale"),
-    help="Weight of temporal frequency, d_s/d_t.",
-)
+@band_options
 @option(
     "--seeds",
     type=click.IntRange(min=0),
