@@ -241,6 +241,11 @@ class VAEEncoder:
         # A float16 model whose config asks for force_upcast (e.g. a pipeline's SD VAE) runs in float32 here.
         self.upcast = self.dtype == torch.float16 and force_upcast(type(model), self.config)
         self.scale, self.shift, self.mean, self.std = self._scaling(self.config)
+        # The model's own ratios where it sets them: LTX derives them from its patch sizes (its config
+        # leaves them None), AutoencoderDC from its encoder blocks.
+        own = vars(model)
+        spatial = int(own.get("spatial_compression_ratio") or _spatial_ratio(self.config, cls_name))
+        temporal = int(own.get("temporal_compression_ratio") or _temporal_ratio(self.config))
         self.info = EncoderInfo(
             "vae",
             source=source,
@@ -252,8 +257,8 @@ class VAEEncoder:
                 "latents_mean": self.mean,
                 "latents_std": self.std,
             },
-            spatial_compression=_spatial_ratio(self.config, cls_name),
-            temporal_compression=_temporal_ratio(self.config) if self.kind == "video" else 1,
+            spatial_compression=spatial,
+            temporal_compression=temporal if self.kind == "video" else 1,
             sample_posterior=sample_posterior,
             dtype=str(self.dtype).replace("torch.", ""),
             device=str(self.device),
@@ -391,7 +396,9 @@ class VAEEncoder:
                 decode = lambda f: self.model.decode(f).sample  # noqa: E731
                 x = per_frame(decode, mu, batch_size=self.batch_size, progress=progress, desc="decode")
             else:
-                x = self.model.decode(mu).sample  # (b, 3, t, H, W)
+                # LTX-Video >= 0.9.1 conditions its decoder on a timestep: 0, its pipeline's default decode_timestep.
+                t0 = {"temb": mu.new_zeros(mu.shape[0])} if self.config.get("timestep_conditioning") else {}
+                x = self.model.decode(mu, **t0).sample  # (b, 3, t, H, W)
         return _check_finite(x.float(), f"decoding with {self._what()}").clamp(-1, 1)
 
     def _what(self) -> str:

@@ -117,8 +117,8 @@ def test_import_graph_is_a_dag():
 LAYERS: list[tuple[str, set[str]]] = [
     ("bottom", {"io", "hub", "devices", "inputs", "plotting", "video", "noise_schedule", "bands", "spectra", "noise",
                 "results"}),
-    ("analysis core", {"encode", "snr", "rows", "analysis", "aggregate", "report", "dataset", "dataset_job",
-                       "snr_job"}),
+    ("analysis core", {"encode", "roundtrip", "snr", "rows", "analysis", "aggregate", "report", "dataset",
+                       "dataset_job", "snr_job"}),
     ("diffusers adapters", {"scheduler_adapter", "pipeline_adapter"}),
     ("FreeInit half", {"filters", "priors", "reference", "samplers", "freeinit", "gap", "motion", "consistency"}),
     ("FreeInit job and report", {"freeinit_job", "freeinit_report"}),
