@@ -1,0 +1,135 @@
+"""Frame-aligned pairs (reference vs test: a clip and its VAE round trip, or two renderings of one prompt)
+compared band by band: gain, coherence and PSNR per band, the error per frame and the spatial error profiles
+(issue 18). Pure functions of tensors; no I/O.
+
+From one orthonormal FFT of each, ``X_r = F ref`` and ``X_t = F test`` (sums over a band's bins, the pairs
+and the channels):
+
+- ``gain_db = 10·log10(Σ|X_t|² / Σ|X_r|²)``;
+- ``coherence = |Σ X_r·conj(X_t)|² / (Σ|X_r|²·Σ|X_t|²)`` (Cauchy–Schwarz: ≤ 1, 1 for ``test = g·ref``; clamped
+  to 1 against float32 rounding); a band is symmetric under ``f → −f``, so the sum is real: the squared
+  power-weighted mean of ``cos`` of the phase error (a one-frame shift gives ``(Σ cos(2π f_t) P / Σ P)²``);
+- ``psnr_db = 10·log10(peak² / MSE_b)``, ``MSE_b = Σ|X_t − X_r|² / N`` the part of the per-sample mean squared
+  error ``MSE = Σ(test − ref)² / N`` (``N = b·c·t·h·w``) that the band carries: ``Σ_b MSE_b = MSE`` (Parseval).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .bands import DEFAULT_EDGES, BandSet, make_bands
+
+__all__ = ["PairComparison", "compare_pairs", "psnr_db"]
+
+PEAK = 2.0  # peak-to-peak range of the samples: frames in [-1, 1]
+
+
+@dataclass
+class PairComparison:
+    """``test`` against ``reference``. An undefined ratio is NaN (listed in ``notes``); zero error gives a PSNR of
+    ``inf``, which a JSON writer must write as null (or "inf")."""
+
+    n_pairs: int
+    shape: list[int]  # (c, t, h, w) of each clip
+    peak: float
+    bands: list[dict[str, Any]]  # {name, lo, hi, n_bins, gain_db, coherence, psnr_db, mse}
+    mse: float  # Σ(test − ref)² / N
+    psnr_db: float  # 10·log10(peak² / mse); inf for identical inputs
+    frame_error: list[float]  # (t,) mean over pairs, channels and pixels of (test − ref)² per frame
+    frame_psnr_db: list[float]  # (t,)
+    row_error: list[float]  # (h,) mean |test − ref| per row, over pairs, channels, frames and columns
+    col_error: list[float]  # (w,) mean |test − ref| per column
+    notes: list[str] = field(default_factory=list)
+
+
+def psnr_db(mse: float, peak: float = PEAK) -> float:
+    """``10·log10(peak² / mse)``: ``inf`` for ``mse = 0``."""
+    return math.inf if mse == 0 else 10.0 * math.log10(peak**2 / mse)
+
+
+def compare_pairs(
+    reference: torch.Tensor,
+    test: torch.Tensor,
+    *,
+    edges: tuple[float, ...] = DEFAULT_EDGES,
+    decomposition: str = "spatiotemporal",
+    time_scale: float = 1.0,
+    peak: float = PEAK,
+) -> PairComparison:
+    """Band gain, coherence and PSNR of ``test`` against ``reference``, both ``(b, c, t, h, w)`` (b pairs),
+    and their error per frame, row and column (module doc). Bands as :func:`~freqscope.bands.make_bands`.
+
+    >>> ref = torch.rand(2, 3, 8, 32, 32) * 2 - 1
+    >>> cmp = compare_pairs(ref, 0.5 * ref)
+    >>> round(cmp.bands[1]["gain_db"], 3), round(cmp.bands[1]["coherence"], 6)
+    (-6.021, 1.0)
+    """
+    if reference.ndim != 5 or tuple(test.shape) != tuple(reference.shape):
+        raise ValueError(f"`reference` {tuple(reference.shape)} and `test` {tuple(test.shape)} must be the same "
+                         "(b, c, t, h, w) shape: frame-aligned pairs of clips of one size")
+    if not (peak > 0 and math.isfinite(peak)):
+        raise ValueError(f"`peak` = {peak}: the samples' peak-to-peak range, > 0 (2 for frames in [-1, 1])")
+    b, c, T, H, W = reference.shape
+    bands = make_bands((T, H, W), edges, decomposition=decomposition, time_scale=time_scale, device=reference.device)
+    s_rr, s_tt, s_rt, s_dd = _band_sums(reference, test, bands)  # (n_bands,) each
+    for name, s in (("reference", s_rr), ("test", s_tt)):
+        if not torch.isfinite(s).all():
+            raise ValueError(f"`{name}` holds NaN/Inf values; check the frames or the decoder")
+    N = b * c * T * H * W
+    d = (test.double() - reference.double()).to("cpu")  # (b, c, t, h, w)
+    frame_error = d.square().mean(dim=(0, 1, 3, 4)).tolist()  # (t,)
+    mse = float(d.square().mean())
+    rows, notes = [], []
+    for band, rr, tt, rt, dd in zip(bands.bands, s_rr.tolist(), s_tt.tolist(), s_rt.tolist(), s_dd.tolist()):
+        gain, coh, note = _gain_coherence(band.name, band.n_bins, rr, tt, rt)
+        notes += [note] if note else []
+        mse_b = dd / N if band.n_bins else math.nan
+        rows.append({"name": band.name, "lo": band.lo, "hi": band.hi, "n_bins": band.n_bins, "gain_db": gain,
+                     "coherence": coh, "psnr_db": psnr_db(mse_b, peak) if band.n_bins else math.nan, "mse": mse_b})
+    return PairComparison(
+        n_pairs=b,
+        shape=[c, T, H, W],
+        peak=float(peak),
+        bands=rows,
+        mse=mse,
+        psnr_db=psnr_db(mse, peak),
+        frame_error=frame_error,
+        frame_psnr_db=[psnr_db(e, peak) for e in frame_error],
+        row_error=d.abs().mean(dim=(0, 1, 2, 4)).tolist(),
+        col_error=d.abs().mean(dim=(0, 1, 2, 3)).tolist(),
+        notes=notes,
+    )
+
+
+def _band_sums(reference: torch.Tensor, test: torch.Tensor, bands: BandSet) -> tuple[torch.Tensor, ...]:
+    """``Σ|X_r|², Σ|X_t|², Σ Re(X_r·conj X_t), Σ|X_t − X_r|²`` per band, over pairs and channels: float64 CPU
+    ``(n_bands,)`` each, from one float32 ``rfftn`` of each (a half-spectrum bin counts for its mirror too)."""
+    dims = (-3, -2, -1)
+    Xr = torch.fft.rfftn(reference if reference.dtype == torch.float64 else reference.float(), dim=dims, norm="ortho")
+    Xt = torch.fft.rfftn(test if test.dtype == torch.float64 else test.float(), dim=dims, norm="ortho")
+    labels = bands.half_labels.to(Xr.device).flatten()  # (t·h·(w//2+1),)
+    weights = bands.half_weights.to(Xr.device)  # (w//2+1,): 1 or 2
+    k = len(bands)
+
+    def sums(p: torch.Tensor) -> torch.Tensor:  # (b, c, t, h, w//2+1) real → (n_bands,)
+        per_bin = (p.double().sum(dim=(0, 1)) * weights).flatten()
+        return torch.bincount(labels, weights=per_bin, minlength=k).cpu()
+
+    D = Xt - Xr  # the FFT of test − ref, by linearity
+    cross = Xr.real * Xt.real + Xr.imag * Xt.imag  # Re(X_r·conj X_t)
+    return sums(Xr.real**2 + Xr.imag**2), sums(Xt.real**2 + Xt.imag**2), sums(cross), sums(D.real**2 + D.imag**2)
+
+
+def _gain_coherence(name: str, n_bins: int, rr: float, tt: float, rt: float) -> tuple[float, float, str | None]:
+    """Gain (dB) and coherence of one band from its sums, with a note where they are undefined."""
+    if n_bins == 0:
+        return math.nan, math.nan, f"band {name} holds no bin of this grid: gain and coherence undefined (NaN)"
+    if rr == 0:
+        return math.nan, math.nan, f"band {name}: no energy in `reference`, gain and coherence undefined (NaN)"
+    if tt == 0:
+        return -math.inf, math.nan, f"band {name}: no energy in `test` (gain -inf dB), coherence undefined (NaN)"
+    return 10.0 * math.log10(tt / rr), min(rt**2 / (rr * tt), 1.0), None  # ≤ 1 but for float32 rounding
