@@ -16,7 +16,16 @@ from typing import Any
 
 import torch
 
-from .bands import DEFAULT_EDGES, BandSet, band_mean, band_power_of_half, bin_power, half_power, make_bands, radial_profile
+from .bands import (
+    DEFAULT_EDGES,
+    BandSet,
+    band_mean,
+    band_power_of_half,
+    bin_power,
+    half_power,
+    make_bands,
+    radial_profile,
+)
 from .encode import PixelEncoder
 from .results import settings_hash
 from .snr import energy_fraction
@@ -62,8 +71,8 @@ def latent_rows(
     one row for the whole batch (powers averaged over it): ``latent_shape``, ``band_names``, ``n_bins``,
     ``band_power`` (mean ``|F z|²`` per bin of each band, float64), ``energy_fraction`` (sums to 1), the compact
     spectra of :mod:`freqscope.spectra` (``spectrum``, ``frame_mean``, ``frame_change``, ``row_grad``,
-    ``col_grad``) and, with ``radial``, the radially averaged spectrum (``radius``, ``radial_power``). Raises if a band's power is
-    NaN/Inf (the latent held NaN/Inf values).
+    ``col_grad``) and, with ``radial``, the radially averaged spectrum (``radius``, ``radial_power``). Raises if a
+    band's power is NaN/Inf (the latent held NaN/Inf values).
 
     >>> bands, rows = latent_rows(torch.randn(2, 4, 8, 32, 32))
     >>> len(rows), rows[0]["latent_shape"], rows[0]["band_names"][0], round(sum(rows[0]["energy_fraction"]), 6)

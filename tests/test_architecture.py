@@ -118,11 +118,12 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("bottom", {"io", "hub", "devices", "inputs", "plotting", "video", "noise_schedule", "bands", "spectra", "noise",
                 "results"}),
     ("analysis core", {"encode", "roundtrip", "snr", "rows", "analysis", "aggregate", "report", "dataset",
-                       "dataset_job", "snr_job", "compare", "compare_sets", "compare_pairs"}),
+                       "dataset_job", "snr_job", "compare_job", "compare_report", "compare", "compare_sets",
+                       "compare_pairs"}),
     ("diffusers adapters", {"scheduler_adapter", "pipeline_adapter"}),
     ("FreeInit half", {"filters", "priors", "reference", "samplers", "freeinit", "gap", "motion", "consistency"}),
     ("FreeInit job and report", {"freeinit_job", "freeinit_report"}),
-    ("top", {"cli", "cli.common", "cli.snr", "cli.freeinit", "cli.__main__", "__init__", "__main__"}),
+    ("top", {"cli", "cli.common", "cli.snr", "cli.freeinit", "cli.compare", "cli.__main__", "__init__", "__main__"}),
 ]
 
 
