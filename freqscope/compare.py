@@ -6,8 +6,8 @@ per band, error per frame, row and column). Pure functions; the job, reports and
 
 from __future__ import annotations
 
-from .compare_pairs import PEAK, PairComparison, compare_pairs, psnr_db
+from .compare_pairs import PEAK, PairAccumulator, PairComparison, compare_pairs, psnr_db
 from .compare_sets import CI, FINDING_DB, N_BOOT, REGIONS, SEED, Region, SetComparison, compare_sets
 
 __all__ = ["SetComparison", "compare_sets", "PairComparison", "compare_pairs", "psnr_db", "Region", "REGIONS"]
-__all__ += ["N_BOOT", "SEED", "CI", "FINDING_DB", "PEAK"]
+__all__ += ["PairAccumulator", "N_BOOT", "SEED", "CI", "FINDING_DB", "PEAK"]

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from .bands import DEFAULT_EDGES, half_power
-from .compare import compare_pairs, compare_sets
+from .compare import PairAccumulator, compare_sets
 from .dataset import run_dataset
 from .devices import resolve_device
 from .encode import load_encoder
@@ -273,35 +273,20 @@ def _compare_pairs(reference, test, vae, read, analysis, encoder, device, progre
         opts = {k: encoder[k] for k in ("vae_subfolder", "dtype") if k in encoder}
         trip = load_roundtrip(vae, device=device, tiling=bool(encoder.get("vae_tiling")), **opts)
     bar = progress(total=len(pairs), desc="pairs", unit="pair") if progress and len(pairs) > 1 else None
-    refs, tests = [], []
+    acc = PairAccumulator(**_band_kwargs(analysis))
+    power = torch.zeros(2, 0, dtype=torch.float64)  # Σ over pairs of the temporal power of reference and test
     try:
-        for ref_path, test_path in pairs:
-            x, info = read_video(ref_path, **read)
-            if trip is not None:
-                x, y = trip(x)
-            else:
-                assert test_path is not None
-                y, test_info = read_video(test_path, **{**read, "size": tuple(x.shape[-2:])})
-                if y.shape != x.shape:
-                    raise ValueError(
-                        f"{test_path} gives {y.shape[2]} frames where {ref_path} gives {x.shape[2]}; "
-                        "pairs must be frame-aligned (same frame count from `start`)"
-                    )
-            refs.append(x)
-            tests.append(y)
+        for ref_path, test_path in pairs:  # one pair in memory at a time
+            x, y = _read_pair(ref_path, test_path, trip, read)
+            acc.add(x, y)
+            p = torch.stack([temporal_power(x), temporal_power(y)])
+            power = p if power.numel() == 0 else power + p
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
-    shapes = {tuple(x.shape) for x in refs}
-    if len(shapes) > 1:
-        raise ValueError(
-            f"the pairs have {len(shapes)} different frame shapes; compare clips of one size (set `size`, "
-            "or compare the folders of each size apart)"
-        )
-    ref, test_frames = torch.cat(refs), torch.cat(tests)
-    result = compare_pairs(ref, test_frames, **_band_kwargs(analysis))
+    result = acc.result()
     structure = trip.structure if trip is not None else None
     periodic = pair_periods(result, structure)
     settings = {"read": read, "bands": _band_kwargs(analysis), "space": "pixel"}
@@ -316,7 +301,7 @@ def _compare_pairs(reference, test, vae, read, analysis, encoder, device, progre
         counts={"pairs": len(pairs)},
         structure=structure,
         vae=trip.info if trip is not None else None,
-        temporal=pair_temporal(ref, test_frames),
+        temporal=pair_temporal(power[0], power[1], T=result.shape[1]),
     )
 
 
@@ -329,12 +314,27 @@ def temporal_power(x: torch.Tensor) -> torch.Tensor:
     return (torch.nan_to_num(cells) * counts).sum(1) / counts.sum(1)
 
 
-def pair_temporal(reference: torch.Tensor, test: torch.Tensor) -> dict:
-    """``{f, delta_db, ci_db}``: the test's temporal power over the reference's per ``|f_t|``, dB (no CI: one sum
-    over the pairs)."""
-    f, _ = spectrum_grid(reference.shape[2])
-    delta = 10 * torch.log10(temporal_power(test) / temporal_power(reference))
+def pair_temporal(reference: torch.Tensor, test: torch.Tensor, *, T: int) -> dict:
+    """``{f, delta_db, ci_db}``: the test's temporal power (:func:`temporal_power`, summed over the pairs) over the
+    reference's per ``|f_t|``, dB (no CI: one sum over the pairs)."""
+    f, _ = spectrum_grid(T)
+    delta = 10 * torch.log10(test / reference)
     return {"f": f.tolist(), "delta_db": delta.tolist(), "ci_db": [None] * len(f)}
+
+
+def _read_pair(ref_path: Path, test_path: Path | None, trip: Any, read: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """A reference clip and its test clip (read at the reference's frame size), or its VAE round trip."""
+    x, _ = read_video(ref_path, **read)
+    if trip is not None:
+        return trip(x)
+    assert test_path is not None
+    y, _ = read_video(test_path, **{**read, "size": tuple(x.shape[-2:])})
+    if y.shape != x.shape:
+        raise ValueError(
+            f"{test_path} gives {y.shape[2]} frames where {ref_path} gives {x.shape[2]}; "
+            "pairs must be frame-aligned (same frame count from `start`)"
+        )
+    return x, y
 
 
 def _band_kwargs(analysis: dict) -> dict:

@@ -23,7 +23,7 @@ import torch
 
 from .bands import DEFAULT_EDGES, BandSet, make_bands
 
-__all__ = ["PairComparison", "compare_pairs", "psnr_db"]
+__all__ = ["PairComparison", "PairAccumulator", "compare_pairs", "psnr_db"]
 
 PEAK = 2.0  # peak-to-peak range of the samples: frames in [-1, 1]
 
@@ -62,47 +62,112 @@ def compare_pairs(
 ) -> PairComparison:
     """Band gain, coherence and PSNR of ``test`` against ``reference``, both ``(b, c, t, h, w)`` (b pairs),
     and their error per frame, row and column (module doc). Bands as :func:`~freqscope.bands.make_bands`.
+    Pairs that do not fit in memory at once go through a :class:`PairAccumulator`, with the same result.
 
     >>> ref = torch.rand(2, 3, 8, 32, 32) * 2 - 1
     >>> cmp = compare_pairs(ref, 0.5 * ref)
     >>> round(cmp.bands[1]["gain_db"], 3), round(cmp.bands[1]["coherence"], 6)
     (-6.021, 1.0)
     """
-    if reference.ndim != 5 or tuple(test.shape) != tuple(reference.shape):
-        raise ValueError(f"`reference` {tuple(reference.shape)} and `test` {tuple(test.shape)} must be the same "
-                         "(b, c, t, h, w) shape: frame-aligned pairs of clips of one size")
-    if not (peak > 0 and math.isfinite(peak)):
-        raise ValueError(f"`peak` = {peak}: the samples' peak-to-peak range, > 0 (2 for frames in [-1, 1])")
-    b, c, T, H, W = reference.shape
-    bands = make_bands((T, H, W), edges, decomposition=decomposition, time_scale=time_scale, device=reference.device)
-    s_rr, s_tt, s_rt, s_dd = _band_sums(reference, test, bands)  # (n_bands,) each
-    for name, s in (("reference", s_rr), ("test", s_tt)):
-        if not torch.isfinite(s).all():
-            raise ValueError(f"`{name}` holds NaN/Inf values; check the frames or the decoder")
-    N = b * c * T * H * W
-    d = (test.double() - reference.double()).to("cpu")  # (b, c, t, h, w)
-    frame_error = d.square().mean(dim=(0, 1, 3, 4)).tolist()  # (t,)
-    mse = float(d.square().mean())
-    rows, notes = [], []
-    for band, rr, tt, rt, dd in zip(bands.bands, s_rr.tolist(), s_tt.tolist(), s_rt.tolist(), s_dd.tolist()):
-        gain, coh, note = _gain_coherence(band.name, band.n_bins, rr, tt, rt)
-        notes += [note] if note else []
-        mse_b = dd / N if band.n_bins else math.nan
-        rows.append({"name": band.name, "lo": band.lo, "hi": band.hi, "n_bins": band.n_bins, "gain_db": gain,
-                     "coherence": coh, "psnr_db": psnr_db(mse_b, peak) if band.n_bins else math.nan, "mse": mse_b})
-    return PairComparison(
-        n_pairs=b,
-        shape=[c, T, H, W],
-        peak=float(peak),
-        bands=rows,
-        mse=mse,
-        psnr_db=psnr_db(mse, peak),
-        frame_error=frame_error,
-        frame_psnr_db=[psnr_db(e, peak) for e in frame_error],
-        row_error=d.abs().mean(dim=(0, 1, 2, 4)).tolist(),
-        col_error=d.abs().mean(dim=(0, 1, 2, 3)).tolist(),
-        notes=notes,
-    )
+    acc = PairAccumulator(edges=edges, decomposition=decomposition, time_scale=time_scale, peak=peak)
+    acc.add(reference, test)
+    return acc.result()
+
+
+class PairAccumulator:
+    """The sums behind :func:`compare_pairs`, added a batch of pairs at a time (memory: one batch)."""
+
+    def __init__(
+        self,
+        *,
+        edges: tuple[float, ...] = DEFAULT_EDGES,
+        decomposition: str = "spatiotemporal",
+        time_scale: float = 1.0,
+        peak: float = PEAK,
+    ):
+        if not (peak > 0 and math.isfinite(peak)):
+            raise ValueError(f"`peak` = {peak}: the samples' peak-to-peak range, > 0 (2 for frames in [-1, 1])")
+        self.edges, self.decomposition, self.time_scale, self.peak = edges, decomposition, time_scale, peak
+        self.shape: tuple[int, ...] | None = None  # (c, t, h, w)
+        self.bands: BandSet | None = None
+        self.n_pairs = 0
+        self.sums = torch.zeros(4, 0, dtype=torch.float64)  # Σ|X_r|², Σ|X_t|², Σ Re(X_r·conj X_t), Σ|X_t − X_r|²
+        self.frame_sq = self.row_abs = self.col_abs = torch.zeros(0, dtype=torch.float64)
+
+    def add(self, reference: torch.Tensor, test: torch.Tensor) -> None:
+        """Add ``b`` frame-aligned pairs ``(b, c, t, h, w)``, of the shape of every pair before them."""
+        if reference.ndim != 5 or tuple(test.shape) != tuple(reference.shape):
+            raise ValueError(
+                f"`reference` {tuple(reference.shape)} and `test` {tuple(test.shape)} must be the same "
+                "(b, c, t, h, w) shape: frame-aligned pairs of clips of one size"
+            )
+        b, c, T, H, W = reference.shape
+        if self.bands is None:
+            self.shape = (c, T, H, W)
+            self.bands = make_bands(
+                (T, H, W),
+                self.edges,
+                decomposition=self.decomposition,
+                time_scale=self.time_scale,
+                device=reference.device,
+            )
+            self.sums = torch.zeros(4, len(self.bands), dtype=torch.float64)
+            self.frame_sq, self.row_abs, self.col_abs = (torch.zeros(n, dtype=torch.float64) for n in (T, H, W))
+        elif (c, T, H, W) != self.shape:
+            raise ValueError(
+                f"pairs of (c, t, h, w) {(c, T, H, W)} after pairs of {self.shape}: compare clips of "
+                "one size (set `size`, or compare each size apart)"
+            )
+        sums = torch.stack(_band_sums(reference, test, self.bands))  # (4, n_bands)
+        for name, s in (("reference", sums[0]), ("test", sums[1])):
+            if not torch.isfinite(s).all():
+                raise ValueError(f"`{name}` holds NaN/Inf values; check the frames or the decoder")
+        self.sums += sums
+        d = (test.double() - reference.double()).to("cpu")  # (b, c, t, h, w)
+        self.frame_sq += d.square().sum(dim=(0, 1, 3, 4))
+        self.row_abs += d.abs().sum(dim=(0, 1, 2, 4))
+        self.col_abs += d.abs().sum(dim=(0, 1, 2, 3))
+        self.n_pairs += b
+
+    def result(self) -> PairComparison:
+        """The comparison of every pair added."""
+        if self.bands is None or self.shape is None:
+            raise ValueError("no pair to compare; give `reference` and `test` clips")
+        c, T, H, W = self.shape
+        per_frame = self.n_pairs * c * H * W
+        N = per_frame * T
+        frame_error = (self.frame_sq / per_frame).tolist()
+        mse = float(self.frame_sq.sum()) / N
+        rows, notes = [], []
+        for band, rr, tt, rt, dd in zip(self.bands.bands, *(s.tolist() for s in self.sums)):
+            gain, coh, note = _gain_coherence(band.name, band.n_bins, rr, tt, rt)
+            notes += [note] if note else []
+            mse_b = dd / N if band.n_bins else math.nan
+            rows.append(
+                {
+                    "name": band.name,
+                    "lo": band.lo,
+                    "hi": band.hi,
+                    "n_bins": band.n_bins,
+                    "gain_db": gain,
+                    "coherence": coh,
+                    "psnr_db": psnr_db(mse_b, self.peak) if band.n_bins else math.nan,
+                    "mse": mse_b,
+                }
+            )
+        return PairComparison(
+            n_pairs=self.n_pairs,
+            shape=[c, T, H, W],
+            peak=float(self.peak),
+            bands=rows,
+            mse=mse,
+            psnr_db=psnr_db(mse, self.peak),
+            frame_error=frame_error,
+            frame_psnr_db=[psnr_db(e, self.peak) for e in frame_error],
+            row_error=(self.row_abs / (self.n_pairs * c * T * W)).tolist(),
+            col_error=(self.col_abs / (self.n_pairs * c * T * H)).tolist(),
+            notes=notes,
+        )
 
 
 def _band_sums(reference: torch.Tensor, test: torch.Tensor, bands: BandSet) -> tuple[torch.Tensor, ...]:

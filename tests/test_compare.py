@@ -394,3 +394,23 @@ def test_pairs_refuse_bad_input_in_one_line(ref):
 
 def test_regions_are_defined_once():
     assert REGIONS[0].where == "all frequencies" and len({r.where for r in REGIONS}) == len(REGIONS)
+
+
+def test_pairs_added_one_at_a_time_give_the_batch_result():
+    """The job streams pairs through a PairAccumulator (one in memory): the same numbers as one batch."""
+    from freqscope.compare import PairAccumulator
+
+    g = torch.Generator().manual_seed(3)
+    ref = torch.rand(3, 3, 8, 16, 24, generator=g) * 2 - 1
+    test = 0.8 * ref + 0.05 * torch.randn(ref.shape, generator=g)
+    whole = compare_pairs(ref, test)
+    acc = PairAccumulator()
+    for i in range(3):
+        acc.add(ref[i : i + 1], test[i : i + 1])
+    one = acc.result()
+    assert one.n_pairs == 3 and one.bands[2]["gain_db"] == pytest.approx(whole.bands[2]["gain_db"], abs=1e-9)
+    for key in ("frame_error", "row_error", "col_error"):
+        assert np.allclose(getattr(one, key), getattr(whole, key), rtol=1e-12), key
+    assert [b["coherence"] for b in one.bands] == pytest.approx([b["coherence"] for b in whole.bands], abs=1e-9)
+    with pytest.raises(ValueError, match="after pairs of"):
+        acc.add(ref[:1, :, :4], test[:1, :, :4])
