@@ -18,7 +18,15 @@ from functools import lru_cache
 
 import torch
 
-__all__ = ["SPATIAL_RINGS", "MAX_RADIUS", "spectrum_grid", "cell_labels", "spectrum_of_half", "frame_stats"]
+__all__ = [
+    "SPATIAL_RINGS",
+    "MAX_RADIUS",
+    "spectrum_grid",
+    "ring_index",
+    "cell_labels",
+    "spectrum_of_half",
+    "frame_stats",
+]
 
 #: Rings of spatial radius in a clip's spectrum (issue 18: "(t/2 + 1) × 32 bins").
 SPATIAL_RINGS = 32
@@ -33,6 +41,19 @@ def spectrum_grid(T: int) -> tuple[torch.Tensor, torch.Tensor]:
     return f_t, torch.linspace(0.0, MAX_RADIUS, SPATIAL_RINGS + 1, dtype=torch.float64)
 
 
+def ring_index(H: int, W: int) -> torch.Tensor:
+    """The ring of each spatial bin ``(H, W)`` (FFT order): ``⌊SPATIAL_RINGS · r / √0.5⌋`` for ``r = √(f_h² + f_w²)``,
+    the last ring closed, computed in integers (``⌊√(2·R²·(k_h²W² + k_w²H²) / (H²W²))⌋``) so that a bin on a ring
+    edge, such as the diagonal of a square grid, lands in one ring whatever the rounding."""
+    kh = torch.fft.fftfreq(H, d=1.0 / H).round().long()[:, None]
+    kw = torch.fft.fftfreq(W, d=1.0 / W).round().long()[None, :]
+    q = (2 * SPATIAL_RINGS**2 * (kh**2 * W**2 + kw**2 * H**2)) // (H**2 * W**2)  # (H, W) int64
+    r = q.double().sqrt().floor().long()
+    r += ((r + 1) ** 2 <= q).long()  # the exact integer square root
+    r -= (r**2 > q).long()
+    return r.clamp_(max=SPATIAL_RINGS - 1)
+
+
 @lru_cache(maxsize=64)
 def cell_labels(shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For the ``rfftn`` half spectrum of a ``(T, H, W)`` grid: each bin's cell ``(T, H, W//2 + 1)``, its weight
@@ -41,10 +62,7 @@ def cell_labels(shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor
     T, H, W = shape
     wr = W // 2 + 1
     kt = torch.fft.fftfreq(T, dtype=torch.float64).abs() * T  # |k_t|
-    fh = torch.fft.fftfreq(H, dtype=torch.float64)
-    fw = torch.fft.rfftfreq(W, dtype=torch.float64)
-    r = torch.sqrt(fh[:, None] ** 2 + fw[None, :] ** 2)  # (H, wr)
-    ring = (r / MAX_RADIUS * SPATIAL_RINGS).long().clamp_(max=SPATIAL_RINGS - 1)
+    ring = ring_index(H, W)[:, :wr]
     labels = (kt.round().long()[:, None, None] * SPATIAL_RINGS + ring[None]).expand(T, H, wr).contiguous()
     weights = torch.full((T, H, wr), 2.0, dtype=torch.float64)
     weights[..., 0] = 1.0  # the w = 0 plane mirrors onto itself

@@ -13,7 +13,7 @@ import torch
 from freqscope.bands import DEFAULT_EDGES, band_sums_of_half, bin_power, half_power, make_bands
 from freqscope.compare import REGIONS, compare_pairs, compare_sets
 from freqscope.rows import latent_rows
-from freqscope.spectra import MAX_RADIUS, SPATIAL_RINGS, cell_labels, spectrum_of_half
+from freqscope.spectra import SPATIAL_RINGS, cell_labels, ring_index, spectrum_of_half
 from freqscope.video import read_video
 
 T, SIZE = 32, (64, 64)  # frames per clip; every clip the same (h, w) so that the sets share one grid
@@ -25,15 +25,12 @@ WINDOWS += [("bunny", {"start": s}) for s in (0.0, 1.5, 3.0)]
 def spectra64(x: torch.Tensor) -> np.ndarray:
     """The rows' compact spectra (:mod:`freqscope.spectra`'s definition) of ``x (b, c, t, h, w)``: ``(b, n_cells)``,
     computed here independently in float64 from the full ``fftn``: mean ``|F z|²`` per (|f_t| = k/T, ring) cell,
-    over channels. The ring is computed with the same torch expressions as ``spectra.cell_labels``: bins on the
-    diagonal of a square grid fall exactly on a ring edge, where another rounding (numpy's ``fftfreq``) puts some
-    of them in the next ring."""
+    over channels. The ring is :func:`freqscope.spectra.ring_index` (exact, in integers: bins on the diagonal of a
+    square grid fall exactly on a ring edge, where float rounding would put some in either ring)."""
     p = torch.fft.fftn(x.double(), dim=(-3, -2, -1), norm="ortho").abs().square().mean(1)  # (b, t, h, w)
     b, t, h, w = p.shape
     kt = (torch.fft.fftfreq(t, dtype=torch.float64).abs() * t).round().long()
-    f_h, f_w = torch.fft.fftfreq(h, dtype=torch.float64), torch.fft.fftfreq(w, dtype=torch.float64)
-    ring = (torch.sqrt(f_h[:, None] ** 2 + f_w[None, :] ** 2) / MAX_RADIUS * SPATIAL_RINGS).long()
-    cell = (kt[:, None, None] * SPATIAL_RINGS + ring.clamp(max=SPATIAL_RINGS - 1)[None]).flatten()  # (t·h·w,)
+    cell = (kt[:, None, None] * SPATIAL_RINGS + ring_index(h, w)[None]).flatten()  # (t·h·w,)
     n = (t // 2 + 1) * SPATIAL_RINGS
     sums = torch.zeros(b, n, dtype=torch.float64).index_add_(1, cell, p.reshape(b, -1))
     return (sums / torch.bincount(cell, minlength=n)).numpy()  # NaN in an empty cell

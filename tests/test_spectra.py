@@ -1,5 +1,7 @@
 """The compact spectra of a clip's row (freqscope.spectra): Parseval, a direct full-FFT computation, closed forms."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from freqscope.rows import latent_rows
 from freqscope.spectra import MAX_RADIUS, SPATIAL_RINGS, cell_labels, frame_stats, spectrum_grid, spectrum_of_half
 
 
-@pytest.mark.parametrize("shape", [(8, 16, 24), (9, 15, 17), (2, 8, 8)])
+@pytest.mark.parametrize("shape", [(8, 16, 24), (9, 15, 17), (2, 8, 8), (4, 64, 64)])
 def test_spectrum_is_the_full_fft_grouped_by_cell_and_keeps_parseval(shape):
     """Against the full complex FFT grouped by hand (|k_t| × ring), odd and even sides; Σ cells · counts = Σ z²."""
     z = torch.randn(2, 3, *shape, dtype=torch.float64)
@@ -17,8 +19,12 @@ def test_spectrum_is_the_full_fft_grouped_by_cell_and_keeps_parseval(shape):
     T, H, W = shape
     P = torch.fft.fftn(z, dim=(-3, -2, -1), norm="ortho").abs().square().mean(1).numpy()  # (2, T, H, W)
     kt = np.abs(np.fft.fftfreq(T) * T).round().astype(int)
-    r = np.hypot(*np.meshgrid(np.fft.fftfreq(H), np.fft.fftfreq(W), indexing="ij"))
-    ring = np.minimum((r / MAX_RADIUS * SPATIAL_RINGS).astype(int), SPATIAL_RINGS - 1)
+    kh, kw = np.meshgrid(np.fft.fftfreq(H) * H, np.fft.fftfreq(W) * W, indexing="ij")
+    q = [
+        2 * SPATIAL_RINGS**2 * (round(a) ** 2 * W**2 + round(b) ** 2 * H**2) // (H**2 * W**2)
+        for a, b in zip(kh.flat, kw.flat)
+    ]
+    ring = np.minimum([math.isqrt(v) for v in q], SPATIAL_RINGS - 1).reshape(H, W)  # exact: rings by integers
     for i in range(2):
         for k in range(T // 2 + 1):
             for j in range(SPATIAL_RINGS):
@@ -86,3 +92,15 @@ def test_a_dataset_run_stores_the_spectra_it_computed(bikes, tmp_path):
     for key in ("spectrum", "frame_mean", "frame_change", "row_grad", "col_grad"):
         assert np.allclose(row[key], mem[key], equal_nan=True, rtol=1e-12), key
     assert len(row["spectrum"]) == (8 // 2 + 1) * SPATIAL_RINGS
+
+
+def test_rings_agree_with_the_real_radius_off_their_edges():
+    """The integer rule is ⌊32·r/√0.5⌋ of the real radius wherever r is not within rounding of a ring edge."""
+    from freqscope.spectra import ring_index
+
+    for H, W in [(64, 64), (15, 17), (96, 160)]:
+        r = np.hypot(*np.meshgrid(np.fft.fftfreq(H), np.fft.fftfreq(W), indexing="ij")) / MAX_RADIUS * SPATIAL_RINGS
+        off_edge = np.abs(r - np.round(r)) > 1e-9
+        want = np.minimum(np.floor(r), SPATIAL_RINGS - 1)
+        assert (ring_index(H, W).numpy()[off_edge] == want[off_edge]).all()
+        assert (~off_edge).sum() > 0 or H != W  # square grids have bins on ring edges: the case this rule settles
