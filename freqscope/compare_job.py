@@ -270,7 +270,7 @@ def _compare_pairs(reference, test, vae, read, analysis, encoder, device, progre
     pairs = pair_paths(reference, test)
     trip = None
     if vae is not None:
-        opts = {k: encoder[k] for k in ("vae_subfolder", "dtype") if k in encoder}
+        opts = {"subfolder": encoder.get("vae_subfolder"), "dtype": encoder.get("dtype")}
         trip = load_roundtrip(vae, device=device, tiling=bool(encoder.get("vae_tiling")), **opts)
     bar = progress(total=len(pairs), desc="pairs", unit="pair") if progress and len(pairs) > 1 else None
     acc = PairAccumulator(**_band_kwargs(analysis))

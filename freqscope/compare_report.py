@@ -18,6 +18,8 @@ from .report import _clean, fmt_db, layout_table
 __all__ = ["SCHEMA", "compare_to_dict", "format_table", "write_json", "write_csv", "plot_compare"]
 
 SCHEMA = "freqscope.compare/1"
+#: Frames whose PSNR the table lists (the JSON and CSV hold every frame).
+FRAMES_SHOWN = 24
 
 
 def _ci(v: Any) -> list[float] | None:
@@ -138,7 +140,12 @@ def format_table(run: CompareRun) -> str:
         err = d["frames"]["psnr_db"]
         if err:
             worst = int(np.nanargmin([math.inf if v is None else v for v in err]))
-            lines.append(f"PSNR by frame: {' '.join(_psnr(v, short=True) for v in err)} (worst: frame {worst})")
+            shown = err if len(err) <= FRAMES_SHOWN else err[:FRAMES_SHOWN]
+            more = "" if len(err) <= FRAMES_SHOWN else f" … ({len(err)} frames; all in the JSON)"
+            lines.append(
+                f"PSNR by frame: {' '.join(_psnr(v, short=True) for v in shown)}{more} "
+                f"(worst: frame {worst}, {_psnr(err[worst])})"
+            )
     lines += _periodic_lines(d["periodic"], run.mode)
     lines += [f"note: {n}" for n in d["notes"]]
     return "\n".join(lines)
