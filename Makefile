@@ -39,7 +39,7 @@ bench: $(STAMP)
 ## figures: the paper-style figures (PNG + PDF) in figures/, rebuilt only where a script or the
 ## library code it uses changed; `make -j2 figures` is safe (each script writes only its own files).
 FIGS := fig1_band_decomposition fig2_snr_vs_timestep fig3_snr_heatmap fig4_rapsd fig5_gap \
-        fig6_consistency fig7_terminal_snr
+        fig6_consistency fig7_terminal_snr fig8_generated_vs_real fig9_vae_transfer
 figures: $(FIGS:%=figures/%.png)
 
 # What each figure's script uses from the library (besides the shared plotting style).
@@ -56,6 +56,10 @@ figures/fig4_rapsd.png: $(LIB_CORE)
 figures/fig5_gap.png: $(LIB_CORE) $(LIB_FREEINIT)
 figures/fig6_consistency.png: $(LIB_CORE) $(LIB_FREEINIT)
 figures/fig7_terminal_snr.png: freqscope/noise_schedule.py freqscope/snr.py
+figures/fig8_generated_vs_real.png: $(LIB_CORE) freqscope/encode.py freqscope/rows.py freqscope/spectra.py \
+                                    freqscope/compare.py freqscope/compare_sets.py
+figures/fig9_vae_transfer.png: $(LIB_CORE) freqscope/compare.py freqscope/compare_pairs.py freqscope/compare_job.py \
+                               freqscope/periodic.py
 
 figures/%.png figures/%.pdf: figures/scripts/%.py $(LIB_STYLE) | $(STAMP)
 	cd figures/scripts && ../../$(PY) $*.py
