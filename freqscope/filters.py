@@ -125,4 +125,5 @@ def noise_variance(mask: torch.Tensor, *, variance_preserving: bool = False) -> 
 
 def variance_loss_db(mask: torch.Tensor, *, variance_preserving: bool = False) -> float:
     """How much noise variance the mix loses, in dB (0 for variance-preserving or binary masks)."""
-    return -10 * math.log10(noise_variance(mask, variance_preserving=variance_preserving))
+    loss = -10 * math.log10(noise_variance(mask, variance_preserving=variance_preserving))
+    return round(loss, 9) + 0.0  # a binary mask's float32 rounding (±1e-7 dB) and −0.0 print as 0

@@ -152,3 +152,12 @@ def test_mix_shape_errors():
         freq_mix(torch.randn(1, 1, 4, 8, 8), torch.randn(1, 1, 4, 8, 9), torch.ones(4, 8, 8))
     with pytest.raises(ValueError, match="mask"):
         freq_mix(torch.randn(1, 1, 4, 8, 8), torch.randn(1, 1, 4, 8, 8), torch.ones(4, 8, 9))
+
+
+@pytest.mark.parametrize("method", ["box", "ideal", "box-legacy", "ideal-legacy"])
+def test_a_binary_mask_loses_exactly_zero_db_without_a_sign(method):
+    """Reports print "loses 0.000 dB", never "-0.000 dB" (float32 rounding of a binary mask's variance)."""
+    import math
+
+    v = variance_loss_db(lowpass_filter((9, 33, 17), method=method))
+    assert v == 0.0 and math.copysign(1.0, v) == 1.0
