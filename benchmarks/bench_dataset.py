@@ -191,7 +191,8 @@ def main() -> None:
     for w in (0, 1, 2):
         where = "in this process" if w == 0 else f"{w} worker(s)"
         print(f"freqscope runner, {where:>16}: {rates[w]:6.1f} clips/s = {rates[w] / r_min:.2f}× the minimal loop")
-    print(f"scaling: 2 workers {rates[2] / rates[0]:.2f}× the in-process rate, {rates[2] / rates[1]:.2f}× the 1-worker rate")
+    r0, r1 = rates[2] / rates[0], rates[2] / rates[1]
+    print(f"scaling: 2 workers {r0:.2f}× the in-process rate, {r1:.2f}× the 1-worker rate")
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

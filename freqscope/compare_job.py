@@ -83,7 +83,7 @@ def compare(
     read: dict | None = None,
     analysis: dict | None = None,
     encoder: dict | None = None,
-    workers: int = 0,
+    workers: int | None = None,
     n_boot: int | None = None,
     seed: int = 0,
     device: torch.device | str | None = None,
@@ -108,7 +108,9 @@ def compare(
             raise ValueError("a comparison of sets needs both `real` and `generated`")
         if vae is not None:
             encoder["vae"] = vae
-        return _compare_sets(real, generated, read, analysis, encoder, workers, boot, seed, device, progress)
+        return _compare_sets(real, generated, read, analysis, encoder, workers or 0, boot, seed, device, progress)
+    if workers is not None or n_boot is not None:
+        raise ValueError("`workers` and `n_boot` are for two sets (`real`, `generated`); pairs are read in turn")
     if test and vae is not None:
         raise ValueError("give `test` or `vae`, not both: `vae` makes the test clips the references' round trips")
     if not test and vae is None:

@@ -123,7 +123,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("diffusers adapters", {"scheduler_adapter", "pipeline_adapter"}),
     ("FreeInit half", {"filters", "priors", "reference", "samplers", "freeinit", "gap", "motion", "consistency"}),
     ("FreeInit job and report", {"freeinit_job", "freeinit_report"}),
-    ("top", {"cli", "cli.common", "cli.snr", "cli.freeinit", "cli.compare", "cli.__main__", "__init__", "__main__"}),
+    ("top", {"cli", "cli.common", "cli.bands", "cli.snr", "cli.freeinit", "cli.compare", "cli.__main__", "__init__",
+             "__main__"}),
 ]
 
 

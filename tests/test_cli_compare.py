@@ -245,6 +245,7 @@ def test_an_identical_pair_is_no_error(tmp_path, real):
         (["--reference", "{a}"], "needs --test"),
         (["--reference", "{a}", "--test", "{empty}"], "no same-named clip"),
         (["--real", "{a}", "--generated", "{missing}.parquet"], "not found"),
+        (["--reference", "{a}", "--test", "{a}", "--bootstrap", "50"], "--bootstrap are for two sets"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(sets, tmp_path, args, msg):

@@ -18,7 +18,7 @@ from .common import PARAM_FLAGS, Group, library_default, to_flags
 __all__ = ["main", "PARAM_FLAGS", "to_flags", "library_default"]
 
 #: Modules of this package that are not commands.
-_NOT_COMMANDS = {"common", "__main__"}
+_NOT_COMMANDS = {"common", "bands", "__main__"}
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -16,8 +16,6 @@ from typing import Any
 import click
 import torch
 
-from ..analysis import analyze_latent
-from ..bands import DECOMPOSITIONS, parse_edges
 from ..dataset import WorkerLost
 from ..devices import DEVICE_RULE
 from ..encode import DTYPE_RULE, ENCODERS, load_encoder
@@ -90,6 +88,7 @@ PARAM_FLAGS = {
     "videos": "--video",
     "edges": "--bands",
     "schedules": "--schedule",
+    "n_boot": "--bootstrap",
 }
 
 
@@ -297,34 +296,6 @@ def video_options(f=None, *, video_required: bool = True, size: dict | None = No
     return command
 
 
-def band_options(f):
-    """``--bands``, ``--decomposition`` and ``--time-scale``, their defaults the band analysis' own."""
-    opts = [
-        option(
-            "--bands",
-            "bands_text",
-            metavar="E1,E2,...",
-            default_of=(analyze_latent, "edges"),
-            help="Band edges in normalised frequency (Nyquist = 1).",
-        ),
-        option(
-            "--decomposition",
-            type=click.Choice(DECOMPOSITIONS),
-            default_of=(analyze_latent, "decomposition"),
-            help="Distance over (t,h,w), (h,w) or t.",
-        ),
-        option(
-            "--time-scale",
-            type=float,
-            default_of=(analyze_latent, "time_scale"),
-            help="Weight of temporal frequency, d_s/d_t.",
-        ),
-    ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
-
-
 def run_inputs(
     clip: ClipArgs, *configs: str | None, models: tuple[str | None, ...] = (), paths: list | None = None
 ) -> list:
@@ -360,10 +331,3 @@ def encoder_options(clip: ClipArgs) -> dict:
         vae_tiling=clip.vae_tiling,
         dtype=DTYPES[clip.dtype] if clip.dtype is not None else None,
     )
-
-
-def analysis_options(bands_text, decomposition, time_scale, **kw) -> dict:
-    """What the user set of the band analysis' options (``--bands`` parsed into edges)."""
-    edges = parse_edges(bands_text) if bands_text is not None else None
-    return given(edges=edges, decomposition=decomposition, time_scale=time_scale, **kw)
-

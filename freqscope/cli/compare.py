@@ -12,10 +12,9 @@ from ..compare_report import format_table, plot_compare, write_csv, write_json
 from ..dataset import run_dataset
 from ..io import STDOUT, check_outputs
 from ..plotting import PLOT_FORMATS
+from .bands import analysis_options, band_options
 from .common import (
     ClipArgs,
-    analysis_options,
-    band_options,
     encoder_options,
     given,
     option,
@@ -69,7 +68,6 @@ def compare(clip: ClipArgs, **options) -> None:
 
 def _compare(clip: ClipArgs, a: SimpleNamespace) -> None:
     read = {**clip.read_kwargs(), **given(size=clip.size)}
-    sets = bool(a.real or a.generated)
     inputs = [p for p in (*a.real, *a.generated, *a.reference, *a.test) if os.path.isfile(p)]
     outs = {"--json": a.json_path, "--csv": a.csv_path, "--plot": a.plot_path}
     check_outputs(
@@ -89,7 +87,7 @@ def _compare(clip: ClipArgs, a: SimpleNamespace) -> None:
         read=read,
         analysis=analysis_options(a.bands_text, a.decomposition, a.time_scale),
         encoder=enc,
-        **given(workers=a.workers if sets else None, n_boot=a.n_boot, seed=clip.seed),
+        **given(workers=a.workers, n_boot=a.n_boot, seed=clip.seed),
         device=clip.device,
         progress=progress_bar(clip.quiet),
     )

@@ -18,11 +18,10 @@ from ..plotting import PLOT_FORMATS
 from ..report import format_table, plot_snr, write_band_videos, write_csv, write_json
 from ..snr_job import is_dataset_run, suffixed
 from ..video import list_videos
+from .bands import analysis_options, band_options
 from .common import (
     ClipArgs,
     LibraryDefault,
-    analysis_options,
-    band_options,
     encoder_options,
     given,
     option,
