@@ -155,7 +155,9 @@ def _rows_from_results(files: list[str], what: str) -> tuple[list[dict], dict, l
     rows, skipped, settings = [], [], set()
     for f in files:
         if not Path(f).exists():
-            raise FileNotFoundError(f"`{what}`: results file {f} not found; make it with `freqscope snr --results`")
+            raise FileNotFoundError(
+                f"`{what}`: results file {f} not found; make it first with a dataset run (`results` {f})"
+            )
         for r in read_results(f, columns=SET_COLUMNS).to_pylist():
             if r["status"] != "ok":
                 skipped.append((r["path"], r["error"] or "error"))

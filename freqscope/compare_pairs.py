@@ -86,7 +86,7 @@ class PairAccumulator:
         peak: float = PEAK,
     ):
         if not (peak > 0 and math.isfinite(peak)):
-            raise ValueError(f"`peak` = {peak}: the samples' peak-to-peak range, > 0 (2 for frames in [-1, 1])")
+            raise ValueError(f"peak={peak}: the samples' peak-to-peak range, > 0 (2 for frames in [-1, 1])")
         self.edges, self.decomposition, self.time_scale, self.peak = edges, decomposition, time_scale, peak
         self.shape: tuple[int, ...] | None = None  # (c, t, h, w)
         self.bands: BandSet | None = None

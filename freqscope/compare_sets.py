@@ -118,10 +118,10 @@ def compare_sets(
     (6.0, (5, 32), ['more energy overall'])
     """
     if not (0.0 < ci < 1.0):
-        raise ValueError(f"`ci` = {ci}: a coverage strictly between 0 and 1, e.g. 0.95")
+        raise ValueError(f"ci={ci}: a coverage strictly between 0 and 1, e.g. 0.95")
     if int(n_boot) < 1:
         raise ValueError(f"`n_boot` = {n_boot}: at least 1 resample (1000 is usual)")
-    a, b = _read_set(real_rows, "real_rows"), _read_set(generated_rows, "generated_rows")
+    a, b = _read_set(real_rows, "the real set"), _read_set(generated_rows, "the generated set")
     _check_sets(a, b)
     c, T, H, W = a["shape"]
     names = a["names"]
@@ -190,45 +190,45 @@ def _read_set(rows: list[dict[str, Any]], param: str) -> dict[str, Any]:
     """One set's rows → its latent shape ``(c, t, h, w)``, band names and bins, and ``X (n, n_bands + n_cells)``
     (band powers, then the spectrum with 0 in empty cells)."""
     if not rows:
-        raise ValueError(f"`{param}` holds no clip: give the rows of at least 2 clips")
+        raise ValueError(f"{param} holds no clip: give the rows of at least 2 clips")
     shapes: dict[tuple[int, ...], int] = {}
     for r in rows:
         s = tuple(int(v) for v in r["latent_shape"][1:])
         shapes[s] = shapes.get(s, 0) + 1
     if len(shapes) > 1:
         found = ", ".join(f"{s} ×{n}" for s, n in shapes.items())
-        raise ValueError(f"`{param}` mixes latent shapes (c, t, h, w) {found}; read every clip with the same "
+        raise ValueError(f"{param} mixes latent shapes (c, t, h, w) {found}; read every clip with the same "
                          "`frames` and `size` (and encoder)")
     (shape,) = shapes
     names = list(rows[0]["band_names"])
     if any(list(r["band_names"]) != names for r in rows):
-        raise ValueError(f"`{param}` mixes band sets; analyse every clip with the same `edges`")
+        raise ValueError(f"{param} mixes band sets; analyse every clip with the same `edges`")
     n_cells = (shape[1] // 2 + 1) * SPATIAL_RINGS
     for i, r in enumerate(rows):
         if len(r.get("spectrum") or ()) != n_cells:
-            raise ValueError(f"row {i} of `{param}` has no compact `spectrum` of {n_cells} values for latent shape "
+            raise ValueError(f"row {i} of {param} has no compact spectrum of {n_cells} values for latent shape "
                              f"{shape}; analyse the clips again with a freqscope that writes it")
     X = np.array([list(r["band_power"]) + list(r["spectrum"]) for r in rows], dtype=np.float64)
     n_bins = [int(v) for v in rows[0]["n_bins"]]
     full = np.concatenate([np.array(n_bins) > 0, _cell_bins(*shape[1:])[2].ravel() > 0])
     bad = ~np.isfinite(X[:, full]).all(1)
     if bad.any():
-        raise ValueError(f"row {int(np.argmax(bad))} of `{param}` holds NaN/Inf power; check that clip")
+        raise ValueError(f"row {int(np.argmax(bad))} of {param} holds NaN/Inf power; check that clip")
     return {"shape": shape, "names": names, "n_bins": n_bins, "X": np.where(full, X, 0.0)}
 
 
 def _check_sets(a: dict[str, Any], b: dict[str, Any]) -> None:
     if a["shape"] != b["shape"]:
-        raise ValueError(f"`real_rows` clips have latent shape (c, t, h, w) {a['shape']} but `generated_rows` "
+        raise ValueError(f"the real clips have latent shape (c, t, h, w) {a['shape']} but the generated clips "
                          f"{b['shape']}; compare sets read with the same `frames` and `size` (and encoder)")
     if a["names"] != b["names"]:
-        raise ValueError("`real_rows` and `generated_rows` have different bands; analyse both with the same `edges`")
+        raise ValueError("the real and the generated set have different bands; analyse both with the same `edges`")
 
 
 def _check_ratio(power_a: np.ndarray, names: list[str], n_bins: list[int]) -> None:
     for p, n, nb in zip(power_a, names, n_bins):
         if nb > 0 and p == 0:
-            raise ValueError(f"`real_rows` has no power in band {n}: Δ dB = 10·log10(P_B/P_A) is undefined there; "
+            raise ValueError(f"the real set has no power in band {n}: Δ dB = 10·log10(P_B/P_A) is undefined there; "
                              "check the real clips (constant frames?) or choose other `edges`")
 
 

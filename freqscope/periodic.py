@@ -84,7 +84,7 @@ def _as_1d(signal: Any) -> np.ndarray:
         signal = signal.detach().cpu().double().numpy()
     s = np.asarray(signal, dtype=np.float64)
     if s.ndim != 1 or not np.isfinite(s).all():
-        raise ValueError(f"`signal` must be a finite 1-D profile, got shape {s.shape}")
+        raise ValueError(f"the signal must be a finite 1-D profile, got shape {s.shape}")
     return s
 
 
@@ -149,9 +149,9 @@ def find_periods(
     2
     """
     if axis not in AXES:
-        raise ValueError(f"`axis` {axis!r}: choose one of {', '.join(AXES)}")
+        raise ValueError(f"axis {axis!r}: choose one of {', '.join(AXES)}")
     if min_cycles < 2:
-        raise ValueError(f"`min_cycles`={min_cycles}: must be >= 2")
+        raise ValueError(f"min_cycles={min_cycles}: must be >= 2")
     a = np.abs(np.diff(_as_1d(signal)))  # (N − 1,) detrended: drifts vanish, steps and spikes stay
     p_max = min(a.size // min_cycles, max_period if max_period is not None else a.size)
     u = _log_changes(a)
