@@ -14,15 +14,9 @@ import torch
 
 from freqscope.roundtrip import RoundTrip, load_roundtrip
 from freqscope.video import read_video
+from tiny_pipelines import save_models, tiny_hunyuan_vae
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run 2-3x faster on one thread than on two contended ones (tests/tiny_pipelines.py)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="session")
@@ -38,16 +32,7 @@ def more_vaes(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("roundtrip_vaes")
     torch.manual_seed(0)
     models = {
-        "hunyuan": diffusers.AutoencoderKLHunyuanVideo(
-            latent_channels=4,
-            down_block_types=("HunyuanVideoDownBlock3D",) * 4,
-            up_block_types=("HunyuanVideoUpBlock3D",) * 4,
-            block_out_channels=(8,) * 4,
-            layers_per_block=1,
-            norm_num_groups=4,
-            spatial_compression_ratio=8,
-            temporal_compression_ratio=4,
-        ),
+        "hunyuan": tiny_hunyuan_vae(),
         "ltx": diffusers.AutoencoderKLLTXVideo(
             latent_channels=8,
             block_out_channels=(8,) * 4,
@@ -64,11 +49,7 @@ def more_vaes(tmp_path_factory) -> dict[str, Path]:
             patch_size_t=1,
         ),
     }
-    out = {}
-    for name, m in models.items():
-        m.save_pretrained(root / name)
-        out[name] = root / name
-    return out
+    return save_models(root, models)
 
 
 @pytest.fixture(scope="session")

@@ -55,13 +55,7 @@ def test_every_family_has_an_expected_shape():
     assert set(EXPECTED) == set(FAMILIES) == set(PIPELINE)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run 2-10x faster on one thread than on two contended ones (measured on the 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="session")

@@ -455,9 +455,7 @@ def tiny_cogvideox(root: Path | None = None, *, version: str | None = None, text
     tok = enc = None
     if text or version is not None:
         tok, enc = tiny_t5_tokenizer(max_length=226), tiny_t5_encoder(8)
-    pipe = diffusers.CogVideoXPipeline(
-        tokenizer=tok, text_encoder=enc, vae=vae, transformer=transformer, scheduler=sch
-    )
+    pipe = diffusers.CogVideoXPipeline(tokenizer=tok, text_encoder=enc, vae=vae, transformer=transformer, scheduler=sch)
     return _finish(pipe, root)
 
 
@@ -527,6 +525,32 @@ def tiny_wan(root: Path | None = None, *, scheduler: str = "flow_euler", shift: 
 # ---- 5. HunyuanVideo ------------------------------------------------------------------------------------
 
 
+def save_models(root: Path, models: dict) -> dict[str, Path]:
+    """Each model of ``models`` saved with ``save_pretrained`` under ``root / name``; name → folder."""
+    out = {}
+    for name, m in models.items():
+        m.save_pretrained(root / name)
+        out[name] = root / name
+    return out
+
+
+def tiny_hunyuan_vae(**overrides):
+    """A tiny random HunyuanVideo causal VAE (8× spatial, 4× temporal compression, 4 latent channels)."""
+    import diffusers
+
+    cfg = dict(
+        latent_channels=4,
+        down_block_types=("HunyuanVideoDownBlock3D",) * 4,
+        up_block_types=("HunyuanVideoUpBlock3D",) * 4,
+        block_out_channels=(8,) * 4,
+        layers_per_block=1,
+        norm_num_groups=4,
+        spatial_compression_ratio=8,
+        temporal_compression_ratio=4,
+    )
+    return diffusers.AutoencoderKLHunyuanVideo(**{**cfg, **overrides})
+
+
 def tiny_hunyuan_video(root: Path | None = None):
     """HunyuanVideo: a 1+1-layer dual/single-stream transformer, its causal video VAE (8× space, 4× time),
     a 2-layer Llama text encoder (16 features) + CLIP text encoder_2 (pooled, 8 features).
@@ -551,17 +575,7 @@ def tiny_hunyuan_video(root: Path | None = None):
         pooled_projection_dim=8,
         rope_axes_dim=(2, 4, 4),
     )
-    vae = diffusers.AutoencoderKLHunyuanVideo(
-        latent_channels=4,
-        down_block_types=("HunyuanVideoDownBlock3D",) * 4,
-        up_block_types=("HunyuanVideoUpBlock3D",) * 4,
-        block_out_channels=(8,) * 4,
-        layers_per_block=1,
-        norm_num_groups=4,
-        spatial_compression_ratio=8,
-        temporal_compression_ratio=4,
-        mid_block_add_attention=True,
-    )
+    vae = tiny_hunyuan_vae(mid_block_add_attention=True)
     sch = diffusers.FlowMatchEulerDiscreteScheduler(shift=7.0)
     tok = tiny_llama_tokenizer()
     pipe = diffusers.HunyuanVideoPipeline(
