@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 import warnings
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -20,7 +21,6 @@ from .bands import (
     DEFAULT_EDGES,
     BandSet,
     band_mean,
-    band_power_of_half,
     bin_power,
     half_power,
     make_bands,
@@ -29,7 +29,7 @@ from .bands import (
 from .encode import PixelEncoder
 from .results import settings_hash
 from .snr import energy_fraction
-from .spectra import frame_stats, spectrum_of_half
+from .spectra import cell_labels, frame_stats, spectrum_of_half
 from .video import SPEED_ONLY, read_video
 
 __all__ = ["latent_rows", "check_finite_power", "analysis_settings", "source_settings", "band_settings"]
@@ -87,14 +87,16 @@ def latent_rows(
     geometry = {"band_names": bands.names, "n_bins": [b.n_bins for b in bands.bands]}
     parts = [z[i : i + 1] for i in range(z.shape[0])] if per_sample else [z]
     p = half_power(z)  # the one FFT: bands and spectra come from it
-    spectra = spectrum_of_half(p, (T, H, W))  # (b, cells)
     stats = frame_stats(z)  # {name: (b, n)}
-    if not per_sample:
-        spectra, stats = spectra.mean(0, keepdim=True), {k: v.mean(0, keepdim=True) for k, v in stats.items()}
-    if per_sample and not radial:
-        powers = list(band_power_of_half(p, bands, per_sample=True))
+    if per_sample and not radial:  # a dataset run's path: band and spectrum sums in one pass over the bins
+        band_sums, cell_sums = _joint_sums(p, (T, H, W), edges, decomposition, time_scale)
+        powers = list(band_sums / torch.tensor([b.n_bins for b in bands.bands], dtype=torch.float64))
+        spectra = cell_sums / cell_labels((T, H, W))[2].to(p.device)  # 0/0 = NaN where a cell is empty
         profiles: list = [None] * len(parts)
     else:
+        spectra = spectrum_of_half(p, (T, H, W))  # (b, cells)
+        if not per_sample:
+            spectra, stats = spectra.mean(0, keepdim=True), {k: v.mean(0, keepdim=True) for k, v in stats.items()}
         # The per-bin power of each part: its band means and, with radial, its radial profile.
         bins = [bin_power(x) for x in parts]  # (t, h, w) each
         powers = [band_mean(q, bands) for q in bins]
@@ -115,6 +117,28 @@ def latent_rows(
             row["radius"], row["radial_power"] = profile[0].cpu().tolist(), profile[1].cpu().tolist()
         rows.append(row)
     return bands, rows
+
+
+@lru_cache(maxsize=64)
+def _joint_labels(shape: tuple[int, int, int], edges: tuple[float, ...], decomposition: str, time_scale: float):
+    """Each half-spectrum bin's (band, spectrum cell) pair as one index ``band · n_cells + cell``, flattened."""
+    bands = make_bands(shape, edges, decomposition=decomposition, time_scale=time_scale)
+    cells, weights, counts = cell_labels(shape)
+    assert torch.equal(
+        weights, bands.half_weights.double().expand_as(weights)
+    )  # both count the bins a half-spectrum bin stands for
+    return (bands.half_labels * counts.numel() + cells).flatten(), len(bands), counts.numel()
+
+
+def _joint_sums(p: torch.Tensor, shape, edges, decomposition, time_scale) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample, the sums of ``|F z|²`` (mean over channels, float64) over each band's bins ``(b, n_bands)`` and
+    over each spectrum cell's ``(b, n_cells)``, from one grouped sum over (band × cell)."""
+    joint, n_bands, n_cells = _joint_labels(tuple(shape), tuple(edges), decomposition, float(time_scale))
+    b = p.shape[0]
+    w = (p.double().mean(1) * cell_labels(tuple(shape))[1].to(p.device)).reshape(b, -1)
+    sums = torch.zeros(b, n_bands * n_cells, dtype=torch.float64, device=p.device)
+    sums = sums.index_add_(1, joint.to(p.device), w).reshape(b, n_bands, n_cells)
+    return sums.sum(2), sums.sum(1)
 
 
 def read_options(read: dict | None) -> dict:

@@ -91,7 +91,7 @@ def frame_stats(z: torch.Tensor) -> dict[str, torch.Tensor]:
     z = z.float()
     return {
         "frame_mean": z.mean(dim=(1, 3, 4)).double(),
-        "frame_change": (z[:, :, 1:] - z[:, :, :-1]).square().mean(dim=(1, 3, 4)).double(),
-        "row_grad": (z[..., 1:, :] - z[..., :-1, :]).abs().mean(dim=(1, 2, 4)).double(),
-        "col_grad": (z[..., 1:] - z[..., :-1]).abs().mean(dim=(1, 2, 3)).double(),
+        "frame_change": (z[:, :, 1:] - z[:, :, :-1]).square_().mean(dim=(1, 3, 4)).double(),
+        "row_grad": (z[..., 1:, :] - z[..., :-1, :]).abs_().mean(dim=(1, 2, 4)).double(),
+        "col_grad": (z[..., 1:] - z[..., :-1]).abs_().mean(dim=(1, 2, 3)).double(),
     }

@@ -77,6 +77,26 @@ def test_rows_carry_the_spectra_from_the_same_fft():
     assert torch.allclose(torch.tensor(whole["spectrum"], dtype=torch.float64), mean, rtol=1e-6, equal_nan=True)
 
 
+@pytest.mark.parametrize("shape", [(8, 16, 16), (9, 12, 15)])
+def test_the_joint_band_and_cell_sums_equal_the_separate_ones(shape):
+    """A dataset row's bands and spectrum come from one grouped sum over (band × cell); the same numbers as the
+    separate sums (bands from the full per-bin power, the spectrum from its own grouped sum), odd sizes too."""
+    from freqscope.bands import band_power, make_bands
+
+    z = torch.randn(2, 3, *shape, generator=torch.Generator().manual_seed(1))
+    bands, rows = latent_rows(z, edges=(0.2, 0.5))
+    assert bands is make_bands(shape, (0.2, 0.5))
+    for i, row in enumerate(rows):
+        sep = band_power(z[i : i + 1].double(), bands)
+        assert torch.allclose(torch.tensor(row["band_power"], dtype=torch.float64), sep, rtol=1e-6)
+        alone = spectrum_of_half(half_power(z[i : i + 1]), shape)[0]
+        assert torch.allclose(torch.tensor(row["spectrum"], dtype=torch.float64), alone, rtol=1e-9, equal_nan=True)
+    _, radial = latent_rows(z, edges=(0.2, 0.5), radial=True)  # the other path: band means of the per-bin power
+    for row, other in zip(rows, radial):
+        assert np.allclose(row["band_power"], other["band_power"], rtol=1e-9)
+        assert np.allclose(row["spectrum"], other["spectrum"], rtol=1e-12, equal_nan=True)
+
+
 def test_a_dataset_run_stores_the_spectra_it_computed(bikes, tmp_path):
     """A real clip's row in the results store holds the spectra of its latent, as the in-memory analysis gives them."""
     from freqscope.dataset import run_dataset
