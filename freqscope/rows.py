@@ -90,7 +90,7 @@ def latent_rows(
     stats = frame_stats(z)  # {name: (b, n)}
     if per_sample and not radial:  # a dataset run's path: band and spectrum sums in one pass over the bins
         band_sums, cell_sums = _joint_sums(p, (T, H, W), edges, decomposition, time_scale)
-        powers = list(band_sums / torch.tensor([b.n_bins for b in bands.bands], dtype=torch.float64))
+        powers = list(band_sums / torch.tensor([b.n_bins for b in bands.bands], dtype=torch.float64, device=p.device))
         spectra = cell_sums / cell_labels((T, H, W))[2].to(p.device)  # 0/0 = NaN where a cell is empty
         profiles: list = [None] * len(parts)
     else:
