@@ -75,6 +75,12 @@ def _shapes(ok: pa.Table) -> dict[tuple[int, ...], int]:
     return dict(sorted(found.items()))
 
 
+#: The results columns :func:`aggregate` reads: a dataset's summary reads only these from the store (not the
+#: spectra and clip metadata, whose memory grows with the number of clips).
+COLUMNS = ["status", "path", "error", "settings", "settings_json", "weight", "latent_shape", "band_names", "n_bins"]
+COLUMNS += ["band_power", "energy_fraction"]
+
+
 def aggregate(rows: pa.Table | list[dict[str, Any]], schedule: Schedule, *, weighted: bool = False) -> Summary:
     """Summarise the rows of a run (``status == "ok"`` rows count, error rows are listed as skipped):
     a results table (:func:`~freqscope.results.read_results`) or row dicts (:mod:`freqscope.rows`).

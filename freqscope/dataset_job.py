@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import torch
 
+from .aggregate import COLUMNS as AGGREGATE_COLUMNS
 from .dataset import DatasetRun, run_dataset
 from .encode import Encoder
 from .results import ResultsStore, read_results
@@ -92,7 +93,7 @@ def run_ranks(
         if results is not None:
             if world > 1:
                 ResultsStore(results).compact()  # every rank's parts, once all are flushed (one process: done)
-            rows = read_results(results, settings=run.settings_hash)
+            rows = read_results(results, settings=run.settings_hash, columns=AGGREGATE_COLUMNS)
         else:
             rows = run.rows
     if world > 1:

@@ -213,9 +213,7 @@ def _read_all(p: Path, columns: list[str] | None) -> tuple[list[Path], pa.Table]
     return files, _read_table(files, columns)
 
 
-def read_results(
-    path: str | os.PathLike, *, settings: str | None = None, columns: list[str] | None = None
-) -> pa.Table:
+def read_results(path: str | os.PathLike, *, settings: str | None = None, columns: list[str] | None = None) -> pa.Table:
     """Every row of a results file and its unmerged parts, latest per clip, sorted by path and start
     (only those of ``settings`` when given; only ``columns`` when given)."""
     p = Path(path)

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .aggregate import COLUMNS as AGGREGATE_COLUMNS
 from .aggregate import Summary, aggregate
 from .analysis import ClipResult, analyze_video, summarize
 from .dataset import DatasetRun
@@ -101,9 +102,7 @@ def check_dataset_args(
         raise ValueError("`seeds` and `band_videos` apply to single clips, not to a dataset run")
     check_read(read)
     if from_results is not None and (videos or results is not None):
-        raise ValueError(
-            "`from_results` reads a finished run; drop `videos`/`results` (or drop `from_results`)"
-        )
+        raise ValueError("`from_results` reads a finished run; drop `videos`/`results` (or drop `from_results`)")
     if from_results is None and not videos:
         raise ValueError("give `videos` PATH (a file, folder, glob or .txt/.csv list) or `from_results` FILE")
     for name, p in (("results", results), ("from_results", from_results)):
@@ -218,7 +217,7 @@ def snr_dataset_run(
 
 def snr_from_results(path: str | os.PathLike, schedules: list[Schedule], *, weighted: bool = False) -> list[Summary]:
     """Summarise a finished results file under each schedule, without decoding anything."""
-    table = read_results(path)
+    table = read_results(path, columns=AGGREGATE_COLUMNS)
     n = len(set(table.column("settings").to_pylist()))
     if n > 1:
         raise ValueError(

@@ -119,6 +119,20 @@ def test_weighted_mean_and_spread(dataset):
     assert torch.allclose(s.snr_db_hi, 10 * torch.log10((mean + std)[:, None] * sched.snr))
 
 
+def test_the_summary_reads_only_its_columns(dataset, tmp_path):
+    """A dataset's summary reads only ``aggregate.COLUMNS`` from the store (memory: not the spectra of every clip),
+    and gives what the whole table gives, to the bit."""
+    from freqscope.aggregate import COLUMNS
+
+    out = tmp_path / "r.parquet"
+    run_dataset([str(dataset / "c[01].mp4")], load_encoder(), read=READ, results=out)
+    full, sched = read_results(out), get_schedule("sd")
+    assert {"spectrum", "frame_change", "video"} <= set(full.column_names) - set(COLUMNS)
+    a = summary_to_dict(aggregate(full, sched))
+    b = summary_to_dict(aggregate(read_results(out, columns=COLUMNS).select(COLUMNS), sched))
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
 def test_resume_after_crash_redoes_only_unflushed_clips(dataset, tmp_path):
     enc = load_encoder()
     out = tmp_path / "run.parquet"
