@@ -90,7 +90,7 @@ def latent_rows(
     stats = frame_stats(z)  # {name: (b, n)}
     if per_sample and not radial:  # a dataset run's path: band and spectrum sums in one pass over the bins
         band_sums, cell_sums = _joint_sums(p, (T, H, W), edges, decomposition, time_scale)
-        powers = list(band_sums / torch.tensor([b.n_bins for b in bands.bands], dtype=torch.float64, device=p.device))
+        powers = list(band_sums / torch.tensor(geometry["n_bins"], dtype=torch.float64, device=p.device))
         spectra = cell_sums / cell_labels((T, H, W))[2].to(p.device)  # 0/0 = NaN where a cell is empty
         profiles: list = [None] * len(parts)
     else:
@@ -124,9 +124,8 @@ def _joint_labels(shape: tuple[int, int, int], edges: tuple[float, ...], decompo
     """Each half-spectrum bin's (band, spectrum cell) pair as one index ``band · n_cells + cell``, flattened."""
     bands = make_bands(shape, edges, decomposition=decomposition, time_scale=time_scale)
     cells, weights, counts = cell_labels(shape)
-    assert torch.equal(
-        weights, bands.half_weights.double().expand_as(weights)
-    )  # both count the bins a half-spectrum bin stands for
+    # Both weigh a half-spectrum bin by the full-spectrum bins it stands for: one weight serves both sums.
+    assert torch.equal(weights, bands.half_weights.double().expand_as(weights))
     return (bands.half_labels * counts.numel() + cells).flatten(), len(bands), counts.numel()
 
 
