@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .bands import DEFAULT_EDGES, half_power
+from .bands import DEFAULT_EDGES
 from .compare import PairAccumulator, compare_sets
 from .dataset import run_dataset
 from .devices import resolve_device
@@ -33,7 +33,7 @@ from .periodic import find_periods, match_structure
 from .results import read_results
 from .roundtrip import load_roundtrip
 from .rows import read_options
-from .spectra import cell_labels, spectrum_grid, spectrum_of_half
+from .spectra import spectrum_grid
 from .video import list_videos, read_video
 
 __all__ = ["CompareRun", "compare", "set_rows", "pair_paths", "MODES"]
@@ -278,13 +278,10 @@ def _compare_pairs(reference, test, vae, read, analysis, encoder, device, progre
         trip = load_roundtrip(vae, device=device, tiling=bool(encoder.get("vae_tiling")), **opts)
     bar = progress(total=len(pairs), desc="pairs", unit="pair") if progress and len(pairs) > 1 else None
     acc = PairAccumulator(**_band_kwargs(analysis))
-    power = torch.zeros(2, 0, dtype=torch.float64)  # Σ over pairs of the temporal power of reference and test
     try:
         for ref_path, test_path in pairs:  # one pair in memory at a time
             x, y = _read_pair(ref_path, test_path, trip, read)
-            acc.add(x, y)
-            p = torch.stack([temporal_power(x), temporal_power(y)])
-            power = p if power.numel() == 0 else power + p
+            acc.add(x, y)  # its FFTs give the bands and the temporal power (acc.power_t)
             if bar is not None:
                 bar.update(1)
     finally:
@@ -305,22 +302,13 @@ def _compare_pairs(reference, test, vae, read, analysis, encoder, device, progre
         counts={"pairs": len(pairs)},
         structure=structure,
         vae=trip.info if trip is not None else None,
-        temporal=pair_temporal(power[0], power[1], T=result.shape[1]),
+        temporal=pair_temporal(acc.power_t[0], acc.power_t[1], T=result.shape[1]),
     )
 
 
-def temporal_power(x: torch.Tensor) -> torch.Tensor:
-    """Mean ``|F x|²`` over every bin of each ``|f_t| = k/T`` (``k = 0 … T//2``), over the clips of ``x`` ``(b, c, t,
-    h, w)``: the rows of the compact spectrum (:mod:`freqscope.spectra`) pooled by their bin counts."""
-    T, H, W = x.shape[-3:]
-    counts = cell_labels((T, H, W))[2].reshape(T // 2 + 1, -1)
-    cells = spectrum_of_half(half_power(x), (T, H, W)).mean(0).reshape(counts.shape)
-    return (torch.nan_to_num(cells) * counts).sum(1) / counts.sum(1)
-
-
 def pair_temporal(reference: torch.Tensor, test: torch.Tensor, *, T: int) -> dict:
-    """``{f, delta_db, ci_db}``: the test's temporal power (:func:`temporal_power`, summed over the pairs) over the
-    reference's per ``|f_t|``, dB (no CI: one sum over the pairs)."""
+    """``{f, delta_db, ci_db}``: the test's temporal power (``PairAccumulator.power_t``: mean ``|F x|²`` over the
+    bins of each ``|f_t|``, summed over the pairs) over the reference's, dB (no CI: one sum over the pairs)."""
     f, _ = spectrum_grid(T)
     delta = 10 * torch.log10(test / reference)
     return {"f": f.tolist(), "delta_db": delta.tolist(), "ci_db": [None] * len(f)}

@@ -93,6 +93,7 @@ class PairAccumulator:
         self.n_pairs = 0
         self.sums = torch.zeros(4, 0, dtype=torch.float64)  # Σ|X_r|², Σ|X_t|², Σ Re(X_r·conj X_t), Σ|X_t − X_r|²
         self.frame_sq = self.row_abs = self.col_abs = torch.zeros(0, dtype=torch.float64)
+        self.power_t = torch.zeros(2, 0, dtype=torch.float64)  # Σ over pairs of the temporal power of ref and test
 
     def add(self, reference: torch.Tensor, test: torch.Tensor) -> None:
         """Add ``b`` frame-aligned pairs ``(b, c, t, h, w)``, of the shape of every pair before them."""
@@ -113,20 +114,24 @@ class PairAccumulator:
             )
             self.sums = torch.zeros(4, len(self.bands), dtype=torch.float64)
             self.frame_sq, self.row_abs, self.col_abs = (torch.zeros(n, dtype=torch.float64) for n in (T, H, W))
+            self.power_t = torch.zeros(2, T // 2 + 1, dtype=torch.float64)
         elif (c, T, H, W) != self.shape:
             raise ValueError(
                 f"pairs of (c, t, h, w) {(c, T, H, W)} after pairs of {self.shape}: compare clips of "
                 "one size (set `size`, or compare each size apart)"
             )
-        sums = torch.stack(_band_sums(reference, test, self.bands))  # (4, n_bands)
+        *band_sums, per_t = _band_sums(reference, test, self.bands)
+        sums = torch.stack(band_sums)  # (4, n_bands)
         for name, s in (("reference", sums[0]), ("test", sums[1])):
             if not torch.isfinite(s).all():
                 raise ValueError(f"`{name}` holds NaN/Inf values; check the frames or the decoder")
         self.sums += sums
+        self.power_t += _temporal_power(per_t, c, H, W)
         d = (test.double() - reference.double()).to("cpu")  # (b, c, t, h, w)
-        self.frame_sq += d.square().sum(dim=(0, 1, 3, 4))
-        self.row_abs += d.abs().sum(dim=(0, 1, 2, 4))
-        self.col_abs += d.abs().sum(dim=(0, 1, 2, 3))
+        sq, ab = d.square(), d.abs_()
+        self.frame_sq += sq.sum(dim=(0, 1, 3, 4))
+        self.row_abs += ab.sum(dim=(0, 1, 2, 4))
+        self.col_abs += ab.sum(dim=(0, 1, 2, 3))
         self.n_pairs += b
 
     def result(self) -> PairComparison:
@@ -170,9 +175,19 @@ class PairAccumulator:
         )
 
 
+def _temporal_power(per_t: torch.Tensor, c: int, H: int, W: int) -> torch.Tensor:
+    """``(2, T//2 + 1)``: the reference's and the test's mean ``|F x|²`` over every bin of each ``|f_t| = k/T``,
+    summed over the pairs, from the sums ``per_t (2, b, T)`` over channels and the bins of each temporal index."""
+    T = per_t.shape[-1]
+    k = torch.fft.fftfreq(T, d=1.0 / T).round().abs().long()  # |k_t| of each temporal index
+    pooled = torch.zeros(2, T // 2 + 1, dtype=torch.float64).index_add_(1, k, per_t.sum(1))
+    return pooled / (torch.bincount(k, minlength=T // 2 + 1).double() * H * W * c)
+
+
 def _band_sums(reference: torch.Tensor, test: torch.Tensor, bands: BandSet) -> tuple[torch.Tensor, ...]:
     """``Σ|X_r|², Σ|X_t|², Σ Re(X_r·conj X_t), Σ|X_t − X_r|²`` per band, over pairs and channels: float64 CPU
-    ``(n_bands,)`` each, from one float32 ``rfftn`` of each (a half-spectrum bin counts for its mirror too)."""
+    ``(n_bands,)`` each, from one float32 ``rfftn`` of each (a half-spectrum bin counts for its mirror too); and
+    ``Σ|X_r|², Σ|X_t|²`` over channels and the bins of each temporal index, ``(2, b, t)`` float64 CPU."""
     dims = (-3, -2, -1)
     Xr = torch.fft.rfftn(reference if reference.dtype == torch.float64 else reference.float(), dim=dims, norm="ortho")
     Xt = torch.fft.rfftn(test if test.dtype == torch.float64 else test.float(), dim=dims, norm="ortho")
@@ -180,13 +195,17 @@ def _band_sums(reference: torch.Tensor, test: torch.Tensor, bands: BandSet) -> t
     weights = bands.half_weights.to(Xr.device)  # (w//2+1,): 1 or 2
     k = len(bands)
 
-    def sums(p: torch.Tensor) -> torch.Tensor:  # (b, c, t, h, w//2+1) real → (n_bands,)
-        per_bin = (p.double().sum(dim=(0, 1)) * weights).flatten()
-        return torch.bincount(labels, weights=per_bin, minlength=k).cpu()
+    def per_bin(p: torch.Tensor) -> torch.Tensor:  # (b, c, t, h, w//2+1) real → (b, t, h, w//2+1) float64
+        return p.sum(dim=1, dtype=torch.float64) * weights  # over channels, each bin counting for its mirror
+
+    def sums(q: torch.Tensor) -> torch.Tensor:  # per_bin's (b, t, h, w//2+1) → (n_bands,)
+        return torch.bincount(labels, weights=q.sum(0).flatten(), minlength=k).cpu()
 
     D = Xt - Xr  # the FFT of test − ref, by linearity
-    cross = Xr.real * Xt.real + Xr.imag * Xt.imag  # Re(X_r·conj X_t)
-    return sums(Xr.real**2 + Xr.imag**2), sums(Xt.real**2 + Xt.imag**2), sums(cross), sums(D.real**2 + D.imag**2)
+    qr, qt = per_bin(Xr.real**2 + Xr.imag**2), per_bin(Xt.real**2 + Xt.imag**2)
+    qc, qd = per_bin(Xr.real * Xt.real + Xr.imag * Xt.imag), per_bin(D.real**2 + D.imag**2)  # Re(X_r·conj X_t)
+    per_t = torch.stack([qr.sum(dim=(2, 3)), qt.sum(dim=(2, 3))]).cpu()  # (2, b, t)
+    return sums(qr), sums(qt), sums(qc), sums(qd), per_t
 
 
 def _gain_coherence(name: str, n_bins: int, rr: float, tt: float, rt: float) -> tuple[float, float, str | None]:

@@ -411,3 +411,28 @@ def test_pairs_added_one_at_a_time_give_the_batch_result():
     assert [b["coherence"] for b in one.bands] == pytest.approx([b["coherence"] for b in whole.bands], abs=1e-9)
     with pytest.raises(ValueError, match="after pairs of"):
         acc.add(ref[:1, :, :4], test[:1, :, :4])
+
+
+@pytest.mark.parametrize("T", [8, 9])
+def test_pairs_temporal_power_is_the_compact_spectrum_pooled_over_rings(T):
+    """The pairs' temporal power comes from the FFTs of the band sums (no second FFT): per ``|f_t|`` it is the
+    compact spectrum's row pooled by its bin counts, and the full spectrum's mean over those bins, summed over pairs."""
+    from freqscope.compare import PairAccumulator
+
+    g = torch.Generator().manual_seed(4)
+    ref = torch.rand(2, 3, T, 16, 20, generator=g) * 2 - 1
+    test = ref.roll(1, dims=2)
+    acc = PairAccumulator()
+    for i in range(2):
+        acc.add(ref[i : i + 1], test[i : i + 1])
+    counts = cell_labels((T, 16, 20))[2].reshape(T // 2 + 1, -1)
+    for j, x in enumerate((ref, test)):
+        expect = torch.zeros(T // 2 + 1, dtype=torch.float64)
+        for i in range(2):
+            cells = spectrum_of_half(half_power(x[i : i + 1]), (T, 16, 20))[0].reshape(counts.shape)
+            expect += (torch.nan_to_num(cells) * counts).sum(1) / counts.sum(1)
+        full = bin_power(x.double())  # (t, h, w): mean over pairs and channels
+        k = torch.fft.fftfreq(T, d=1.0 / T).round().abs().long()
+        by_k = torch.stack([full[k == kk].mean() for kk in range(T // 2 + 1)]) * 2
+        assert torch.allclose(acc.power_t[j], expect, rtol=1e-9)
+        assert torch.allclose(acc.power_t[j], by_k, rtol=1e-5)
