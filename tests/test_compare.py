@@ -365,8 +365,8 @@ def test_pairs_one_frame_shift_loses_coherence_at_high_temporal_frequency(ref, d
         assert abs(band["gain_db"]) < 1e-5 and abs(band["coherence"] - expected) < 1e-6, (band, expected)
     if decomposition == "temporal":
         assert cmp.bands[0]["coherence"] == pytest.approx(1, abs=1e-6) and cmp.bands[-1]["coherence"] < 0.5
-    d = (test.double() - ref.double())
-    assert np.allclose(cmp.frame_error, d.square().mean(dim=(0, 1, 3, 4)).numpy(), rtol=1e-9)
+    d = (test.double() - ref.double())  # the accumulator sums a frame in float32 (relative error ~1e-7), then float64
+    assert np.allclose(cmp.frame_error, d.square().mean(dim=(0, 1, 3, 4)).numpy(), rtol=1e-6, atol=0)
     assert len(cmp.row_error) == ref.shape[3] and len(cmp.col_error) == ref.shape[4]
 
 

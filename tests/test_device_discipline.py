@@ -210,6 +210,42 @@ def test_snr_dataset_with_vae_on_cuda(clips, kl_vae, tmp_path):
         assert device_tensors(run.summaries, "summaries") == []
 
 
+# ---- compare: sets in a VAE's latent space, pairs through a VAE's round trip --------------------------------------
+
+
+def test_compare_sets_in_a_vae_latent_space_on_cuda(clips, kl_vae, tmp_path):
+    j = tmp_path / "c.json"
+    cli("compare", "--real", clips[0], "--generated", clips[1], "--vae", kl_vae, "--frames", 4, "--json", j,
+        "--plot", tmp_path / "c.png", "--bootstrap", 50)
+    d = json.loads(j.read_text())
+    assert d["mode"] == "sets" and all(np.isfinite([b["delta_db"] for b in d["bands"] if b["n_bins"]]))
+
+
+def test_compare_pairs_through_a_vae_on_cuda(clips, kl_vae, tmp_path):
+    """The VAE runs on the device; the pairs' FFTs and error sums come back to the CPU accumulator."""
+    j = tmp_path / "p.json"
+    cli("compare", "--reference", clips[0].parent, "--vae", kl_vae, "--frames", 4, "--json", j,
+        "--plot", tmp_path / "p.png", "--csv", tmp_path / "p.csv")
+    d = json.loads(j.read_text())
+    assert d["mode"] == "paired" and d["counts"]["pairs"] == 2 and len(d["frames"]["error"]) == 4
+
+
+def test_pair_accumulator_takes_device_clips_and_keeps_cpu_sums():
+    from freqscope.compare import PairAccumulator
+
+    g = torch.Generator().manual_seed(0)
+    ref = torch.rand(2, 3, 4, 16, 16, generator=g) * 2 - 1
+    test = ref + 0.1 * torch.randn(ref.shape, generator=g)
+    on_cpu = PairAccumulator()
+    on_cpu.add(ref, test)
+    with fake_cuda():
+        acc = PairAccumulator()
+        acc.add(ref.to("cuda"), test.to("cuda"))
+        result = acc.result()
+        assert device_tensors(vars(acc), "accumulator") == [] and device_tensors(result) == []
+    assert result.bands == on_cpu.result().bands and result.frame_error == on_cpu.result().frame_error
+
+
 # ---- freeinit: a pipeline and the reference model ------------------------------------------------------------
 
 
