@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from freqscope.aggregate import aggregate
+from freqscope.aggregate import COLUMNS, aggregate
 from freqscope.bands import DEFAULT_EDGES
 from freqscope.encode import load_encoder
 from freqscope.noise_schedule import get_schedule
@@ -87,7 +88,7 @@ def main() -> None:
             parts = len(list(Path(f"{out}.parts").iterdir()))
             print(
                 f"rows {done:>9,}–{mark:>9,}: {(mark - done) / spent:>9,.0f} rows/s "
-                f"(cumulative {mark / total:,.0f} rows/s), {parts} part files"
+                f"(cumulative {mark / total:,.0f} rows/s), {parts} part files, RSS {_rss_mib():.0f} MiB"
             )
             done = mark
         t = time.perf_counter()
@@ -95,20 +96,33 @@ def main() -> None:
         t_merge = time.perf_counter()
         store.compact()
         t_done = time.perf_counter()
-        print(f"last flush {t_merge - t:.2f} s; final merge of {args.rows:,} rows: {t_done - t_merge:.2f} s")
+        print(
+            f"last flush {t_merge - t:.2f} s; final merge of {args.rows:,} rows: {t_done - t_merge:.2f} s "
+            f"(peak RSS so far {_peak_mib():.0f} MiB)"
+        )
         print(f"results file {out.stat().st_size / 2**20:.0f} MiB")
         n = len(store.done(base["settings"]))
         print(f"a resume's look-up of the {n:,} clips done: {time.perf_counter() - t_done:.2f} s")
         store.close()
         t = time.perf_counter()
-        table = read_results(out)
+        table = read_results(out, columns=COLUMNS)  # what `snr --from-results` reads
         t_read = time.perf_counter()
         s = aggregate(table, get_schedule("sd"))
         t_agg = time.perf_counter()
         print(
             f"--from-results on {s.n_clips:,} rows: read {t_read - t:.2f} s + aggregate {t_agg - t_read:.2f} s "
-            f"= {t_agg - t:.2f} s"
+            f"= {t_agg - t:.2f} s (peak RSS {_peak_mib():.0f} MiB)"
         )
+
+
+def _rss_mib() -> float:
+    """This process's resident set size now, MiB."""
+    return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
+
+
+def _peak_mib() -> float:
+    """This process's peak resident set size so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 if __name__ == "__main__":

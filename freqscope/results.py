@@ -84,8 +84,9 @@ _META = b"freqscope"
 _FANOUT = 10
 #: A part's name: rank, write time (ns), pid, sequence number of its writer.
 _PART = re.compile(r"r(\d+)-(\d+)-(\d+)-(\d+)\.parquet")
-#: Rows per row group when parts are merged.
-_BATCH = 65536
+#: Rows per row group when parts are merged, and so the rows a merge holds at once: a row with its spectra is
+#: about 5 KB in Arrow, so ~22 MB (65,536 rows held 1.8 GB merging 200k rows: benchmarks/bench_store.py).
+_BATCH = 4096
 #: Lock files this process holds: path → [file descriptor, open stores].
 _HELD: dict[str, list[int]] = {}
 #: Foreign parts already warned about (once per process).
