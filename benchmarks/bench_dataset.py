@@ -125,18 +125,20 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def cli(paths: list[Path], results: Path, workers: int, *, kill_after: float | None = None) -> tuple[int, float]:
-    """``freqscope snr`` on a list of clips; returns the peak RSS of its process tree (KiB) and its wall time.
-    With ``kill_after``, SIGKILL the whole tree after that many seconds."""
+def cli(
+    paths: list[Path], results: Path, workers: int, *, kill_after: float | None = None
+) -> tuple[int, float, list[int]]:
+    """``freqscope snr`` on a list of clips; returns the peak RSS of its process tree (KiB), its wall time and
+    the tree's RSS sampled every 50 ms. With ``kill_after``, SIGKILL the whole tree after that many seconds."""
     lst = results.with_suffix(".txt")
     lst.write_text("".join(f"{p}\n" for p in paths))
     cmd = [sys.executable, "-m", "freqscope", "snr", "--video", str(lst), "--results", str(results), "--quiet"]
     cmd += ["--workers", str(workers), "--frames", str(FRAMES), "--size", str(SIZE)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, start_new_session=True)
-    peak = 0
+    samples = []
     while proc.poll() is None:
-        peak = max(peak, _tree_rss(proc.pid))
+        samples.append(_tree_rss(proc.pid))
         if kill_after is not None and time.perf_counter() - t0 > kill_after:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -144,7 +146,7 @@ def cli(paths: list[Path], results: Path, workers: int, *, kill_after: float | N
         time.sleep(0.05)
     if kill_after is None and proc.returncode != 0:
         raise SystemExit(f"freqscope snr failed with status {proc.returncode}")
-    return peak, time.perf_counter() - t0
+    return max(samples, default=0), time.perf_counter() - t0, samples
 
 
 def memory(paths: list[Path], n: int, cache: Path) -> None:
@@ -158,13 +160,23 @@ def memory(paths: list[Path], n: int, cache: Path) -> None:
         if not q.exists():
             shutil.copyfile(paths[i % len(paths)], q)
         many.append(q)
+    # 10 clips show the fixed cost; n/10 and n whether memory grows with the clips once the run is warm. The
+    # peak of a longer run also catches more coincident short spikes (a flush, a large clip in both workers), so
+    # the median over the run's second half is printed beside it.
+    peaks, steady = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        few, _ = cli(many[:10], Path(tmp) / "few.parquet", 2)
-        peak, wall = cli(many, Path(tmp) / "many.parquet", 2)
-        rows = read_results(Path(tmp) / "many.parquet").num_rows
+        for k in sorted({10, max(10, n // 10), n}):
+            peaks[k], wall, samples = cli(many[:k], Path(tmp) / f"run{k}.parquet", 2)
+            steady[k] = float(np.median(samples[len(samples) // 2 :]))
+        rows = read_results(Path(tmp) / f"run{n}.parquet").num_rows
+    deciles = [float(np.median(c)) / 1024 for c in np.array_split(np.array(samples), 10)]
+    print(f"the {n}-clip run's RSS, median of each tenth of its time (MiB): {', '.join(f'{d:.0f}' for d in deciles)}")
+    tenth = max(10, n // 10)
+    shown = ", ".join(f"{peaks[k] / 1024:.0f} MiB (median {steady[k] / 1024:.0f}) at {k} clips" for k in peaks)
     print(
-        f"peak RSS of `freqscope snr --workers 2 --results` (all processes): {few / 1024:.0f} MiB at 10 clips, "
-        f"{peak / 1024:.0f} MiB at {n} clips ({rows} rows, {wall:.0f} s, {n / wall:.1f} clips/s)"
+        f"peak RSS of `freqscope snr --workers 2 --results` (all processes; the median over the second half of the "
+        f"run): {shown} ({rows} rows, {wall:.0f} s, {n / wall:.1f} clips/s); {n} clips / {tenth}: peak "
+        f"{peaks[n] / peaks[tenth]:.2f}×, median {steady[n] / steady[tenth]:.2f}×"
     )
 
 
@@ -215,8 +227,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        few, _ = cli(paths[:10], tmp / "few.parquet", 2)
-        many, wall = cli(paths, tmp / "many.parquet", 2)
+        few, _, _ = cli(paths[:10], tmp / "few.parquet", 2)
+        many, wall, _ = cli(paths, tmp / "many.parquet", 2)
         print(
             f"peak RSS of `freqscope snr --workers 2` (all processes): {few / 1024:.0f} MiB at 10 clips, "
             f"{many / 1024:.0f} MiB at {len(paths)} clips ({wall:.1f} s)"

@@ -12,6 +12,8 @@ only small rows cross process boundaries. The SNR of any schedule follows from t
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import json
 import os
 import re
@@ -50,6 +52,27 @@ class DatasetRun:
     world_size: int = 1
 
 
+#: Every this many clips a process of a dataset run hands its freed heap back to the system (:func:`_trim_heap`).
+TRIM_EVERY = 256
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none (macOS, musl)."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def _trim_heap() -> None:
+    """Return freed heap memory to the system. Frames of many sizes leave the heap fragmented: without this a
+    process's resident memory grew by ~12 KB a clip (in-process, 4,000 clips: 407 → 457 MiB; with it 406 → 419)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def _one_line(e: BaseException) -> str:
     s = str(e).strip().splitlines()
     return (s[0] if s else type(e).__name__)[:300]
@@ -70,8 +93,10 @@ class _Clips(IterableDataset):
         clips = shard(iter_clips(self.sources), self.rank, self.world_size)
         if info is not None:
             clips = shard(clips, info.id, info.num_workers)
-        for spec in clips:
+        for i, spec in enumerate(clips, 1):
             yield self._load(spec)
+            if info is not None and i % TRIM_EVERY == 0:  # a worker's heap (the main process trims in _Sink)
+                _trim_heap()
 
     def _load(self, spec: ClipSpec):
         path = os.path.abspath(spec.path)
@@ -286,10 +311,14 @@ class _Sink:
         self.run, self.analyse, self.batch, self.store, self.strict, self.bar = run, analyse, batch, store, strict, bar
         self.device = device
         self.pending: dict[tuple, list[tuple[dict, torch.Tensor]]] = {}  # frames shape → clips waiting
+        self.n_done = 0  # clips ticked (analysed, failed or resumed)
 
     def _tick(self) -> None:
         if self.bar is not None:
             self.bar.update(1)
+        self.n_done += 1
+        if self.n_done % TRIM_EVERY == 0:
+            _trim_heap()
 
     def emit(self, row: dict) -> None:
         run = self.run

@@ -133,6 +133,19 @@ def test_the_summary_reads_only_its_columns(dataset, tmp_path):
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
+def test_a_long_run_hands_freed_heap_back_every_few_clips(dataset, monkeypatch):
+    """The main process trims its heap every ``TRIM_EVERY`` clips (a worker does so over its own clips): frames
+    of many sizes otherwise fragment it and resident memory grows with the clips (benchmarks/README.md)."""
+    import freqscope.dataset as ds
+
+    calls = []
+    monkeypatch.setattr(ds, "TRIM_EVERY", 2)
+    monkeypatch.setattr(ds, "_trim_heap", lambda: calls.append(1))
+    run = run_dataset([dataset], load_encoder(), read=READ)
+    assert run.analysed + len(run.errors) == 7 and len(calls) == 3  # after clips 2, 4 and 6
+    assert ds._malloc_trim() is None or ds._malloc_trim()(0) in (0, 1)  # glibc: 1 if memory was released
+
+
 def test_resume_after_crash_redoes_only_unflushed_clips(dataset, tmp_path):
     enc = load_encoder()
     out = tmp_path / "run.parquet"
