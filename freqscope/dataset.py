@@ -113,8 +113,9 @@ class _Clips(IterableDataset):
             warnings.simplefilter("always")
             try:
                 x: torch.Tensor | None
-                # A worker decodes on its own core: codec threads would only compete with the other workers.
-                x, vinfo = read_video(path, **read, threads=1 if get_worker_info() is not None else 0)
+                # FFmpeg picks the decoder threads, in a worker too: one thread per worker was 13-14 % slower on
+                # 2 cores with 1 and 2 workers (benchmarks/README.md, "Dataset runs").
+                x, vinfo = read_video(path, **read)
                 row["video"] = json.dumps(vinfo.to_dict())
                 if self.analyse is not None:
                     row.update(self.analyse(x)[0])
