@@ -177,7 +177,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000, help="clips per set")
     parser.add_argument("--pairs", type=int, default=50, help="pairs of clips (pairs section)")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of the pairs section; the best is kept")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (pairs); the best is kept")
     parser.add_argument("--only", choices=sorted(SECTIONS), help="run one section")
     args = parser.parse_args()
     torch.set_num_threads(1)  # per-core figures
