@@ -10,7 +10,8 @@ and the channels):
   to 1 against float32 rounding); a band is symmetric under ``f → −f``, so the sum is real: the squared
   power-weighted mean of ``cos`` of the phase error (a one-frame shift gives ``(Σ cos(2π f_t) P / Σ P)²``);
 - ``psnr_db = 10·log10(peak² / MSE_b)``, ``MSE_b = Σ|X_t − X_r|² / N`` the part of the per-sample mean squared
-  error ``MSE = Σ(test − ref)² / N`` (``N = b·c·t·h·w``) that the band carries: ``Σ_b MSE_b = MSE`` (Parseval).
+  error ``MSE = Σ(test − ref)² / N`` (``N = b·c·t·h·w``) that the band carries: ``Σ_b MSE_b = MSE`` (Parseval,
+  to float32 rounding: the FFT and the per-frame sums are float32 before float64).
 """
 
 from __future__ import annotations
@@ -199,7 +200,7 @@ def _temporal_power(per_t: torch.Tensor, c: int, H: int, W: int) -> torch.Tensor
 def _band_sums(reference: torch.Tensor, test: torch.Tensor, bands: BandSet) -> tuple[torch.Tensor, torch.Tensor]:
     """``Σ|X_r|², Σ|X_t|², Σ Re(X_r·conj X_t), Σ|X_t − X_r|²`` per band, over pairs and channels, ``(4, n_bands)``;
     and ``Σ|X_r|², Σ|X_t|²`` over pairs, channels and the bins of each temporal index, ``(2, t)``: float64 CPU,
-    from one float32 ``rfftn`` of each (a half-spectrum bin counts for its mirror too)."""
+    from one ``rfftn`` of each, float32 (float64 where a clip is) (a half-spectrum bin counts for its mirror too)."""
     dt = _working_dtype(reference, test)
     Xr, Xt = (torch.fft.rfftn(x.to(dt), dim=(-3, -2, -1), norm="ortho") for x in (reference, test))
     b, c, T, H, W2 = Xr.shape
