@@ -85,7 +85,7 @@ _FANOUT = 10
 #: A part's name: rank, write time (ns), pid, sequence number of its writer.
 _PART = re.compile(r"r(\d+)-(\d+)-(\d+)-(\d+)\.parquet")
 #: Rows per row group when parts are merged, and so the rows a merge holds at once: a row with its spectra is
-#: about 5 KB in Arrow, so ~22 MB (65,536 rows held 1.8 GB merging 200k rows: benchmarks/bench_store.py).
+#: about 5 KB in Arrow, so ~20 MB a batch (65,536 rows held 1.8 GB merging 200k rows: benchmarks/bench_store.py).
 _BATCH = 4096
 #: Lock files this process holds: path → [file descriptor, open stores].
 _HELD: dict[str, list[int]] = {}
@@ -214,7 +214,9 @@ def _read_all(p: Path, columns: list[str] | None) -> tuple[list[Path], pa.Table]
     return files, _read_table(files, columns)
 
 
-def read_results(path: str | os.PathLike, *, settings: str | None = None, columns: list[str] | None = None) -> pa.Table:
+def read_results(
+    path: str | os.PathLike, *, settings: str | None = None, columns: list[str] | None = None
+) -> pa.Table:
     """Every row of a results file and its unmerged parts, latest per clip, sorted by path and start
     (only those of ``settings`` when given; only ``columns`` when given)."""
     p = Path(path)

@@ -455,7 +455,9 @@ def tiny_cogvideox(root: Path | None = None, *, version: str | None = None, text
     tok = enc = None
     if text or version is not None:
         tok, enc = tiny_t5_tokenizer(max_length=226), tiny_t5_encoder(8)
-    pipe = diffusers.CogVideoXPipeline(tokenizer=tok, text_encoder=enc, vae=vae, transformer=transformer, scheduler=sch)
+    pipe = diffusers.CogVideoXPipeline(
+        tokenizer=tok, text_encoder=enc, vae=vae, transformer=transformer, scheduler=sch
+    )
     return _finish(pipe, root)
 
 
