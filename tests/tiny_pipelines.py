@@ -225,6 +225,15 @@ def tiny_llama(hidden: int = 16, vocab_size: int = 64):
     return LlamaModel(cfg)
 
 
+def save_models(root: Path, models: dict) -> dict[str, Path]:
+    """Each model of ``models`` saved with ``save_pretrained`` under ``root / name``; name → folder."""
+    out = {}
+    for name, m in models.items():
+        m.save_pretrained(root / name)
+        out[name] = root / name
+    return out
+
+
 def _finish(pipe, root: Path | None):
     """Eval mode, as `from_pretrained` returns it (T5's dropout would otherwise make calls random)."""
     for module in pipe.components.values():
@@ -525,15 +534,6 @@ def tiny_wan(root: Path | None = None, *, scheduler: str = "flow_euler", shift: 
 
 
 # ---- 5. HunyuanVideo ------------------------------------------------------------------------------------
-
-
-def save_models(root: Path, models: dict) -> dict[str, Path]:
-    """Each model of ``models`` saved with ``save_pretrained`` under ``root / name``; name → folder."""
-    out = {}
-    for name, m in models.items():
-        m.save_pretrained(root / name)
-        out[name] = root / name
-    return out
 
 
 def tiny_hunyuan_vae(**overrides):
