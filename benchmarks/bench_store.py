@@ -1,5 +1,6 @@
 """The results store at dataset scale: rows/s of ``ResultsStore.add`` at 10k, 100k and 1M rows (flat is the goal),
-the final merge, a resume's look-up of the clips done, and ``--from-results``-style aggregation of every row.
+the final merge, a resume's look-up of the clips done, and ``--from-results`` over every row: streamed a batch at a
+time (as the CLI does) against the whole table in memory, each in a fresh process (seconds, peak RSS).
 
     python benchmarks/bench_store.py                 # 1M synthetic rows, in a temporary folder
     python benchmarks/bench_store.py --rows 200000   # quicker
@@ -15,6 +16,8 @@ import argparse
 import json
 import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,11 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from freqscope.aggregate import COLUMNS, aggregate
 from freqscope.bands import DEFAULT_EDGES
 from freqscope.encode import load_encoder
-from freqscope.noise_schedule import get_schedule
-from freqscope.results import ResultsStore, read_results
+from freqscope.results import ResultsStore
 from freqscope.rows import analysis_settings, latent_rows, read_options, settings_columns
 
 MARKS = (10_000, 100_000, 1_000_000)
@@ -104,15 +105,36 @@ def main() -> None:
         n = len(store.done(base["settings"]))
         print(f"a resume's look-up of the {n:,} clips done: {time.perf_counter() - t_done:.2f} s")
         store.close()
-        t = time.perf_counter()
-        table = read_results(out, columns=COLUMNS)  # what `snr --from-results` reads
-        t_read = time.perf_counter()
-        s = aggregate(table, get_schedule("sd"))
-        t_agg = time.perf_counter()
-        print(
-            f"--from-results on {s.n_clips:,} rows: read {t_read - t:.2f} s + aggregate {t_agg - t_read:.2f} s "
-            f"= {t_agg - t:.2f} s (peak RSS {_peak_mib():.0f} MiB)"
-        )
+        # --from-results each way in a fresh process, so that each peak is its own.
+        for how, code in (("whole table, as before", WHOLE), ("streamed, as `snr --from-results` reads", STREAMED)):
+            r = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, check=True)
+            n_clips, seconds, peak = r.stdout.split()
+            print(
+                f"--from-results on {int(n_clips):,} rows, {how}: {float(seconds):.2f} s, "
+                f"peak RSS {float(peak):,.0f} MiB"
+            )
+
+
+#: The summary of a results file (argv[1]) from the whole table in memory (read_results + aggregate); prints the
+#: clips, the seconds and the peak RSS (MiB) of this process.
+WHOLE = """
+import resource, sys, time
+from freqscope.aggregate import COLUMNS, aggregate
+from freqscope.noise_schedule import get_schedule
+from freqscope.results import read_results
+t = time.perf_counter()
+s = aggregate(read_results(sys.argv[1], columns=COLUMNS), get_schedule("sd"))
+print(s.n_clips, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+#: The same streamed a batch at a time, as ``freqscope snr --from-results`` does (snr_job.snr_from_results).
+STREAMED = """
+import resource, sys, time
+from freqscope.noise_schedule import get_schedule
+from freqscope.snr_job import snr_from_results
+t = time.perf_counter()
+s = snr_from_results(sys.argv[1], [get_schedule("sd")])[0]
+print(s.n_clips, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
 
 
 def _rss_mib() -> float:

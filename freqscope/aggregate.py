@@ -10,6 +10,8 @@ JSON, CSV, figure) are :mod:`freqscope.report`.
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +25,7 @@ from .noise_schedule import Schedule
 from .results import SCHEMA
 from .snr import clip_weights, crossing_timesteps, snr_closed_form, to_db
 
-__all__ = ["Summary", "aggregate"]
+__all__ = ["Pool", "Summary", "aggregate", "aggregate_batches"]
 
 
 @dataclass
@@ -81,55 +83,150 @@ COLUMNS = ["status", "path", "error", "settings", "settings_json", "weight", "la
 COLUMNS += ["band_power", "energy_fraction"]
 
 
+#: Clips whose band powers a summary holds at once (80 bytes each with 5 bands); a run with more is summarised
+#: a chunk at a time (weighted means and spreads merged exactly as Chan et al. merge variances), so a store of
+#: 10M clips summarises in constant memory. Up to this many clips, the sums are those of one pass over all.
+CHUNK = 1 << 20
+
+
 def aggregate(rows: pa.Table | list[dict[str, Any]], schedule: Schedule, *, weighted: bool = False) -> Summary:
     """Summarise the rows of a run (``status == "ok"`` rows count, error rows are listed as skipped):
     a results table (:func:`~freqscope.results.read_results`) or row dicts (:mod:`freqscope.rows`).
 
     ``weighted``: weight each clip by its ``weight`` column (missing: 1); otherwise all clips count equally.
     """
-    table = _table(rows)
-    is_ok = pc.equal(table.column("status"), "ok")
-    bad = table.filter(pc.invert(is_ok))
-    skipped = list(zip(bad.column("path").to_pylist(), [e or "" for e in bad.column("error").to_pylist()]))
-    ok = table.filter(is_ok)
-    n = ok.num_rows
-    if not n:
-        raise ValueError(f"no clip was analysed ({len(skipped)} skipped as unreadable); nothing to summarise")
-    if len(pc.unique(ok.column("settings"))) > 1:
-        raise ValueError("the results mix several analysis settings; aggregate one setting at a time")
-    if len(pc.unique(pc.binary_join(ok.column("band_names"), "\x1f"))) > 1:
-        raise ValueError("clips gave different band sets (a grid too small for an edge?); use the same `edges`")
+    return aggregate_batches([rows], [schedule], weighted=weighted)[0]
 
-    P, ef = _matrix(ok, "band_power"), _matrix(ok, "energy_fraction")  # (n_clips, n_bands)
-    weights = torch.from_numpy(ok.column("weight").fill_null(1.0).to_numpy().astype(np.float64)) if weighted else None
-    w = clip_weights(weights, n)[:, None]  # (n_clips, 1), sums to 1
-    mean = (w * P).sum(0)
-    std = (w * (P - mean) ** 2).sum(0).sqrt()
-    snr_db = to_db(snr_closed_form(mean, schedule))
-    first = ok.slice(0, 1).to_pylist()[0]
-    settings = json.loads(first["settings_json"]) if first.get("settings_json") else {}
-    grid = make_bands(
-        tuple(first["latent_shape"][-3:]),
-        tuple(settings["edges"]),
-        decomposition=settings["decomposition"],
-        time_scale=settings["time_scale"],
-    )
-    return Summary(
-        schedule=schedule,
-        band_names=list(first["band_names"]),
-        bounds=[(b.lo, b.hi) for b in grid.bands],
-        n_bins=list(first["n_bins"]),
-        n_clips=n,
-        power=mean,
-        power_std=std,
-        energy_fraction=(w * ef).sum(0),
-        snr_db=snr_db,
-        snr_db_lo=to_db(snr_closed_form((mean - std).clamp_min(0), schedule)),
-        snr_db_hi=to_db(snr_closed_form(mean + std, schedule)),
-        crossing=crossing_timesteps(snr_db),
-        latent_shapes=_shapes(ok),
-        encoder=dict(settings.get("encoder", {})),
-        skipped=skipped,
-        settings=settings,
-        weighted=weighted,
-    )
+
+def aggregate_batches(
+    batches: Iterable[pa.Table | list[dict[str, Any]]], schedules: list[Schedule], *, weighted: bool = False
+) -> list[Summary]:
+    """:func:`aggregate` of the rows of all ``batches`` together (e.g. :func:`~freqscope.results.iter_results`,
+    read once), under each of ``schedules``; memory does not grow with the number of rows."""
+    pool = Pool(weighted=weighted)
+    for b in batches:
+        pool.add(_table(b))
+    return [pool.summary(s) for s in schedules]
+
+
+class Pool:
+    """The clips of a run, added a batch of rows at a time, as what their summary needs: the weighted mean and
+    spread of the band power and the mean energy share, the latent shapes, the skipped clips and the first clip's
+    settings and grid."""
+
+    def __init__(self, *, weighted: bool = False):
+        self.weighted = weighted
+        self.skipped: list[tuple[str, str]] = []
+        self.settings: set[str] = set()  # of every row, ok or not
+        self.ok_settings: set[str] = set()
+        self.band_sets: set[str] = set()
+        self.shapes: Counter[tuple[int, ...]] = Counter()
+        self.first: dict | None = None  # the first analysed clip's row
+        self.n = 0
+        self._held: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (P, ef, weights) not folded yet
+        self._n_held = 0
+        self._sums: tuple[float, torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # (W, mean, M2, Σ w·ef)
+        self._folded = False  # whether any clips were folded into _sums (then every clip is, at the end)
+
+    def add(self, table: pa.Table) -> None:
+        self.settings.update(pc.unique(table.column("settings")).drop_null().to_pylist())
+        is_ok = pc.equal(table.column("status"), "ok").fill_null(False)
+        bad = table.filter(pc.invert(is_ok))
+        self.skipped += zip(bad.column("path").to_pylist(), [e or "" for e in bad.column("error").to_pylist()])
+        ok = table.filter(is_ok)
+        if not ok.num_rows:
+            return
+        self.ok_settings.update(pc.unique(ok.column("settings")).to_pylist())
+        self.band_sets.update(pc.unique(pc.binary_join(ok.column("band_names"), "\x1f")).to_pylist())
+        self.shapes.update(_shapes(ok))
+        if self.first is None:
+            self.first = ok.slice(0, 1).to_pylist()[0]
+        P, ef = _matrix(ok, "band_power"), _matrix(ok, "energy_fraction")  # (n_clips, n_bands)
+        if self.weighted:
+            w = torch.from_numpy(ok.column("weight").fill_null(1.0).to_numpy().astype(np.float64))
+        else:
+            w = torch.ones(ok.num_rows, dtype=torch.float64)
+        self.n += ok.num_rows
+        self._held.append((P, ef, w))
+        self._n_held += ok.num_rows
+        if self._n_held >= CHUNK:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Merge the held clips into the running weighted sums (mean, M2) and let them go."""
+        P = torch.cat([h[0] for h in self._held])
+        ef = torch.cat([h[1] for h in self._held])
+        v = torch.cat([h[2] for h in self._held])
+        self._held, self._n_held, self._folded = [], 0, True
+        if not torch.isfinite(v).all() or (v < 0).any():
+            bad = v[~torch.isfinite(v) | (v < 0)]
+            raise ValueError(f"weights: need {self.n} finite numbers >= 0, not all 0; got {bad.tolist()[:8]}")
+        Wb = float(v.sum())
+        if Wb <= 0:
+            return  # clips of weight 0 change no sum
+        v = v[:, None]
+        mb = (v * P).sum(0) / Wb
+        m2b = (v * (P - mb) ** 2).sum(0)
+        efb = (v * ef).sum(0)
+        if self._sums is None:
+            self._sums = (Wb, mb, m2b, efb)
+            return
+        W, m, m2, efs = self._sums
+        delta, total = mb - m, W + Wb
+        self._sums = (total, m + delta * (Wb / total), m2 + m2b + delta**2 * (W * Wb / total), efs + efb)
+
+    def _moments(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(P̄, σ, mean energy share)`` over every clip added."""
+        if not self._folded:  # every clip held: the sums of one pass, as for a single table
+            P = torch.cat([h[0] for h in self._held])
+            ef = torch.cat([h[1] for h in self._held])
+            weights = torch.cat([h[2] for h in self._held]) if self.weighted else None
+            w = clip_weights(weights, self.n)[:, None]  # (n_clips, 1), sums to 1
+            mean = (w * P).sum(0)
+            return mean, (w * (P - mean) ** 2).sum(0).sqrt(), (w * ef).sum(0)
+        if self._held:
+            self._fold()
+        if self._sums is None:
+            raise ValueError(f"weights: need {self.n} finite numbers >= 0, not all 0; every clip's weight is 0")
+        W, m, m2, efs = self._sums
+        return m, (m2 / W).sqrt(), efs / W
+
+    def summary(self, schedule: Schedule) -> Summary:
+        """The summary of the clips added so far, under ``schedule``."""
+        n = self.n
+        if not n:
+            raise ValueError(f"no clip was analysed ({len(self.skipped)} skipped as unreadable); nothing to summarise")
+        if len(self.ok_settings) > 1:
+            raise ValueError("the results mix several analysis settings; aggregate one setting at a time")
+        if len(self.band_sets) > 1:
+            raise ValueError("clips gave different band sets (a grid too small for an edge?); use the same `edges`")
+        mean, std, ef = self._moments()  # (clip_weights or _fold refuses bad weights)
+        snr_db = to_db(snr_closed_form(mean, schedule))
+        first = self.first
+        assert first is not None
+        settings = json.loads(first["settings_json"]) if first.get("settings_json") else {}
+        grid = make_bands(
+            tuple(first["latent_shape"][-3:]),
+            tuple(settings["edges"]),
+            decomposition=settings["decomposition"],
+            time_scale=settings["time_scale"],
+        )
+        return Summary(
+            schedule=schedule,
+            band_names=list(first["band_names"]),
+            bounds=[(b.lo, b.hi) for b in grid.bands],
+            n_bins=list(first["n_bins"]),
+            n_clips=n,
+            power=mean,
+            power_std=std,
+            energy_fraction=ef,
+            snr_db=snr_db,
+            snr_db_lo=to_db(snr_closed_form((mean - std).clamp_min(0), schedule)),
+            snr_db_hi=to_db(snr_closed_form(mean + std, schedule)),
+            crossing=crossing_timesteps(snr_db),
+            latent_shapes=dict(sorted(self.shapes.items())),
+            encoder=dict(settings.get("encoder", {})),
+            skipped=list(self.skipped),
+            settings=settings,
+            weighted=self.weighted,
+        )

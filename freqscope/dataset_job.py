@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pyarrow as pa
@@ -19,7 +19,7 @@ import torch
 from .aggregate import COLUMNS as AGGREGATE_COLUMNS
 from .dataset import DatasetRun, run_dataset
 from .encode import Encoder
-from .results import ResultsStore, read_results
+from .results import ResultsStore, iter_results
 
 __all__ = ["dist_env", "rank_device", "group_backend", "run_ranks"]
 
@@ -56,10 +56,11 @@ def run_ranks(
     device: torch.device | str = "cpu",
     progress: Callable | None = None,
     **kwargs: Any,
-) -> tuple[DatasetRun, pa.Table | list[dict] | None]:
+) -> tuple[DatasetRun, Iterable[pa.Table | list[dict]] | None]:
     """Run :func:`~freqscope.dataset.run_dataset` on this process, or on every torchrun rank. Returns the run
-    with its counts summed over the ranks, and on rank 0 every row of the run's settings (the results file's,
-    merged, or the rows themselves without one); None on the other ranks. ``kwargs`` go to ``run_dataset``."""
+    with its counts summed over the ranks, and on rank 0 every row of the run's settings in batches (the results
+    file's, merged, read as they are used; or the rows themselves without one); None on the other ranks.
+    ``kwargs`` go to ``run_dataset``."""
     rank, world, _ = dist_env()
     device = torch.device(device)
     if world > 1:
@@ -88,14 +89,14 @@ def run_ranks(
         counts = torch.tensor([run.analysed, run.resumed, run.warned], dtype=torch.float64, device=on)
         dist.all_reduce(counts)  # totals over ranks; also a barrier: every rank has flushed its parts
         run.analysed, run.resumed, run.warned = map(int, counts.tolist())
-    rows: pa.Table | list[dict] | None = None
+    rows: Iterable[pa.Table | list[dict]] | None = None
     if rank == 0:
         if results is not None:
             if world > 1:
                 ResultsStore(results).compact()  # every rank's parts, once all are flushed (one process: done)
-            rows = read_results(results, settings=run.settings_hash, columns=AGGREGATE_COLUMNS)
+            rows = iter_results(results, settings=run.settings_hash, columns=AGGREGATE_COLUMNS)  # read as summarised
         else:
-            rows = run.rows
+            rows = [run.rows]
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

@@ -22,6 +22,7 @@ each part written atomically and marked with freqscope's schema metadata; ``FILE
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -32,7 +33,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no lock, as before
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["SCHEMA", "ResultsStore", "read_results", "settings_hash"]
+__all__ = ["SCHEMA", "ResultsStore", "iter_results", "read_results", "settings_hash"]
 
 SCHEMA = pa.schema(
     [
@@ -80,6 +81,8 @@ SCHEMA = pa.schema(
 _KEY = ("path", "start", "settings")
 #: The schema metadata key that marks a freqscope part (its value: the run's settings as JSON).
 _META = b"freqscope"
+#: The schema metadata key that marks a file of one row per clip (as compact writes the results file).
+_UNIQUE = b"freqscope.one_row_per_clip"
 #: How many parts of one level a process merges into one part of the next level.
 _FANOUT = 10
 #: A part's name: rank, write time (ns), pid, sequence number of its writer.
@@ -190,12 +193,14 @@ def _filtered(files: list[Path], keep: np.ndarray, meta: dict[bytes, bytes]) -> 
     return write
 
 
-def _conform(t: pa.Table) -> pa.Table:
-    """A part's rows with every column of ``SCHEMA`` (null where a part written by an older freqscope lacks it)."""
-    missing = [f for f in SCHEMA if f.name not in t.column_names]
-    for f in missing:
-        t = t.append_column(f, pa.nulls(t.num_rows, f.type))
-    return t.select(SCHEMA.names).cast(SCHEMA)
+def _conform(t: pa.Table, names: list[str] | None = None) -> pa.Table:
+    """A part's rows with every column of ``SCHEMA`` (or those ``names``), null where a part written by an older
+    freqscope lacks one."""
+    schema = SCHEMA if names is None else pa.schema([SCHEMA.field(n) for n in names])
+    for f in schema:
+        if f.name not in t.column_names:
+            t = t.append_column(f, pa.nulls(t.num_rows, f.type))
+    return t.select(schema.names).cast(schema)
 
 
 def _sources(p: Path) -> list[Path]:
@@ -228,6 +233,91 @@ def read_results(
     if settings is not None:
         t = t.filter(pc.equal(t.column("settings"), settings))
     return t.sort_by([("path", "ascending"), ("start", "ascending")])
+
+
+def iter_results(
+    path: str | os.PathLike, *, settings: str | None = None, columns: list[str] | None = None
+) -> Iterator[pa.Table]:
+    """The rows :func:`read_results` gives, in the order they were written (not sorted), a batch of at most
+    ``_BATCH`` rows at a time: one batch is held at once, and the rows' keys (about 100 bytes a row) only where
+    parts are not merged yet (a merged file holds one row per clip), so a finished store of 10M rows streams in
+    constant memory. The files are opened first and read through those handles, so a writer that merges or
+    replaces them meanwhile changes nothing read."""
+    p = Path(path)
+    if not p.exists() and not _part_files(p):
+        raise FileNotFoundError(f"results file {p} not found; make it first with a dataset run (`results` {p})")
+    for attempt in range(21):
+        files = _sources(p)
+        _allow_open_files(len(files))
+        try:
+            handles = [_open_part(f) for f in files]
+            # A merged file alone holds one row per clip (compact wrote it): no keys to read.
+            merged = files == [p] and (handles[0].schema_arrow.metadata or {}).get(_UNIQUE) == b"1"
+            keys = None if merged else _read_keys(files, handles)
+            break
+        except FileNotFoundError:  # a part merged away while listing: list again
+            if attempt == 20:
+                raise
+            time.sleep(0.05)
+    keep = None
+    if keys is not None:
+        keep = np.zeros(keys.num_rows, dtype=bool)
+        keep[_latest_rows(keys)] = True
+        del keys
+    names = SCHEMA.names if columns is None else [n for n in SCHEMA.names if n in set(columns) | set(_KEY)]
+    at = 0
+    for h in handles:
+        have = [n for n in names if n in h.schema_arrow.names]
+        for b in h.iter_batches(batch_size=_BATCH, columns=have):
+            t = _conform(pa.Table.from_batches([b]), names)
+            if keep is not None:
+                t = t.filter(pa.array(keep[at : at + len(b)]))
+                at += len(b)
+            if settings is not None:
+                t = t.filter(pc.equal(t.column("settings"), settings).fill_null(False))
+            if t.num_rows:
+                yield t
+
+
+def _open_part(f: Path) -> pq.ParquetFile:
+    """An open results file; a file that is not Parquet is refused in one line."""
+    try:
+        return pq.ParquetFile(f)
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowInvalid) as e:
+        raise ValueError(
+            f"results file {f} is not a freqscope results file ({e}); give another `results` file"
+        ) from None
+
+
+def _allow_open_files(n: int) -> None:
+    """Let this process hold ``n`` more files open (a crashed run of many ranks can leave thousands of parts):
+    raise its soft limit toward the hard one where the system has such limits."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n + 256
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+
+
+def _read_keys(files: list[Path], handles: list[pq.ParquetFile]) -> pa.Table:
+    """The key columns of every row of the open files, in order."""
+    tables = []
+    for f, h in zip(files, handles):
+        try:
+            have = [k for k in _KEY if k in h.schema_arrow.names]
+            tables.append(_conform(h.read(columns=have), list(_KEY)))
+        except (OSError, pa.ArrowInvalid) as e:
+            raise ValueError(
+                f"results file {f} is not a freqscope results file ({e}); give another `results` file"
+            ) from None
+    return pa.concat_tables(tables) if tables else SCHEMA.empty_table().select(list(_KEY))
 
 
 def _run_id() -> str:
@@ -472,7 +562,7 @@ class ResultsStore:
                 self.metadata = json.loads((pq.read_schema(parts[-1]).metadata or {}).get(_META, b"{}"))
             keep = np.zeros(keys.num_rows, dtype=bool)
             keep[_latest_rows(keys)] = True
-            self._write(_filtered(files, keep, self._meta()), self.path)
+            self._write(_filtered(files, keep, {**self._meta(), _UNIQUE: b"1"}), self.path)
             for q in parts:
                 q.unlink(missing_ok=True)
             self._own = []

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from .aggregate import COLUMNS as AGGREGATE_COLUMNS
-from .aggregate import Summary, aggregate
+from .aggregate import Pool, Summary, aggregate_batches
 from .analysis import ClipResult, analyze_video, summarize
 from .dataset import DatasetRun
 from .dataset_job import dist_env, rank_device, run_ranks
@@ -30,7 +30,7 @@ from .encode import load_encoder
 from .inputs import GLOB_CHARS, LIST_SUFFIXES
 from .io import check_outputs
 from .noise_schedule import DEFAULT_PRESET, Schedule, get_schedule
-from .results import read_results
+from .results import iter_results
 from .video import check_read_options as check_read
 from .video import list_videos
 
@@ -213,20 +213,22 @@ def snr_dataset_run(
         generator=torch.Generator().manual_seed(seed),  # CPU: noise drawn there and moved (randn_tensor)
         **kwargs,
     )
-    summaries = [aggregate(rows, s, weighted=weighted) for s in schedules] if rows is not None else []
+    summaries = aggregate_batches(rows, schedules, weighted=weighted) if rows is not None else []
     return SNRRun(schedules, summaries, dataset=run)
 
 
 def snr_from_results(path: str | os.PathLike, schedules: list[Schedule], *, weighted: bool = False) -> list[Summary]:
     """Summarise a finished results file under each schedule, without decoding anything."""
-    table = read_results(path, columns=AGGREGATE_COLUMNS)
-    n = len(set(table.column("settings").to_pylist()))
+    pool = Pool(weighted=weighted)
+    for batch in iter_results(path, columns=AGGREGATE_COLUMNS):  # a batch at a time: 10M rows fit in memory
+        pool.add(batch)
+    n = len(pool.settings)
     if n > 1:
         raise ValueError(
             f"`from_results` {path} holds clips analysed with {n} different settings (frames, size, encoder, "
             "bands...); keep one results file per setting"
         )
-    return [aggregate(table, s, weighted=weighted) for s in schedules]
+    return [pool.summary(s) for s in schedules]
 
 
 def suffixed(path: str | None, name: str, several: bool) -> str | None:

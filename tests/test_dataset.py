@@ -3,6 +3,7 @@ changed files, bad clips), re-aggregation under several schedules, and torchrun 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -117,6 +118,42 @@ def test_weighted_mean_and_spread(dataset):
     assert torch.allclose(s.power, mean) and torch.allclose(s.power_std, std)
     assert torch.allclose(s.snr_db, 10 * torch.log10(mean[:, None] * sched.snr))
     assert torch.allclose(s.snr_db_hi, 10 * torch.log10((mean + std)[:, None] * sched.snr))
+
+
+def test_a_summary_in_chunks_equals_one_pass(dataset, monkeypatch):
+    """A run of more than ``aggregate.CHUNK`` clips is summarised a chunk at a time (10M clips in constant memory):
+    weighted means, spreads and energy shares merged over chunks equal one pass over all clips, to float64
+    rounding; shapes and skipped clips are the same. Chunks of 2 clips, batches of 3 rows, an error row, a clip
+    of weight 0 and a chunk whose weights are all 0."""
+    agg = importlib.import_module("freqscope.aggregate")  # the module: the package names its function so
+
+    rows = run_dataset([str(dataset)], load_encoder(), read=READ).rows  # 6 clips, 2 latent sizes, 1 error
+    assert sum(r["status"] == "ok" for r in rows) == 6 and len(rows) == 7
+    ok = [r for r in rows if r["status"] == "ok"]
+    for r, w in zip(ok, (0.0, 0.0, 2.0, 1.0, 0.5, 4.0)):
+        r["weight"] = w
+    sched = get_schedule("sd")
+    for weighted in (False, True):
+        one = aggregate(rows, sched, weighted=weighted)
+        monkeypatch.setattr(agg, "CHUNK", 2)
+        pool = agg.Pool(weighted=weighted)
+        for i in range(0, len(rows), 3):
+            pool.add(agg._table(rows[i : i + 3]))
+        assert pool._folded  # the chunked path was taken
+        chunked = pool.summary(sched)
+        monkeypatch.setattr(agg, "CHUNK", 1 << 20)
+        for name in ("power", "power_std", "energy_fraction", "snr_db", "snr_db_lo", "snr_db_hi"):
+            torch.testing.assert_close(getattr(chunked, name), getattr(one, name), rtol=1e-12, atol=0)
+        assert (chunked.n_clips, chunked.latent_shapes) == (one.n_clips, one.latent_shapes)
+        assert chunked.band_names == one.band_names
+        assert chunked.skipped == one.skipped and chunked.crossing == one.crossing
+    # Bad weights are refused in chunks as in one pass.
+    monkeypatch.setattr(agg, "CHUNK", 2)
+    for bad, match in ((0.0, "not all 0"), (float("inf"), "finite numbers")):
+        for r in ok:
+            r["weight"] = bad
+        with pytest.raises(ValueError, match=match):
+            agg.aggregate_batches([rows[:3], rows[3:]], [sched], weighted=True)
 
 
 def test_the_summary_reads_only_its_columns(dataset, tmp_path):

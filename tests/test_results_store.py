@@ -17,7 +17,7 @@ import pytest
 
 import freqscope.results as results
 from freqscope.io import atomic_write
-from freqscope.results import SCHEMA, ResultsStore, read_results
+from freqscope.results import SCHEMA, ResultsStore, iter_results, read_results
 
 ROW = {"path": "/v/a.mp4", "start": None, "size": 10, "mtime_ns": 1, "settings": "s1", "status": "ok"}
 
@@ -237,3 +237,59 @@ def test_the_final_merge_streams_batches_and_keeps_the_latest_rows(tmp_path, mon
     assert not parts.exists() and read_results(out).to_pylist() == before
     assert [r["mtime_ns"] for r in before] == [1, 1, 1] + [2] * 9
     assert [r["spectrum"] for r in before[:3]] == [None] * 3 and before[5]["spectrum"] == [5.0]
+
+
+def test_streamed_rows_are_the_rows_reading_gives_even_while_a_merge_replaces_the_file(tmp_path, monkeypatch):
+    """``iter_results`` (what a summary reads: 10M rows in constant memory) gives the rows ``read_results`` gives:
+    the newest of each clip, over the file, parts rewritten later and a part of an older freqscope; only the
+    columns and settings asked for. A merge that replaces the file and removes the parts mid-read changes
+    nothing read: the files were opened first."""
+    monkeypatch.setattr(results, "_BATCH", 3)
+    out = tmp_path / "run.parquet"
+    store = ResultsStore(out, flush_rows=4)
+    for i in range(5):
+        store.add(_row(i, mtime_ns=1, settings="s1" if i % 2 else "s2"))
+    store.compact()  # the file itself
+    parts = Path(f"{out}.parts")
+    parts.mkdir()
+    old_schema = pa.schema([f for f in SCHEMA if f.name not in ("spectrum", "frame_mean", "frame_change")])
+    old = pa.Table.from_pylist([_row(i, mtime_ns=2) for i in range(3, 8)], schema=old_schema)
+    pq.write_table(old.replace_schema_metadata({b"freqscope": b"{}"}), parts / "r0000-100-7-000000.parquet")
+    for i in range(6, 12):  # clips 6, 7 again
+        store.add(_row(i, mtime_ns=3, spectrum=[float(i)]))
+    store.flush()
+
+    def streamed(**kw) -> list[dict]:
+        got = [r for b in iter_results(out, **kw) for r in b.to_pylist()]
+        return sorted(got, key=lambda r: (r["path"], r["settings"]))
+
+    whole = sorted(read_results(out).to_pylist(), key=lambda r: (r["path"], r["settings"]))
+    assert streamed() == whole and len(whole) == 13  # clip 4 under two settings
+    assert [r["mtime_ns"] for r in whole] == [1, 1, 1, 2, 2, 1, 2, 3, 3, 3, 3, 3, 3]
+    assert streamed(settings="s2") == read_results(out, settings="s2").to_pylist() and len(streamed(settings="s2")) == 3
+    cols = streamed(columns=["mtime_ns", "spectrum"])
+    assert set(cols[0]) == {"path", "start", "settings", "mtime_ns", "spectrum"}
+    assert [r["spectrum"] for r in cols] == [r["spectrum"] for r in whole]
+    it = iter_results(out)
+    first = next(it)
+    store.compact()  # replaces the file, removes every part
+    store.close()
+    assert not parts.exists()
+    got = sorted(first.to_pylist() + [r for b in it for r in b.to_pylist()], key=lambda r: (r["path"], r["settings"]))
+    assert got == whole
+    # The merged file is marked as one row per clip and streams without reading keys; a file without the mark
+    # (an older freqscope's, or any) has its keys read: of two rows of one clip the later is kept.
+    assert pq.read_schema(out).metadata[results._UNIQUE] == b"1"
+    assert streamed() == whole and streamed(settings="s2") == read_results(out, settings="s2").to_pylist()
+    twice = pa.Table.from_pylist([_row(0, mtime_ns=5), _row(1), _row(0, mtime_ns=6)], schema=SCHEMA)
+    pq.write_table(twice.replace_schema_metadata({b"freqscope": b"{}"}), out)
+    assert [(r["path"], r["mtime_ns"]) for r in streamed()] == [("/v/c00000.mp4", 6), ("/v/c00001.mp4", 1)]
+
+
+def test_a_results_file_that_is_no_parquet_is_refused_in_one_line_when_streamed(tmp_path):
+    bad = tmp_path / "r.parquet"
+    bad.write_bytes(b"not parquet")
+    with pytest.raises(ValueError, match=r"is not a freqscope results file .*; give another `results` file"):
+        next(iter_results(bad))
+    with pytest.raises(FileNotFoundError, match="not found; make it first"):
+        next(iter_results(tmp_path / "none.parquet"))
