@@ -4,6 +4,7 @@ time (as the CLI does) against the whole table in memory, each in a fresh proces
 
     python benchmarks/bench_store.py                 # 1M synthetic rows, in a temporary folder
     python benchmarks/bench_store.py --rows 200000   # quicker
+    python benchmarks/bench_store.py --scale-to 10000000  # also --from-results over 10M rows (copies)
     python benchmarks/bench_store.py --flush-rows 100  # a part per 100 rows: a 100 clips/s run's parts (1 a second)
 
 The rows are real rows (``latent_rows`` of a 16-frame 96×128 pixel latent: 5 bands, the settings and video
@@ -23,6 +24,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import torch
 
 from freqscope.bands import DEFAULT_EDGES
@@ -73,6 +77,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=MARKS[-1], help="rows to write (default 1M)")
     ap.add_argument("--flush-rows", type=int, default=None, help="rows per part (default: the store's)")
+    ap.add_argument(
+        "--scale-to", type=int, default=0, help="also stream --from-results over this many rows (copies of the rows)"
+    )
     ap.add_argument("--dir", type=Path, default=None, help="where to write (default: a temporary folder)")
     args = ap.parse_args()
     base = template()
@@ -94,11 +101,13 @@ def main() -> None:
             done = mark
         t = time.perf_counter()
         store.flush()
-        t_merge = time.perf_counter()
+        t_flush = time.perf_counter() - t
+        _from_results(out, "streamed from the unmerged parts (a killed run's store: keys read)", STREAMED)
+        t = time.perf_counter()
         store.compact()
         t_done = time.perf_counter()
         print(
-            f"last flush {t_merge - t:.2f} s; final merge of {args.rows:,} rows: {t_done - t_merge:.2f} s "
+            f"last flush {t_flush:.2f} s; final merge of {args.rows:,} rows: {t_done - t:.2f} s "
             f"(peak RSS so far {_peak_mib():.0f} MiB)"
         )
         print(f"results file {out.stat().st_size / 2**20:.0f} MiB")
@@ -106,34 +115,58 @@ def main() -> None:
         print(f"a resume's look-up of the {n:,} clips done: {time.perf_counter() - t_done:.2f} s")
         store.close()
         # --from-results each way in a fresh process, so that each peak is its own.
-        for how, code in (("whole table, as before", WHOLE), ("streamed, as `snr --from-results` reads", STREAMED)):
-            r = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, check=True)
-            n_clips, seconds, peak = r.stdout.split()
-            print(
-                f"--from-results on {int(n_clips):,} rows, {how}: {float(seconds):.2f} s, "
-                f"peak RSS {float(peak):,.0f} MiB"
-            )
+        _from_results(out, "whole table in memory, as before", WHOLE)
+        _from_results(out, "streamed, as `snr --from-results` reads the merged file", STREAMED)
+        if args.scale_to:
+            big = Path(d) / "big.parquet"
+            t = time.perf_counter()
+            copies(out, big, args.scale_to)
+            print(f"{args.scale_to:,} rows (copies of these, other paths) written in {time.perf_counter() - t:.0f} s")
+            _from_results(big, "streamed, the merged file", STREAMED)
+
+
+def copies(src: Path, dst: Path, n: int) -> None:
+    """A merged results file of ``n`` rows: the rows of ``src`` again and again, each copy under other paths."""
+    f = pq.ParquetFile(src)
+    with pq.ParquetWriter(dst, f.schema_arrow) as out:  # its metadata: freqscope's, one row per clip
+        written, k = 0, 0
+        while written < n:
+            for b in f.iter_batches(batch_size=4096):
+                t = pa.Table.from_batches([b]).slice(0, n - written)
+                path = pc.binary_join_element_wise(f"/copy{k}", t.column("path"), "")
+                out.write_table(t.set_column(t.schema.get_field_index("path"), "path", path))
+                written += t.num_rows
+                if written >= n:
+                    break
+            k += 1
+
+
+def _from_results(out: Path, how: str, code: str) -> None:
+    r = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, check=True)
+    n_clips, seconds, peak = r.stdout.split()
+    print(f"--from-results on {int(n_clips):,} rows, {how}: {float(seconds):.2f} s, peak RSS {float(peak):,.0f} MiB")
 
 
 #: The summary of a results file (argv[1]) from the whole table in memory (read_results + aggregate); prints the
-#: clips, the seconds and the peak RSS (MiB) of this process.
+#: clips, the seconds and the peak RSS (MiB) of this process: VmHWM, which exec resets (ru_maxrss keeps the peak of
+#: the parent's copy forked before exec, here ~1.1 GiB after the merge).
 WHOLE = """
-import resource, sys, time
+import sys, time
 from freqscope.aggregate import COLUMNS, aggregate
 from freqscope.noise_schedule import get_schedule
 from freqscope.results import read_results
 t = time.perf_counter()
 s = aggregate(read_results(sys.argv[1], columns=COLUMNS), get_schedule("sd"))
-print(s.n_clips, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(s.n_clips, time.perf_counter() - t, int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024)
 """
 #: The same streamed a batch at a time, as ``freqscope snr --from-results`` does (snr_job.snr_from_results).
 STREAMED = """
-import resource, sys, time
+import sys, time
 from freqscope.noise_schedule import get_schedule
 from freqscope.snr_job import snr_from_results
 t = time.perf_counter()
 s = snr_from_results(sys.argv[1], [get_schedule("sd")])[0]
-print(s.n_clips, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(s.n_clips, time.perf_counter() - t, int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024)
 """
 
 

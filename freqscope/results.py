@@ -184,7 +184,7 @@ def _filtered(files: list[Path], keep: np.ndarray, meta: dict[bytes, bytes]) -> 
         at = 0
         with pq.ParquetWriter(tmp, SCHEMA.with_metadata(meta)) as out:
             for f in files:
-                for b in pq.ParquetFile(f).iter_batches(batch_size=_BATCH):
+                for b in pq.ParquetFile(f, pre_buffer=False).iter_batches(batch_size=_BATCH):
                     mask = keep[at : at + len(b)]
                     at += len(b)
                     if mask.any():
@@ -282,7 +282,7 @@ def iter_results(
 def _open_part(f: Path) -> pq.ParquetFile:
     """An open results file; a file that is not Parquet is refused in one line."""
     try:
-        return pq.ParquetFile(f)
+        return pq.ParquetFile(f, pre_buffer=False)  # pre-buffered, reading batches kept every one read
     except FileNotFoundError:
         raise
     except (OSError, pa.ArrowInvalid) as e:
@@ -410,7 +410,7 @@ def _concat(parts: list[Path], meta: dict[bytes, bytes]) -> Callable[[str], None
         with pq.ParquetWriter(tmp, SCHEMA.with_metadata(meta)) as out:
             batches: list[pa.RecordBatch] = []
             for q in parts:
-                for b in pq.ParquetFile(q).iter_batches(batch_size=_BATCH):
+                for b in pq.ParquetFile(q, pre_buffer=False).iter_batches(batch_size=_BATCH):
                     batches.append(b)
                     if sum(len(x) for x in batches) >= _BATCH:
                         out.write_table(pa.Table.from_batches(batches).cast(SCHEMA))

@@ -132,7 +132,7 @@ def test_a_summary_in_chunks_equals_one_pass(dataset, monkeypatch):
     ok = [r for r in rows if r["status"] == "ok"]
     for r, w in zip(ok, (0.0, 0.0, 2.0, 1.0, 0.5, 4.0)):
         r["weight"] = w
-    sched = get_schedule("sd")
+    sched, default = get_schedule("sd"), agg.CHUNK
     for weighted in (False, True):
         one = aggregate(rows, sched, weighted=weighted)
         monkeypatch.setattr(agg, "CHUNK", 2)
@@ -141,7 +141,7 @@ def test_a_summary_in_chunks_equals_one_pass(dataset, monkeypatch):
             pool.add(agg._table(rows[i : i + 3]))
         assert pool._folded  # the chunked path was taken
         chunked = pool.summary(sched)
-        monkeypatch.setattr(agg, "CHUNK", 1 << 20)
+        monkeypatch.setattr(agg, "CHUNK", default)
         for name in ("power", "power_std", "energy_fraction", "snr_db", "snr_db_lo", "snr_db_hi"):
             torch.testing.assert_close(getattr(chunked, name), getattr(one, name), rtol=1e-12, atol=0)
         assert (chunked.n_clips, chunked.latent_shapes) == (one.n_clips, one.latent_shapes)
