@@ -111,8 +111,13 @@ def main() -> None:
             f"(peak RSS so far {_peak_mib():.0f} MiB)"
         )
         print(f"results file {out.stat().st_size / 2**20:.0f} MiB")
-        n = len(store.done(base["settings"]))
-        print(f"a resume's look-up of the {n:,} clips done: {time.perf_counter() - t_done:.2f} s")
+        rss = _rss_mib()
+        done = store.done(base["settings"])
+        print(
+            f"a resume's look-up of the {len(done):,} clips done: {time.perf_counter() - t_done:.2f} s, "
+            f"RSS +{_rss_mib() - rss:.0f} MiB"
+        )
+        del done
         store.close()
         # --from-results each way in a fresh process, so that each peak is its own.
         _from_results(out, "whole table in memory, as before", WHOLE)
@@ -123,6 +128,12 @@ def main() -> None:
             copies(out, big, args.scale_to)
             print(f"{args.scale_to:,} rows (copies of these, other paths) written in {time.perf_counter() - t:.0f} s")
             _from_results(big, "streamed, the merged file", STREAMED)
+            r = subprocess.run([sys.executable, "-c", DONE, str(big)], capture_output=True, text=True, check=True)
+            n_clips, seconds, peak = r.stdout.split()
+            print(
+                f"a resume's look-up of the {int(n_clips):,} clips done: {float(seconds):.2f} s, "
+                f"peak RSS {float(peak):,.0f} MiB"
+            )
 
 
 def copies(src: Path, dst: Path, n: int) -> None:
@@ -167,6 +178,17 @@ from freqscope.snr_job import snr_from_results
 t = time.perf_counter()
 s = snr_from_results(sys.argv[1], [get_schedule("sd")])[0]
 print(s.n_clips, time.perf_counter() - t, int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024)
+"""
+
+#: A resume's look-up of the clips a results file (argv[1]) holds, in a fresh process.
+DONE = """
+import sys, time
+import pyarrow.parquet as pq
+from freqscope.results import ResultsStore
+settings = pq.ParquetFile(sys.argv[1]).read_row_group(0, columns=["settings"]).column(0)[0].as_py()
+t = time.perf_counter()
+done = ResultsStore(sys.argv[1]).done(settings)
+print(len(done), time.perf_counter() - t, int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024)
 """
 
 

@@ -22,6 +22,7 @@ each part written atomically and marked with freqscope's schema metadata; ``FILE
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import hashlib
@@ -33,7 +34,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -320,6 +321,53 @@ def _read_keys(files: list[Path], handles: list[pq.ParquetFile]) -> pa.Table:
     return pa.concat_tables(tables) if tables else SCHEMA.empty_table().select(list(_KEY))
 
 
+class Done(Mapping):
+    """``{(path, start): (size, mtime_ns)}`` of the clips a store holds, as Arrow columns sorted by path, looked up
+    by bisection: about 90 bytes a clip, where a dict of Python objects took 700 (10M clips: 0.9 GB, not 7 GB), and
+    shared with forked workers as it is (no reference counts to touch, so no page is copied)."""
+
+    def __init__(self, t: pa.Table):
+        t = t.sort_by([("path", "ascending"), ("start", "ascending")]).combine_chunks()
+        self._path = t.column("path").chunk(0) if t.num_rows else pa.array([], pa.string())
+        self._start = t.column("start").to_numpy(zero_copy_only=False)  # NaN: no start
+        self._size = t.column("size").to_numpy(zero_copy_only=False)
+        self._mtime = t.column("mtime_ns").to_numpy(zero_copy_only=False)
+        self._paths = _Strings(self._path)
+
+    def __len__(self) -> int:
+        return len(self._path)
+
+    def __iter__(self) -> Iterator[tuple[str, float | None]]:
+        for i, p in enumerate(self._path.to_pylist()):
+            yield p, self._start_of(i)
+
+    def _start_of(self, i: int) -> float | None:
+        s = self._start[i]
+        return None if s != s else float(s)  # NaN: null
+
+    def __getitem__(self, key: tuple[str, float | None]) -> tuple[int, int]:
+        path, start = key
+        i = bisect.bisect_left(self._paths, path)
+        while i < len(self._path) and self._paths[i] == path:
+            if self._start_of(i) == start:
+                return int(self._size[i]), int(self._mtime[i])
+            i += 1
+        raise KeyError(key)
+
+
+class _Strings(Sequence):
+    """A string array as a sequence of Python strings, made one at a time (for bisect)."""
+
+    def __init__(self, a: pa.Array):
+        self._a = a
+
+    def __len__(self) -> int:
+        return len(self._a)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._a[i].as_py()
+
+
 def _run_id() -> str:
     """Who writes: this process, or every rank of one torchrun job (they share the store's lock)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -464,13 +512,13 @@ class ResultsStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def done(self, settings: str) -> dict[tuple, tuple[int, int]]:
-        """``{(path, start): (size, mtime_ns)}`` of every clip already analysed with ``settings``."""
-        if not self.path.exists() and not _part_files(self.path):
-            return {}
-        t = read_results(self.path, settings=settings, columns=["size", "mtime_ns"])
-        cols = [t.column(k).to_pylist() for k in ("path", "start", "size", "mtime_ns")]
-        return {(p, s): (n, m) for p, s, n, m in zip(*cols)}
+    def done(self, settings: str) -> Done:
+        """``{(path, start): (size, mtime_ns)}`` of every clip already analysed with ``settings`` (a :class:`Done`)."""
+        cols = ["path", "start", "size", "mtime_ns"]
+        batches = [SCHEMA.empty_table().select(cols)]
+        if self.path.exists() or _part_files(self.path):
+            batches += [b.select(cols) for b in iter_results(self.path, settings=settings, columns=cols[2:])]
+        return Done(pa.concat_tables(batches))
 
     def add(self, row: dict) -> None:
         """Queue one row; written out once ``flush_rows`` rows are queued or within ``flush_seconds``."""

@@ -310,3 +310,36 @@ def test_streaming_a_file_holds_one_batch_not_every_batch_read(tmp_path, monkeyp
         n += b.num_rows
         most = max(most, pa.total_allocated_bytes() - base)
     assert n == 40_000 and most < table.column("band_power").nbytes / 10
+
+
+def test_the_clips_done_are_looked_up_in_sorted_columns_as_a_dict_would(tmp_path):
+    """A resume's look-up (``store.done``) is a mapping over sorted Arrow columns (10M clips in 0.9 GB, not 7 GB of
+    Python objects): it answers as the dict of the latest rows would, for clips with several starts, no start,
+    paths that prefix others, other settings and clips it does not hold."""
+    out = tmp_path / "run.parquet"
+    store = ResultsStore(out)
+    rows = [
+        _row(7, start=2.5, size=1),
+        _row(7, start=None, size=2),
+        _row(7, start=0.0, size=3),
+        {**ROW, "path": "/v/c", "size": 4},
+        {**ROW, "path": "/v/c0", "size": 5},
+        _row(3, size=6, settings="s2"),
+        _row(1, size=7),
+        _row(7, start=2.5, size=8),  # the same clip again: the newest wins
+    ]
+    for r in rows:
+        store.add(r)
+    store.flush()
+    expected: dict = {}
+    for r in rows:
+        if r["settings"] == "s1":
+            expected[(r["path"], r["start"])] = (r["size"], r["mtime_ns"])
+    done = store.done("s1")
+    assert len(done) == len(expected) == 6 and dict(done.items()) == expected and done == expected
+    for key, value in expected.items():
+        assert done.get(key) == value and key in done
+    for missing in (("/v/c00007.mp4", 1.0), ("/v/c00003.mp4", None), ("/v/c00", None), ("/v/d", None), ("", None)):
+        assert done.get(missing) is None and missing not in done
+    store.close()
+    assert len(ResultsStore(tmp_path / "new.parquet").done("s1")) == 0
