@@ -122,18 +122,15 @@ def main() -> None:
         # --from-results each way in a fresh process, so that each peak is its own.
         _from_results(out, "whole table in memory, as before", WHOLE)
         _from_results(out, "streamed, as `snr --from-results` reads the merged file", STREAMED)
+        _looked_up(out, "sorted columns (store.done)", DONE)
+        _looked_up(out, "a dict of Python objects, as before", DONE_DICT)
         if args.scale_to:
             big = Path(d) / "big.parquet"
             t = time.perf_counter()
             copies(out, big, args.scale_to)
             print(f"{args.scale_to:,} rows (copies of these, other paths) written in {time.perf_counter() - t:.0f} s")
             _from_results(big, "streamed, the merged file", STREAMED)
-            r = subprocess.run([sys.executable, "-c", DONE, str(big)], capture_output=True, text=True, check=True)
-            n_clips, seconds, peak = r.stdout.split()
-            print(
-                f"a resume's look-up of the {int(n_clips):,} clips done: {float(seconds):.2f} s, "
-                f"peak RSS {float(peak):,.0f} MiB"
-            )
+            _looked_up(big, "sorted columns (store.done)", DONE)
 
 
 def copies(src: Path, dst: Path, n: int) -> None:
@@ -150,6 +147,15 @@ def copies(src: Path, dst: Path, n: int) -> None:
                 if written >= n:
                     break
             k += 1
+
+
+def _looked_up(out: Path, how: str, code: str) -> None:
+    r = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, check=True)
+    n_clips, seconds, peak = r.stdout.split()
+    print(
+        f"a resume's look-up of {int(n_clips):,} clips done, {how}: {float(seconds):.2f} s, "
+        f"peak RSS {float(peak):,.0f} MiB"
+    )
 
 
 def _from_results(out: Path, how: str, code: str) -> None:
@@ -188,6 +194,19 @@ from freqscope.results import ResultsStore
 settings = pq.ParquetFile(sys.argv[1]).read_row_group(0, columns=["settings"]).column(0)[0].as_py()
 t = time.perf_counter()
 done = ResultsStore(sys.argv[1]).done(settings)
+print(len(done), time.perf_counter() - t, int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024)
+"""
+#: The same as a dict of Python objects, as ``store.done`` made it before.
+DONE_DICT = """
+import sys, time
+import pyarrow.parquet as pq
+from freqscope.results import read_results
+settings = pq.ParquetFile(sys.argv[1]).read_row_group(0, columns=["settings"]).column(0)[0].as_py()
+t = time.perf_counter()
+table = read_results(sys.argv[1], settings=settings, columns=["size", "mtime_ns"])
+cols = [table.column(k).to_pylist() for k in ("path", "start", "size", "mtime_ns")]
+done = {(p, s): (n, m) for p, s, n, m in zip(*cols)}
+del table, cols
 print(len(done), time.perf_counter() - t, int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024)
 """
 
