@@ -111,13 +111,8 @@ def main() -> None:
             f"(peak RSS so far {_peak_mib():.0f} MiB)"
         )
         print(f"results file {out.stat().st_size / 2**20:.0f} MiB")
-        rss = _rss_mib()
-        done = store.done(base["settings"])
-        print(
-            f"a resume's look-up of the {len(done):,} clips done: {time.perf_counter() - t_done:.2f} s, "
-            f"RSS +{_rss_mib() - rss:.0f} MiB"
-        )
-        del done
+        n = len(store.done(base["settings"]))
+        print(f"a resume's look-up of the {n:,} clips done: {time.perf_counter() - t_done:.2f} s")
         store.close()
         # --from-results each way in a fresh process, so that each peak is its own.
         _from_results(out, "whole table in memory, as before", WHOLE)
