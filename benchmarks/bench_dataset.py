@@ -1,6 +1,6 @@
 """Dataset runs: clips/s of the runner at 1 and 2 workers against a minimal decode + resize + FFT loop
-(the practical limit, in 1 process and in 2), peak memory at 10 clips and at all clips, and what a re-run redoes
-after ``kill -9``.
+(the practical limit, in 1 process and in 2) and against the runner's own per-clip work in 2 processes, peak
+memory at 10 clips and at all clips, and what a re-run redoes after ``kill -9``.
 
     python benchmarks/bench_dataset.py               # 500 synthetic clips, cached under $TMPDIR
     python benchmarks/bench_dataset.py --clips 100   # quicker
@@ -28,10 +28,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from freqscope.bands import make_bands
-from freqscope.dataset import run_dataset
+from freqscope.bands import DEFAULT_EDGES, make_bands
+from freqscope.dataset import _analyse, _Clips, run_dataset
 from freqscope.encode import load_encoder
+from freqscope.inputs import ClipSpec
 from freqscope.results import read_results
+from freqscope.rows import read_options
 
 SIZES = [(120, 160), (180, 240), (240, 320), (240, 180)]  # (H, W), one portrait
 FRAMES, SIZE = 16, 96  # read 16 frames, short side resized to 96 (every clip is resized)
@@ -92,14 +94,27 @@ def minimal(paths: list[Path]) -> float:
     return time.perf_counter() - t0
 
 
-def minimal_two(paths: list[Path]) -> float:
-    """The same minimal loop in 2 forked processes, half of the clips each, nothing shared: what 2 cores give
-    to perfectly parallel work of this kind (the limit for 2 workers)."""
+def clip_work(paths: list[Path]) -> float:
+    """The runner's own per-clip work (``_Clips._load``: decode, resize, analysis, the row), one clip after another
+    in this process: no DataLoader, no store."""
+    opts = dict(edges=DEFAULT_EDGES, decomposition="spatiotemporal", time_scale=1.0, radial=False)
+    analyse = _analyse(load_encoder(), device="cpu", **opts)
+    read = read_options({"frames": FRAMES, "size": SIZE})
+    clips = _Clips([], rank=0, world_size=1, done={}, settings={}, read=read, analyse=analyse)
+    t0 = time.perf_counter()
+    for p in paths:
+        row, _ = clips._load(ClipSpec(str(p)))
+        assert row is not None and row["status"] == "ok", row
+    return time.perf_counter() - t0
+
+
+def two(work, paths: list[Path]) -> float:
+    """``work`` in 2 forked processes, half of the clips each, nothing shared: what 2 cores give to it."""
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(2) as pool:
         pool.map(len, [[], []])  # both processes started before the clock
         t0 = time.perf_counter()
-        pool.map(minimal, [paths[0::2], paths[1::2]])
+        pool.map(work, [paths[0::2], paths[1::2]])
         return time.perf_counter() - t0
 
 
@@ -205,12 +220,17 @@ def main() -> None:
             return
 
     # Rounds alternate the four ways, and each keeps its best round: a shared machine's load moves all four.
-    rates = {"min": 0.0, "min2": 0.0, 0: 0.0, 1: 0.0, 2: 0.0}
-    for _ in range(args.rounds):
-        rates["min"] = max(rates["min"], len(paths) / minimal(paths))
-        rates["min2"] = max(rates["min2"], len(paths) / minimal_two(paths))
-        for w in (0, 1, 2):
-            rates[w] = max(rates[w], len(paths) / runner(paths, w))
+    # Each pair to compare runs back to back, so that a ratio within a round sees one machine speed.
+    ways = {
+        "min": lambda: minimal(paths),
+        0: lambda: runner(paths, 0),
+        "min2": lambda: two(minimal, paths),  # the limit for 2 workers
+        2: lambda: runner(paths, 2),
+        "work2": lambda: two(clip_work, paths),
+        1: lambda: runner(paths, 1),
+    }
+    rounds = [{k: len(paths) / way() for k, way in ways.items()} for _ in range(args.rounds)]
+    rates = {k: max(r[k] for r in rounds) for k in ways}
     r_min = rates["min"]
     print(f"best of {args.rounds} rounds")
     print(f"minimal loop (decode + batched resize + rfftn + band means), 1 process: {r_min:6.1f} clips/s")
@@ -223,6 +243,20 @@ def main() -> None:
     print(
         f"minimal loop in 2 processes (half the clips each): {r_min2:6.1f} clips/s = {r_min2 / r_min:.2f}× 1 process "
         f"(what 2 cores give here); 2 workers = {rates[2] / r_min2:.2f}× it"
+    )
+    print(
+        f"the runner's per-clip work in 2 processes (no DataLoader, no store): {rates['work2']:6.1f} clips/s = "
+        f"{rates['work2'] / r_min2:.2f}× the minimal loop in 2 processes"
+    )
+
+    def paired(a, b) -> str:
+        r = sorted(x[a] / x[b] for x in rounds)
+        return f"{r[len(r) // 2]:.2f}× ({r[0]:.2f}–{r[-1]:.2f})"
+
+    print(
+        f"ratios within a round (median, range over {args.rounds}): in-process / minimal loop {paired(0, 'min')}; "
+        f"2 workers / in-process {paired(2, 0)}; 2 workers / minimal loop in 2 processes {paired(2, 'min2')}; "
+        f"minimal loop, 2 processes / 1 {paired('min2', 'min')}"
     )
 
     with tempfile.TemporaryDirectory() as tmp:

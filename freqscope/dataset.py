@@ -293,7 +293,7 @@ def _frames_batch(xs: list[torch.Tensor], device: torch.device) -> torch.Tensor:
     """Clips ``(1, 3, t, H, W)`` of one size as one batch; for a GPU, made in pinned memory (one copy), so that
     the copy to the device need not wait."""
     if device.type != "cuda":
-        return torch.cat(xs)
+        return xs[0] if len(xs) == 1 else torch.cat(xs)  # one clip (the pixel encoder's batches): no copy
     try:
         out = torch.empty((sum(x.shape[0] for x in xs), *xs[0].shape[1:]), dtype=xs[0].dtype, pin_memory=True)
     except RuntimeError:  # no pinned memory to be had (a locked-memory limit): an ordinary, waiting copy
