@@ -327,6 +327,8 @@ def test_the_clips_done_are_looked_up_in_sorted_columns_as_a_dict_would(tmp_path
         _row(3, size=6, settings="s2"),
         _row(1, size=7),
         _row(7, start=2.5, size=8),  # the same clip again: the newest wins
+        # Arrow orders strings by UTF-8 bytes, Python by code points: the same order, beyond the BMP too.
+        *({**ROW, "path": f"/v/{name}.mp4", "size": 10 + i} for i, name in enumerate(["é", "Z", "z", "😀", "\uffff"])),
     ]
     for r in rows:
         store.add(r)
@@ -336,7 +338,7 @@ def test_the_clips_done_are_looked_up_in_sorted_columns_as_a_dict_would(tmp_path
         if r["settings"] == "s1":
             expected[(r["path"], r["start"])] = (r["size"], r["mtime_ns"])
     done = store.done("s1")
-    assert len(done) == len(expected) == 6 and dict(done.items()) == expected and done == expected
+    assert len(done) == len(expected) == 11 and dict(done.items()) == expected and done == expected
     for key, value in expected.items():
         assert done.get(key) == value and key in done
     for missing in (("/v/c00007.mp4", 1.0), ("/v/c00003.mp4", None), ("/v/c00", None), ("/v/d", None), ("", None)):
