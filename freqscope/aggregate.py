@@ -100,11 +100,16 @@ def aggregate(rows: pa.Table | list[dict[str, Any]], schedule: Schedule, *, weig
 
 
 def aggregate_batches(
-    batches: Iterable[pa.Table | list[dict[str, Any]]], schedules: list[Schedule], *, weighted: bool = False
+    batches: Iterable[pa.Table | list[dict[str, Any]]],
+    schedules: list[Schedule],
+    *,
+    weighted: bool = False,
+    by_path: bool = False,
 ) -> list[Summary]:
     """:func:`aggregate` of the rows of all ``batches`` together (e.g. :func:`~freqscope.results.iter_results`,
-    read once), under each of ``schedules``; memory does not grow with the number of rows."""
-    pool = Pool(weighted=weighted)
+    read once), under each of ``schedules``; memory does not grow with the number of rows. ``by_path``: as if the
+    rows were sorted by path and start (a store's rows, read in the order they were written)."""
+    pool = Pool(weighted=weighted, by_path=by_path)
     for b in batches:
         pool.add(_table(b))
     return [pool.summary(s) for s in schedules]
@@ -113,11 +118,12 @@ def aggregate_batches(
 class Pool:
     """The clips of a run, added a batch of rows at a time, as what their summary needs: the weighted mean and
     spread of the band power and the mean energy share, the latent shapes, the skipped clips and the first clip's
-    settings and grid."""
+    settings and grid. ``by_path``: the first clip and the order of the skipped ones are those of the rows sorted
+    by path and start (as :func:`~freqscope.results.read_results` gives them), not the order they were added."""
 
-    def __init__(self, *, weighted: bool = False):
-        self.weighted = weighted
-        self.skipped: list[tuple[str, str]] = []
+    def __init__(self, *, weighted: bool = False, by_path: bool = False):
+        self.weighted, self.by_path = weighted, by_path
+        self._skipped: list[tuple[str, float | None, str]] = []  # (path, start, error)
         self.settings: set[str] = set()  # of every row, ok or not
         self.ok_settings: set[str] = set()
         self.band_sets: set[str] = set()
@@ -131,27 +137,49 @@ class Pool:
 
     def add(self, table: pa.Table) -> None:
         self.settings.update(pc.unique(table.column("settings")).drop_null().to_pylist())
-        is_ok = pc.equal(table.column("status"), "ok").fill_null(False)
+        is_ok = pc.equal(table.column("status"), "ok")  # a row without a status is neither analysed nor skipped
         bad = table.filter(pc.invert(is_ok))
-        self.skipped += zip(bad.column("path").to_pylist(), [e or "" for e in bad.column("error").to_pylist()])
+        starts = bad.column("start").to_pylist() if "start" in bad.column_names else [None] * bad.num_rows
+        errors = [e or "" for e in bad.column("error").to_pylist()]
+        self._skipped += zip(bad.column("path").to_pylist(), starts, errors)
         ok = table.filter(is_ok)
         if not ok.num_rows:
             return
         self.ok_settings.update(pc.unique(ok.column("settings")).to_pylist())
         self.band_sets.update(pc.unique(pc.binary_join(ok.column("band_names"), "\x1f")).to_pylist())
+        self.n += ok.num_rows
+        if len(self.ok_settings) > 1 or len(self.band_sets) > 1:
+            self._held, self._n_held = [], 0  # the summary refuses a mix: nothing more to sum
+            return
         self.shapes.update(_shapes(ok))
-        if self.first is None:
-            self.first = ok.slice(0, 1).to_pylist()[0]
+        self._take_first(ok)
         P, ef = _matrix(ok, "band_power"), _matrix(ok, "energy_fraction")  # (n_clips, n_bands)
         if self.weighted:
             w = torch.from_numpy(ok.column("weight").fill_null(1.0).to_numpy().astype(np.float64))
         else:
             w = torch.ones(ok.num_rows, dtype=torch.float64)
-        self.n += ok.num_rows
         self._held.append((P, ef, w))
         self._n_held += ok.num_rows
         if self._n_held >= CHUNK:
             self._fold()
+
+    def _take_first(self, ok: pa.Table) -> None:
+        """Keep the first analysed clip: of all rows added, or (``by_path``) the least by path and start."""
+        if self.by_path and "start" in ok.column_names:
+            i = pc.sort_indices(ok, sort_keys=[("path", "ascending"), ("start", "ascending")])[0].as_py()
+            row = ok.slice(i, 1).to_pylist()[0]
+            if self.first is None or _path_order(row["path"], row["start"]) < _path_order(
+                self.first["path"], self.first.get("start")
+            ):
+                self.first = row
+        elif self.first is None:
+            self.first = ok.slice(0, 1).to_pylist()[0]
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """``(path, error)`` of the clips that could not be analysed."""
+        rows = sorted(self._skipped, key=lambda r: _path_order(r[0], r[1])) if self.by_path else self._skipped
+        return [(path, error) for path, _, error in rows]
 
     def _fold(self) -> None:
         """Merge the held clips into the running weighted sums (mean, M2) and let them go."""
@@ -196,7 +224,7 @@ class Pool:
         """The summary of the clips added so far, under ``schedule``."""
         n = self.n
         if not n:
-            raise ValueError(f"no clip was analysed ({len(self.skipped)} skipped as unreadable); nothing to summarise")
+            raise ValueError(f"no clip was analysed ({len(self._skipped)} skipped as unreadable); nothing to summarise")
         if len(self.ok_settings) > 1:
             raise ValueError("the results mix several analysis settings; aggregate one setting at a time")
         if len(self.band_sets) > 1:
@@ -227,7 +255,12 @@ class Pool:
             crossing=crossing_timesteps(snr_db),
             latent_shapes=dict(sorted(self.shapes.items())),
             encoder=dict(settings.get("encoder", {})),
-            skipped=list(self.skipped),
+            skipped=self.skipped,
             settings=settings,
             weighted=self.weighted,
         )
+
+
+def _path_order(path: str, start: float | None) -> tuple:
+    """The order of ``read_results``: by path, then start, a clip without a start last."""
+    return (path, start is None, start or 0.0)

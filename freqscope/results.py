@@ -27,6 +27,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import math
 import os
 import re
 import socket
@@ -243,18 +244,22 @@ def iter_results(
     ``_BATCH`` rows at a time: one batch is held at once, and the rows' keys (about 100 bytes a row) only where
     parts are not merged yet (a merged file holds one row per clip), so a finished store of 10M rows streams in
     constant memory. The files are opened first and read through those handles, so a writer that merges or
-    replaces them meanwhile changes nothing read."""
+    replaces them meanwhile changes nothing read (beyond the number of files this process may hold open, each is
+    opened again to be read, and one that changed meanwhile is refused)."""
     p = Path(path)
     if not p.exists() and not _part_files(p):
         raise FileNotFoundError(f"results file {p} not found; make it first with a dataset run (`results` {p})")
     for attempt in range(21):
         files = _sources(p)
-        _allow_open_files(len(files))
+        # Hold every file open where the process may (a crashed run of many ranks can leave thousands of parts);
+        # else open each file again to read its rows, and refuse one that changed meanwhile.
+        hold = len(files) + 64 <= _allow_open_files(len(files))
         try:
-            handles = [_open_part(f) for f in files]
+            handles = [_open_part(f) for f in files] if hold else None
+            first = handles[0] if handles else _open_part(files[0]) if files else None
             # A merged file alone holds one row per clip (compact wrote it): no keys to read.
-            merged = files == [p] and (handles[0].schema_arrow.metadata or {}).get(_UNIQUE) == b"1"
-            keys = None if merged else _read_keys(files, handles)
+            merged = files == [p] and first is not None and (first.schema_arrow.metadata or {}).get(_UNIQUE) == b"1"
+            keys, counts = (None, None) if merged else _read_keys(files, handles)
             break
         except FileNotFoundError:  # a part merged away while listing: list again
             if attempt == 20:
@@ -267,7 +272,8 @@ def iter_results(
         del keys
     names = SCHEMA.names if columns is None else [n for n in SCHEMA.names if n in set(columns) | set(_KEY)]
     at = 0
-    for h in handles:
+    for i, f in enumerate(files):
+        h = handles[i] if handles is not None else _reopen(f, counts[i] if counts else None)
         have = [n for n in names if n in h.schema_arrow.names]
         for b in h.iter_batches(batch_size=_BATCH, columns=have):
             t = _conform(pa.Table.from_batches([b]), names)
@@ -292,25 +298,29 @@ def _open_part(f: Path) -> pq.ParquetFile:
         ) from None
 
 
-def _allow_open_files(n: int) -> None:
-    """Let this process hold ``n`` more files open (a crashed run of many ranks can leave thousands of parts):
-    raise its soft limit toward the hard one where the system has such limits."""
+def _allow_open_files(n: int) -> int | float:
+    """Let this process hold ``n`` more files open: raise its soft limit toward the hard one where the system has
+    such limits. Returns the limit now in force (infinite where there is none to read)."""
     try:
         import resource
     except ImportError:  # pragma: no cover - Windows
-        return
+        return math.inf
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = n + 256
     if soft != resource.RLIM_INFINITY and soft < want:
         new = want if hard == resource.RLIM_INFINITY else min(want, hard)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return math.inf if soft == resource.RLIM_INFINITY else soft
 
 
-def _read_keys(files: list[Path], handles: list[pq.ParquetFile]) -> pa.Table:
-    """The key columns of every row of the open files, in order."""
+def _read_keys(files: list[Path], handles: list[pq.ParquetFile] | None) -> tuple[pa.Table, list[int]]:
+    """The key columns of every row of the files (through ``handles`` when held open), in order, and each file's
+    number of rows."""
     tables = []
-    for f, h in zip(files, handles):
+    for i, f in enumerate(files):
+        h = handles[i] if handles is not None else _open_part(f)
         try:
             have = [k for k in _KEY if k in h.schema_arrow.names]
             tables.append(_conform(h.read(columns=have), list(_KEY)))
@@ -318,7 +328,22 @@ def _read_keys(files: list[Path], handles: list[pq.ParquetFile]) -> pa.Table:
             raise ValueError(
                 f"results file {f} is not a freqscope results file ({e}); give another `results` file"
             ) from None
-    return pa.concat_tables(tables) if tables else SCHEMA.empty_table().select(list(_KEY))
+        finally:
+            if handles is None:
+                h.close()
+    keys = pa.concat_tables(tables) if tables else SCHEMA.empty_table().select(list(_KEY))
+    return keys, [t.num_rows for t in tables]
+
+
+def _reopen(f: Path, rows: int | None) -> pq.ParquetFile:
+    """A results file opened again to read its rows: refused if it went or changed since its keys were read."""
+    try:
+        h = _open_part(f)
+    except FileNotFoundError:
+        h = None
+    if h is None or (rows is not None and h.metadata.num_rows != rows):
+        raise ValueError(f"results file {f} changed while it was read (another run merging it?); read it again")
+    return h
 
 
 class Done(Mapping):
@@ -327,11 +352,16 @@ class Done(Mapping):
     shared with forked workers as it is (no reference counts to touch, so no page is copied)."""
 
     def __init__(self, t: pa.Table):
+        t = t.set_column(0, "path", t.column("path").cast(pa.large_string()))  # paths of over 2 GiB in all
         t = t.sort_by([("path", "ascending"), ("start", "ascending")]).combine_chunks()
-        self._path = t.column("path").chunk(0) if t.num_rows else pa.array([], pa.string())
+        self._path = t.column("path").chunk(0) if t.num_rows else pa.array([], pa.large_string())
         self._start = t.column("start").to_numpy(zero_copy_only=False)  # NaN: no start
-        self._size = t.column("size").to_numpy(zero_copy_only=False)
-        self._mtime = t.column("mtime_ns").to_numpy(zero_copy_only=False)
+        # A clip that could not be stat'ed has neither: exact int64 with a mask (floats would round mtime_ns).
+        self._known = pc.and_(pc.is_valid(t.column("size")), pc.is_valid(t.column("mtime_ns"))).to_numpy(
+            zero_copy_only=False
+        )
+        self._size = t.column("size").fill_null(0).to_numpy(zero_copy_only=False)
+        self._mtime = t.column("mtime_ns").fill_null(0).to_numpy(zero_copy_only=False)
         self._paths = _Strings(self._path)
 
     def __len__(self) -> int:
@@ -345,12 +375,12 @@ class Done(Mapping):
         s = self._start[i]
         return None if s != s else float(s)  # NaN: null
 
-    def __getitem__(self, key: tuple[str, float | None]) -> tuple[int, int]:
+    def __getitem__(self, key: tuple[str, float | None]) -> tuple[int, int] | tuple[None, None]:
         path, start = key
         i = bisect.bisect_left(self._paths, path)
         while i < len(self._path) and self._paths[i] == path:
             if self._start_of(i) == start:
-                return int(self._size[i]), int(self._mtime[i])
+                return (int(self._size[i]), int(self._mtime[i])) if self._known[i] else (None, None)
             i += 1
         raise KeyError(key)
 

@@ -213,13 +213,14 @@ def snr_dataset_run(
         generator=torch.Generator().manual_seed(seed),  # CPU: noise drawn there and moved (randn_tensor)
         **kwargs,
     )
-    summaries = aggregate_batches(rows, schedules, weighted=weighted) if rows is not None else []
+    by_path = results is not None  # a store's rows come in the order they were written
+    summaries = aggregate_batches(rows, schedules, weighted=weighted, by_path=by_path) if rows is not None else []
     return SNRRun(schedules, summaries, dataset=run)
 
 
 def snr_from_results(path: str | os.PathLike, schedules: list[Schedule], *, weighted: bool = False) -> list[Summary]:
     """Summarise a finished results file under each schedule, without decoding anything."""
-    pool = Pool(weighted=weighted)
+    pool = Pool(weighted=weighted, by_path=True)
     for batch in iter_results(path, columns=AGGREGATE_COLUMNS):  # a batch at a time: 10M rows fit in memory
         pool.add(batch)
     n = len(pool.settings)

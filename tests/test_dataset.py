@@ -156,6 +156,52 @@ def test_a_summary_in_chunks_equals_one_pass(dataset, monkeypatch):
             agg.aggregate_batches([rows[:3], rows[3:]], [sched], weighted=True)
 
 
+def test_a_stores_summary_is_that_of_its_rows_sorted_whatever_order_they_were_written(dataset, tmp_path):
+    """A store is summarised as it is read, in the order its rows were written (workers and ranks write in any
+    order): the first clip (whose grid gives the bounds) and the skipped clips are still those of the rows sorted by
+    path, as ``aggregate(read_results(...))`` gives them; clips of two band sets or settings are refused in one line,
+    in one batch or across chunks."""
+    from freqscope.snr_job import snr_from_results
+
+    agg = importlib.import_module("freqscope.aggregate")
+    rows = run_dataset([str(dataset)], load_encoder(), read=READ).rows  # 2 latent sizes, 1 error
+    out = tmp_path / "r.parquet"
+    with ResultsStore(out, flush_rows=2) as store:
+        for r in sorted(rows, key=lambda r: r["path"], reverse=True):
+            store.add(r)
+        store.add({**rows[-1], "path": "/a/missing.mp4", "status": "error", "error": "gone"})
+    sched = get_schedule("sd")
+    ref, got = aggregate(read_results(out), sched), snr_from_results(out, [sched])[0]
+    assert (got.bounds, got.n_bins, got.latent_shapes) == (ref.bounds, ref.n_bins, ref.latent_shapes)
+    assert got.skipped == ref.skipped and [p for p, _ in got.skipped] == [
+        "/a/missing.mp4",
+        str(dataset / "zz_broken.mp4"),
+    ]
+    for name in ("power", "power_std", "energy_fraction", "snr_db"):  # sums in another order: to rounding
+        torch.testing.assert_close(getattr(got, name), getattr(ref, name), rtol=1e-12, atol=0)
+    # Two band sets: the one-line error, not a reshape's traceback.
+    ok = [r for r in rows if r["status"] == "ok"]
+    four = [
+        {
+            **r,
+            "band_names": r["band_names"][:4],
+            "band_power": r["band_power"][:4],
+            "n_bins": r["n_bins"][:4],
+            "energy_fraction": r["energy_fraction"][:4],
+        }
+        for r in ok[:2]
+    ]
+    with pytest.raises(ValueError, match="different band sets"):
+        aggregate(ok + four, sched)
+    monkeypatch_chunk = pytest.MonkeyPatch()
+    monkeypatch_chunk.setattr(agg, "CHUNK", 2)
+    try:
+        with pytest.raises(ValueError, match="different band sets"):
+            agg.aggregate_batches([ok, four], [sched])
+    finally:
+        monkeypatch_chunk.undo()
+
+
 def test_the_summary_reads_only_its_columns(dataset, tmp_path):
     """A dataset's summary reads only ``aggregate.COLUMNS`` from the store (memory: not the spectra of every clip),
     and gives what the whole table gives, to the bit."""

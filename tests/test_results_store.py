@@ -345,3 +345,34 @@ def test_the_clips_done_are_looked_up_in_sorted_columns_as_a_dict_would(tmp_path
         assert done.get(missing) is None and missing not in done
     store.close()
     assert len(ResultsStore(tmp_path / "new.parquet").done("s1")) == 0
+    # A clip that could not be stat'ed has no size or time: (None, None), and every other time stays exact.
+    out2, mtime = tmp_path / "nulls.parquet", 1_718_000_000_123_456_789
+    with ResultsStore(out2) as st:
+        st.add(_row(1, mtime_ns=mtime))
+        st.add({**ROW, "path": "/v/gone.mp4", "size": None, "mtime_ns": None, "status": "error", "error": "gone"})
+        st.compact()
+        assert st.done("s1") == {("/v/c00001.mp4", None): (10, mtime), ("/v/gone.mp4", None): (None, None)}
+
+
+def test_streaming_opens_each_file_again_beyond_the_open_file_limit_and_refuses_one_that_changed(
+    tmp_path, monkeypatch
+):
+    """Past the files a process may hold open (a crashed run of many ranks), each file is opened again to be read:
+    the rows are the same; a file that a merge changed in between is refused in one line."""
+    monkeypatch.setattr(results, "_BATCH", 2)
+    out = tmp_path / "run.parquet"
+    store = ResultsStore(out, flush_rows=3)
+    for i in range(9):
+        store.add(_row(i % 7, mtime_ns=i))
+    store.flush()
+    store.close()
+    whole = read_results(out).to_pylist()
+    monkeypatch.setattr(results, "_allow_open_files", lambda n: 0)
+    assert sorted((r for b in iter_results(out) for r in b.to_pylist()), key=lambda r: r["path"]) == whole
+    it = iter_results(out)
+    next(it)
+    last = _parts(out)[-1]
+    t = pq.read_table(last)
+    pq.write_table(pa.concat_tables([t, t]).replace_schema_metadata(t.schema.metadata), last)
+    with pytest.raises(ValueError, match=r"changed while it was read .*; read it again"):
+        list(it)
