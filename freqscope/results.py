@@ -14,6 +14,8 @@ each part written atomically and marked with freqscope's schema metadata; ``FILE
   its place in the part; ``FILE`` is older than every part. Reading keeps each clip's newest row. A row is
   keyed by the clip (path, start) and the analysis settings (a hash); its size and modification time tell
   whether the file changed since.
+- **Reading.** :func:`read_results` gives a table sorted by path; :func:`iter_results` streams the same rows in
+  batches (what summaries and a resume's look-up read), so a finished store of 10M rows is read in constant memory.
 - **Lock.** A store holds ``FILE.lock`` (``flock``) while it is open: the processes of one run (one process,
   or the ranks of one torchrun job) share it, another run is refused up front naming the holder's pid. The
   kernel drops the lock of a killed run; the first process to take it removes the temporary files that
