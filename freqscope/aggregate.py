@@ -85,8 +85,8 @@ COLUMNS += ["band_power", "energy_fraction"]
 
 #: Clips whose band powers a summary holds at once (88 bytes each with 5 bands); a run with more is summarised
 #: a chunk at a time (weighted means and spreads merged as Chan et al. merge variances), so a store of 10M clips
-#: summarises in constant memory. Up to this many clips, the sums are those of one pass over all of them.
-#: (10M clips streamed: 507 MiB peak with this chunk, 680 MiB with 2^20, 434 MiB with 2^16.)
+#: summarises in constant memory (``benchmarks/bench_store.py --scale-to 10000000``: 499 MiB at its peak, where a
+#: chunk of 2^20 clips peaked about 170 MiB higher). Up to this many clips, the sums are those of one pass.
 CHUNK = 1 << 18
 
 
