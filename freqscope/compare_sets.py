@@ -148,8 +148,16 @@ def compare_sets(
 
     n_t = len(f_t)
     band_rows = [
-        {"name": n, "lo": lo, "hi": hi, "n_bins": nb, "power_real": float(mA[i]), "power_generated": float(mB[i]),
-         "delta_db": float(est["bands"][i]), "ci_db": [float(v) for v in lohi["bands"][:, i]]}
+        {
+            "name": n,
+            "lo": lo,
+            "hi": hi,
+            "n_bins": nb,
+            "power_real": float(mA[i]),
+            "power_generated": float(mB[i]),
+            "delta_db": float(est["bands"][i]),
+            "ci_db": [float(v) for v in lohi["bands"][:, i]],
+        }
         for i, (n, (lo, hi), nb) in enumerate(zip(names, bounds, a["n_bins"]))
     ]
     empty = [r["name"] for r in band_rows if r["n_bins"] == 0]
@@ -158,8 +166,13 @@ def compare_sets(
     if np.isnan(est["heatmap"][bins.ravel() > 0]).any():
         notes.append("some spectrum cells have no power in the real set: their Δ is undefined (NaN), left out")
     regions = [
-        {"where": r.where, "delta_db": float(est["regions"][i]), "ci_db": [float(v) for v in lohi["regions"][:, i]],
-         "relative_db": float(est["relative"][i]), "relative_ci_db": [float(v) for v in lohi["relative"][:, i]]}
+        {
+            "where": r.where,
+            "delta_db": float(est["regions"][i]),
+            "ci_db": [float(v) for v in lohi["regions"][:, i]],
+            "relative_db": float(est["relative"][i]),
+            "relative_ci_db": [float(v) for v in lohi["relative"][:, i]],
+        }
         for i, r in enumerate(REGIONS)
         if _region_mask(r, bins, f_t, f_s_edges).any()  # e.g. no f_t ≥ 0.25 with T < 4
     ]
@@ -197,8 +210,10 @@ def _read_set(rows: list[dict[str, Any]], param: str) -> dict[str, Any]:
         shapes[s] = shapes.get(s, 0) + 1
     if len(shapes) > 1:
         found = ", ".join(f"{s} ×{n}" for s, n in shapes.items())
-        raise ValueError(f"{param} mixes latent shapes (c, t, h, w) {found}; read every clip with the same "
-                         "`frames` and `size` (and encoder)")
+        raise ValueError(
+            f"{param} mixes latent shapes (c, t, h, w) {found}; read every clip with the same "
+            "`frames` and `size` (and encoder)"
+        )
     (shape,) = shapes
     names = list(rows[0]["band_names"])
     if any(list(r["band_names"]) != names for r in rows):
@@ -206,8 +221,10 @@ def _read_set(rows: list[dict[str, Any]], param: str) -> dict[str, Any]:
     n_cells = (shape[1] // 2 + 1) * SPATIAL_RINGS
     for i, r in enumerate(rows):
         if len(r.get("spectrum") or ()) != n_cells:
-            raise ValueError(f"row {i} of {param} has no compact spectrum of {n_cells} values for latent shape "
-                             f"{shape}; analyse the clips again with a freqscope that writes it")
+            raise ValueError(
+                f"row {i} of {param} has no compact spectrum of {n_cells} values for latent shape "
+                f"{shape}; analyse the clips again with a freqscope that writes it"
+            )
     X = np.array([list(r["band_power"]) + list(r["spectrum"]) for r in rows], dtype=np.float64)
     n_bins = [int(v) for v in rows[0]["n_bins"]]
     full = np.concatenate([np.array(n_bins) > 0, _cell_bins(*shape[1:])[2].ravel() > 0])
@@ -219,8 +236,10 @@ def _read_set(rows: list[dict[str, Any]], param: str) -> dict[str, Any]:
 
 def _check_sets(a: dict[str, Any], b: dict[str, Any]) -> None:
     if a["shape"] != b["shape"]:
-        raise ValueError(f"the real clips have latent shape (c, t, h, w) {a['shape']} but the generated clips "
-                         f"{b['shape']}; compare sets read with the same `frames` and `size` (and encoder)")
+        raise ValueError(
+            f"the real clips have latent shape (c, t, h, w) {a['shape']} but the generated clips "
+            f"{b['shape']}; compare sets read with the same `frames` and `size` (and encoder)"
+        )
     if a["names"] != b["names"]:
         raise ValueError("the real and the generated set have different bands; analyse both with the same `edges`")
 
@@ -228,8 +247,10 @@ def _check_sets(a: dict[str, Any], b: dict[str, Any]) -> None:
 def _check_ratio(power_a: np.ndarray, names: list[str], n_bins: list[int]) -> None:
     for p, n, nb in zip(power_a, names, n_bins):
         if nb > 0 and p == 0:
-            raise ValueError(f"the real set has no power in band {n}: Δ dB = 10·log10(P_B/P_A) is undefined there; "
-                             "check the real clips (constant frames?) or choose other `edges`")
+            raise ValueError(
+                f"the real set has no power in band {n}: Δ dB = 10·log10(P_B/P_A) is undefined there; "
+                "check the real clips (constant frames?) or choose other `edges`"
+            )
 
 
 def _cell_bins(T: int, H: int, W: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -323,8 +344,10 @@ def _bounds(
     if edges is not None:
         bands = make_bands(grid, tuple(edges), decomposition=decomposition, time_scale=time_scale)
         if bands.names != names:
-            raise ValueError(f"the rows' bands {names} are not those of `edges` {list(edges)} ({bands.names}); "
-                             "pass the `edges`, `decomposition` and `time_scale` the rows were analysed with")
+            raise ValueError(
+                f"the rows' bands {names} are not those of `edges` {list(edges)} ({bands.names}); "
+                "pass the `edges`, `decomposition` and `time_scale` the rows were analysed with"
+            )
         return [(b.lo, b.hi) for b in bands.bands]
     out = []
     for n in names:

@@ -239,6 +239,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+
     def write(tmp: str) -> None:
         Path(tmp).write_text(text)
 

@@ -75,8 +75,14 @@ class Peak:
     shape: str = "step"  # "step": a change of level once a period; "spike": one sample out of line
 
     def to_dict(self) -> dict:
-        return {"axis": self.axis, "period": self.period, "strength_db": round(self.strength_db, 2),
-                "score": round(self.score, 2), "phase": self.phase, "shape": self.shape}
+        return {
+            "axis": self.axis,
+            "period": self.period,
+            "strength_db": round(self.strength_db, 2),
+            "score": round(self.score, 2),
+            "phase": self.phase,
+            "shape": self.shape,
+        }
 
 
 def _as_1d(signal: Any) -> np.ndarray:
@@ -188,8 +194,11 @@ def match_structure(peaks: Sequence[Peak], structure: Mapping[str, Mapping[str, 
     """
     out = []
     for p in peaks:
-        named = [(k, v) for k, v in structure.get(p.axis, {}).items()
-                 if isinstance(v, int) and not isinstance(v, bool) and v > 0]
+        named = [
+            (k, v)
+            for k, v in structure.get(p.axis, {}).items()
+            if isinstance(v, int) and not isinstance(v, bool) and v > 0
+        ]
         exact = [f"{k} ({v})" for k, v in named if p.period == v]
         multiple = [f"{p.period // v} × {k} ({v})" for k, v in named if p.period % v == 0 and p.period != v]
         divisor = [f"{k} ({v}) / {v // p.period}" for k, v in named if v % p.period == 0 and p.period != v]

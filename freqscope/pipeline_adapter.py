@@ -81,7 +81,6 @@ def load_pipeline(
     return pipe
 
 
-
 def _quiet_libraries() -> None:
     """Load-time chatter of diffusers and transformers (progress bars, config notes) is not ours to show."""
     from diffusers.utils import logging as dlogging

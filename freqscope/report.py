@@ -254,9 +254,7 @@ def plot_snr(s: Summary, path: str | os.PathLike, *, title: str | None = None) -
     ax.set_xlabel("training timestep t")
     ax.set_ylabel("per-band SNR (dB)" if s.n_clips == 1 else "SNR of the mean band power (dB)")
     shade = "; shaded: mean ± s.d. of the power" if s.n_clips > 1 else ""
-    ax.set_title(
-        title or f"Per-band SNR of {_clip_name(s)}\n({s.schedule.name} schedule; dots: 0 dB crossings{shade})"
-    )
+    ax.set_title(title or f"Per-band SNR of {_clip_name(s)}\n({s.schedule.name} schedule; dots: 0 dB crossings{shade})")
     ax.legend(title="frequency band\n(|f|, Nyquist = 1)", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     save_figure(fig, path)
 

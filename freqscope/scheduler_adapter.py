@@ -242,4 +242,3 @@ def reference_scheduler(name_or_path: str = DEFAULT_PRESET, *, shift: float | No
             f"scheduler config {name_or_path}: {cls.__name__} cannot be built from it ({str(e)[:160]}); "
             "check beta_schedule and the other fields"
         ) from None
-

@@ -102,9 +102,7 @@ def check_dataset_args(
         raise ValueError("`seeds` and `band_videos` apply to single clips, not to a dataset run")
     check_read(read)
     if from_results is not None and (videos or results is not None):
-        raise ValueError(
-            "`from_results` reads a finished run; drop `videos`/`results` (or drop `from_results`)"
-        )
+        raise ValueError("`from_results` reads a finished run; drop `videos`/`results` (or drop `from_results`)")
     if from_results is None and not videos:
         raise ValueError("give `videos` PATH (a file, folder, glob or .txt/.csv list) or `from_results` FILE")
     for name, p in (("results", results), ("from_results", from_results)):

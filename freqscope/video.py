@@ -175,9 +175,7 @@ def _target_size(h: int, w: int, size: int | tuple[int, int] | None) -> tuple[in
 RESIZE_BYTES = 48 * 2**20
 
 
-def _to_tensor(
-    rgb: list[np.ndarray], rotation: int, out_hw: tuple[int, int], crop_hw: tuple[int, int]
-) -> torch.Tensor:
+def _to_tensor(rgb: list[np.ndarray], rotation: int, out_hw: tuple[int, int], crop_hw: tuple[int, int]) -> torch.Tensor:
     """Decoded RGB frames ``(H, W, 3)`` uint8 → rotated (``rotation`` degrees counter-clockwise), resized
     (antialiased), centre-cropped ``(3, n, H, W)`` in [-1, 1]."""
     a = np.stack(rgb)  # (n, H, W, 3) uint8

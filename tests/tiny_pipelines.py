@@ -225,15 +225,6 @@ def tiny_llama(hidden: int = 16, vocab_size: int = 64):
     return LlamaModel(cfg)
 
 
-def save_models(root: Path, models: dict) -> dict[str, Path]:
-    """Each model of ``models`` saved with ``save_pretrained`` under ``root / name``; name → folder."""
-    out = {}
-    for name, m in models.items():
-        m.save_pretrained(root / name)
-        out[name] = root / name
-    return out
-
-
 def _finish(pipe, root: Path | None):
     """Eval mode, as `from_pretrained` returns it (T5's dropout would otherwise make calls random)."""
     for module in pipe.components.values():
@@ -464,9 +455,7 @@ def tiny_cogvideox(root: Path | None = None, *, version: str | None = None, text
     tok = enc = None
     if text or version is not None:
         tok, enc = tiny_t5_tokenizer(max_length=226), tiny_t5_encoder(8)
-    pipe = diffusers.CogVideoXPipeline(
-        tokenizer=tok, text_encoder=enc, vae=vae, transformer=transformer, scheduler=sch
-    )
+    pipe = diffusers.CogVideoXPipeline(tokenizer=tok, text_encoder=enc, vae=vae, transformer=transformer, scheduler=sch)
     return _finish(pipe, root)
 
 
@@ -534,6 +523,15 @@ def tiny_wan(root: Path | None = None, *, scheduler: str = "flow_euler", shift: 
 
 
 # ---- 5. HunyuanVideo ------------------------------------------------------------------------------------
+
+
+def save_models(root: Path, models: dict) -> dict[str, Path]:
+    """Each model of ``models`` saved with ``save_pretrained`` under ``root / name``; name → folder."""
+    out = {}
+    for name, m in models.items():
+        m.save_pretrained(root / name)
+        out[name] = root / name
+    return out
 
 
 def tiny_hunyuan_vae(**overrides):

@@ -87,8 +87,10 @@ def _prior_params(registry: tuple[tuple[str, type[Prior]], ...], taken: frozense
             continue
         _, cls, f = owners[0]
         defaults = {n: library_default(c, opt) for n, c, _ in owners}
-        shown = next(iter(defaults.values())) if len(set(defaults.values())) == 1 else ", ".join(
-            f"{n} {d}" for n, d in defaults.items()
+        shown = (
+            next(iter(defaults.values()))
+            if len(set(defaults.values())) == 1
+            else ", ".join(f"{n} {d}" for n, d in defaults.items())
         )
         is_flag = typing.get_type_hints(cls)[opt] is bool
         params.append(
