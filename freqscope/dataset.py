@@ -71,9 +71,9 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def _trim_heap() -> None:
-    """Return freed heap memory to the system. Frames of many sizes leave the heap fragmented: without this one
-    process analysing 4,000 clips grew 375 → 457 MiB; trimming every 256 clips, 3,000 clips grew 383 → 428 MiB and
-    the last 60 % stayed within ±8 MiB (benchmarks/README.md, "Dataset runs")."""
+    """Return freed heap memory to the system: frames of many sizes leave the heap fragmented, and a long run's
+    memory kept growing without this (with it, a 10,000-clip run is flat over its second half:
+    ``benchmarks/bench_dataset.py --memory-clips 10000``, benchmarks/README.md "Dataset runs")."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)

@@ -150,6 +150,10 @@ def _part_files(path: Path) -> list[Path]:
     return sorted((q for q in found if _is_ours(q)), key=_age)
 
 
+def _not_results(f: Path, e: Exception) -> ValueError:
+    return ValueError(f"results file {f} is not a freqscope results file ({e}); give another `results` file")
+
+
 def _read_table(files: list[Path], columns: list[str] | None = None) -> pa.Table:
     tables = []
     for f in files:
@@ -158,9 +162,7 @@ def _read_table(files: list[Path], columns: list[str] | None = None) -> pa.Table
         except FileNotFoundError:
             raise  # a part merged away while reading: the caller reads again
         except (OSError, pa.ArrowInvalid) as e:
-            raise ValueError(
-                f"results file {f} is not a freqscope results file ({e}); give another `results` file"
-            ) from None
+            raise _not_results(f, e) from None
     if not tables:
         empty = SCHEMA.empty_table()
         return empty.select(columns) if columns else empty
@@ -179,22 +181,6 @@ def _latest(table: pa.Table) -> pa.Table:
     """Keep the last row of each key (rows are in the order they were written)."""
     last = _latest_rows(table)
     return table if len(last) == table.num_rows else table.take(last)
-
-
-def _filtered(files: list[Path], keep: np.ndarray, meta: dict[bytes, bytes]) -> Callable[[str], None]:
-    """A writer of the rows of ``files`` (in order) that ``keep`` marks, one batch at a time in memory."""
-
-    def write(tmp: str) -> None:
-        at = 0
-        with pq.ParquetWriter(tmp, SCHEMA.with_metadata(meta)) as out:
-            for f in files:
-                for b in pq.ParquetFile(f, pre_buffer=False).iter_batches(batch_size=_BATCH):
-                    mask = keep[at : at + len(b)]
-                    at += len(b)
-                    if mask.any():
-                        out.write_table(_conform(pa.Table.from_batches([b])).filter(pa.array(mask)))
-
-    return write
 
 
 def _conform(t: pa.Table, names: list[str] | None = None) -> pa.Table:
@@ -223,9 +209,7 @@ def _read_all(p: Path, columns: list[str] | None) -> tuple[list[Path], pa.Table]
     return files, _read_table(files, columns)
 
 
-def read_results(
-    path: str | os.PathLike, *, settings: str | None = None, columns: list[str] | None = None
-) -> pa.Table:
+def read_results(path: str | os.PathLike, *, settings: str | None = None, columns: list[str] | None = None) -> pa.Table:
     """Every row of a results file and its unmerged parts, latest per clip, sorted by path and start
     (only those of ``settings`` when given; only ``columns`` when given)."""
     p = Path(path)
@@ -251,41 +235,66 @@ def iter_results(
     p = Path(path)
     if not p.exists() and not _part_files(p):
         raise FileNotFoundError(f"results file {p} not found; make it first with a dataset run (`results` {p})")
-    for attempt in range(21):
-        files = _sources(p)
-        # Hold every file open where the process may (a crashed run of many ranks can leave thousands of parts);
-        # else open each file again to read its rows, and refuse one that changed meanwhile.
-        hold = len(files) + 64 <= _allow_open_files(len(files))
-        try:
-            handles = [_open_part(f) for f in files] if hold else None
-            first = handles[0] if handles else _open_part(files[0]) if files else None
-            # A merged file alone holds one row per clip (compact wrote it): no keys to read.
-            merged = files == [p] and first is not None and (first.schema_arrow.metadata or {}).get(_UNIQUE) == b"1"
-            keys, counts = (None, None) if merged else _read_keys(files, handles)
-            break
-        except FileNotFoundError:  # a part merged away while listing: list again
-            if attempt == 20:
-                raise
-            time.sleep(0.05)
-    keep = None
-    if keys is not None:
-        keep = np.zeros(keys.num_rows, dtype=bool)
-        keep[_latest_rows(keys)] = True
-        del keys
     names = SCHEMA.names if columns is None else [n for n in SCHEMA.names if n in set(columns) | set(_KEY)]
+    for t in _latest_batches(_Snapshot(p), names):
+        if settings is not None:
+            t = t.filter(pc.equal(t.column("settings"), settings).fill_null(False))
+        if t.num_rows:
+            yield t
+
+
+class _Snapshot:
+    """The files of a results file (``files``) and which of their rows are the latest of each clip (``keep``,
+    None where every row is: a merged file alone, as compact marks it), read once. Every file is held open
+    (``handles``) where the process may hold them all (a crashed run of many ranks can leave thousands of
+    parts); else each is opened again to be read, and refused if it changed meanwhile (``counts``: its rows)."""
+
+    def __init__(self, p: Path):
+        keys: pa.Table | None
+        self.counts: list[int] | None
+        for attempt in range(21):
+            self.files = _sources(p)
+            hold = len(self.files) + 64 <= _allow_open_files(len(self.files))
+            try:
+                self.handles = [_open_part(f) for f in self.files] if hold else None
+                keys, self.counts = (None, None) if self._merged(p) else _read_keys(self.files, self.handles)
+                break
+            except FileNotFoundError:  # a part merged away while listing: list again
+                if attempt == 20:
+                    raise
+                time.sleep(0.05)
+        self.keep = None
+        if keys is not None:
+            self.keep = np.zeros(keys.num_rows, dtype=bool)
+            self.keep[_latest_rows(keys)] = True
+
+    def _merged(self, p: Path) -> bool:
+        if self.files != [p]:
+            return False
+        if self.handles is not None:
+            return (self.handles[0].schema_arrow.metadata or {}).get(_UNIQUE) == b"1"
+        with _open_part(p) as h:
+            return (h.schema_arrow.metadata or {}).get(_UNIQUE) == b"1"
+
+    def open(self, i: int) -> pq.ParquetFile:
+        if self.handles is not None:
+            return self.handles[i]
+        return _reopen(self.files[i], None if self.counts is None else self.counts[i])
+
+
+def _latest_batches(snap: _Snapshot, names: list[str]) -> Iterator[pa.Table]:
+    """The latest rows of ``snap``'s files, in order, in batches of at most ``_BATCH`` rows: the ``names`` columns
+    of ``SCHEMA`` (null where an older file lacks one)."""
     at = 0
-    for i, f in enumerate(files):
-        h = handles[i] if handles is not None else _reopen(f, counts[i] if counts else None)
+    for i in range(len(snap.files)):
+        h = snap.open(i)
         have = [n for n in names if n in h.schema_arrow.names]
         for b in h.iter_batches(batch_size=_BATCH, columns=have):
             t = _conform(pa.Table.from_batches([b]), names)
-            if keep is not None:
-                t = t.filter(pa.array(keep[at : at + len(b)]))
+            if snap.keep is not None:
+                t = t.filter(pa.array(snap.keep[at : at + len(b)]))
                 at += len(b)
-            if settings is not None:
-                t = t.filter(pc.equal(t.column("settings"), settings).fill_null(False))
-            if t.num_rows:
-                yield t
+            yield t
 
 
 def _open_part(f: Path) -> pq.ParquetFile:
@@ -295,9 +304,7 @@ def _open_part(f: Path) -> pq.ParquetFile:
     except FileNotFoundError:
         raise
     except (OSError, pa.ArrowInvalid) as e:
-        raise ValueError(
-            f"results file {f} is not a freqscope results file ({e}); give another `results` file"
-        ) from None
+        raise _not_results(f, e) from None
 
 
 def _allow_open_files(n: int) -> int | float:
@@ -327,9 +334,7 @@ def _read_keys(files: list[Path], handles: list[pq.ParquetFile] | None) -> tuple
             have = [k for k in _KEY if k in h.schema_arrow.names]
             tables.append(_conform(h.read(columns=have), list(_KEY)))
         except (OSError, pa.ArrowInvalid) as e:
-            raise ValueError(
-                f"results file {f} is not a freqscope results file ({e}); give another `results` file"
-            ) from None
+            raise _not_results(f, e) from None
         finally:
             if handles is None:
                 h.close()
@@ -350,8 +355,8 @@ def _reopen(f: Path, rows: int | None) -> pq.ParquetFile:
 
 class Done(Mapping):
     """``{(path, start): (size, mtime_ns)}`` of the clips a store holds, as Arrow columns sorted by path, looked up
-    by bisection: about 90 bytes a clip, where a dict of Python objects took 700 (10M clips: 0.9 GB, not 7 GB), and
-    shared with forked workers as it is (no reference counts to touch, so no page is copied)."""
+    by bisection: a fraction of a dict of Python objects (``benchmarks/bench_store.py``: 497 MiB peak for 1M clips
+    against the dict's 1,080), and shared with forked workers as it is (no reference counts to touch)."""
 
     def __init__(self, t: pa.Table):
         t = t.set_column(0, "path", t.column("path").cast(pa.large_string()))  # paths of over 2 GiB in all
@@ -628,21 +633,21 @@ class ResultsStore:
         rows' keys are held at once (about 100 bytes a row), then one batch of rows at a time."""
         self.flush()
         with self._io:
-            for _ in range(20):
-                files = _sources(self.path)
-                try:
-                    keys = _read_table(files, list(_KEY))
-                    break
-                except FileNotFoundError:  # a part merged away while listing: list again
-                    time.sleep(0.05)
-            parts = files[1:] if files and files[0] == self.path else files
+            snap = _Snapshot(self.path)
+            parts = [f for f in snap.files if f != self.path]
             if not parts:
                 return
             if not self.metadata:  # a merging process that ran no clips (torchrun's rank 0 after the barrier)
                 self.metadata = json.loads((pq.read_schema(parts[-1]).metadata or {}).get(_META, b"{}"))
-            keep = np.zeros(keys.num_rows, dtype=bool)
-            keep[_latest_rows(keys)] = True
-            self._write(_filtered(files, keep, {**self._meta(), _UNIQUE: b"1"}), self.path)
+            meta = {**self._meta(), _UNIQUE: b"1"}
+
+            def write(tmp: str) -> None:
+                with pq.ParquetWriter(tmp, SCHEMA.with_metadata(meta)) as out:
+                    for t in _latest_batches(snap, SCHEMA.names):
+                        if t.num_rows:
+                            out.write_table(t)
+
+            self._write(write, self.path)
             for q in parts:
                 q.unlink(missing_ok=True)
             self._own = []
